@@ -1,0 +1,1 @@
+//! Wires adapters and supervises the tasks.

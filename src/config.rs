@@ -1,0 +1,916 @@
+//! Settings: a TOML file, then `KLACHTD__SECTION__KEY` environment overrides (so secrets need
+//! not be in the file), then validation of everything at once. Every problem is reported with
+//! the key it concerns (and the file and line where TOML itself is wrong).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::types::EmailAddress;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config is invalid:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// One thing wrong with the configuration, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// A password, token or key. Never printed: `Debug` and `Display` show `***`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the database, raw mails, attachments and the outbox live by default.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    pub organisation: Organisation,
+    pub mailbox: Mailbox,
+    pub outgoing: Outgoing,
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub staff: Staff,
+    #[serde(default)]
+    pub procedure: ProcedureChoice,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub intake: Intake,
+    #[serde(default)]
+    pub templates: Templates,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub calendar: CalendarSettings,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default)]
+    pub logging: Logging,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    pub name: String,
+    #[serde(default = "default_tz")]
+    pub time_zone: String,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default = "default_prefix")]
+    pub reference_prefix: String,
+    /// Our mail domain: Message-IDs and VERP addresses are made on it.
+    pub mail_domain: String,
+    /// Key for the HMAC tokens in our VERP addresses and Message-IDs. When empty, a random key
+    /// is made once and kept in `DATA_DIR/secret.key`.
+    #[serde(default)]
+    pub secret: Secret,
+}
+
+fn default_tz() -> String {
+    "Europe/Amsterdam".into()
+}
+fn default_language() -> String {
+    "nl".into()
+}
+fn default_prefix() -> String {
+    "KL".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxKind {
+    Maildir,
+    Imap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    #[default]
+    Implicit,
+    Starttls,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    #[default]
+    Login,
+    Plain,
+    Xoauth2,
+}
+
+/// Where incoming mail is read. `kind = "maildir"` needs `path`; `kind = "imap"` needs `host`,
+/// `username` and a password (or the OAuth2 keys).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mailbox {
+    pub kind: MailboxKind,
+    pub path: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub auth: AuthMethod,
+    #[serde(default = "default_folder")]
+    pub folder: String,
+    pub processed_folder: Option<String>,
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// Seconds between polls when IDLE is off or not offered (Maildir is always polled).
+    #[serde(default = "default_poll")]
+    pub poll_interval: u64,
+    #[serde(flatten)]
+    pub oauth2: OAuth2,
+}
+
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll() -> u64 {
+    60
+}
+
+/// XOAUTH2 token settings (Microsoft 365, Gmail), shared by `[mailbox]` and `[outgoing]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OAuth2 {
+    pub token_url: Option<String>,
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Secret,
+    pub client_secret_file: Option<PathBuf>,
+    /// klachtd rewrites this file when the provider rotates the refresh token.
+    pub refresh_token_file: Option<PathBuf>,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutgoingKind {
+    File,
+    Smtp,
+}
+
+/// How our mail leaves. `kind = "file"` writes one `.eml` per mail into `path` (exactly once);
+/// `kind = "smtp"` sends through a server (at least once).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outgoing {
+    pub kind: OutgoingKind,
+    /// Our From address, e.g. `service@example.org`.
+    pub from: String,
+    /// Display name on our From header; defaults to the organisation's name.
+    pub from_name: Option<String>,
+    pub path: Option<PathBuf>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub auth: AuthMethod,
+    #[serde(flatten)]
+    pub oauth2: OAuth2,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    /// `sqlite://PATH` (default: `DATA_DIR/klachtd.db`) or `postgres://...`.
+    pub url: Option<Secret>,
+}
+
+/// Staff addresses per role. `admin` gets operational alerts, `receiver` registers and
+/// coordinates, `director` gets escalations; any other role name may be added.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Staff {
+    #[serde(flatten)]
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+impl Staff {
+    pub fn addresses(&self, role: &str) -> Vec<EmailAddress> {
+        self.roles
+            .get(role)
+            .map(|list| list.iter().filter_map(|a| EmailAddress::parse(a).ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every configured staff address, any role.
+    pub fn all(&self) -> Vec<EmailAddress> {
+        let mut all: Vec<EmailAddress> = self
+            .roles
+            .values()
+            .flatten()
+            .filter_map(|a| EmailAddress::parse(a).ok())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    pub fn is_staff(&self, address: &EmailAddress) -> bool {
+        self.roles
+            .values()
+            .flatten()
+            .any(|a| EmailAddress::parse(a).is_ok_and(|x| &x == address))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureChoice {
+    /// A preset name (`mzo`, `academie`, `korein`, `gelukwerkt`, `leefstijlwijzer`, `awb`) or
+    /// the path of an edited copy ending in `.toml`.
+    #[serde(default = "default_preset")]
+    pub preset: String,
+    /// Where presets are looked up by name.
+    #[serde(default = "default_procedure_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for ProcedureChoice {
+    fn default() -> Self {
+        Self {
+            preset: default_preset(),
+            dir: default_procedure_dir(),
+        }
+    }
+}
+
+fn default_preset() -> String {
+    "mzo".into()
+}
+fn default_procedure_dir() -> PathBuf {
+    PathBuf::from("config/procedures")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// A mail larger than this is registered with its headers and text; attachments refused.
+    #[serde(default = "default_max_mail")]
+    pub max_mail_bytes: u64,
+    /// Automatic acknowledgements to one address within 24 hours (stops auto-responder loops).
+    #[serde(default = "default_ack_cap")]
+    pub acknowledgements_per_address_per_day: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_mail_bytes: default_max_mail(),
+            acknowledgements_per_address_per_day: default_ack_cap(),
+        }
+    }
+}
+
+fn default_max_mail() -> u64 {
+    25 * 1024 * 1024
+}
+fn default_ack_cap() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intake {
+    /// Senders of web-form mail: the person is in the Reply-To, not the From.
+    #[serde(default)]
+    pub web_form_senders: Vec<String>,
+    /// A header the receiving server sets on spam, and the value that means spam
+    /// (compared case-insensitively; the value must start the header's text).
+    #[serde(default = "default_spam_header")]
+    pub spam_header: String,
+    #[serde(default = "default_spam_value")]
+    pub spam_value: String,
+    /// The authserv-id of our own receiving server in `Authentication-Results`; only its
+    /// verdicts are believed. Empty: no DMARC verdict is used.
+    #[serde(default)]
+    pub trusted_authserv_id: String,
+    /// Whether a DMARC failure reported by that server keeps a mail from being acknowledged
+    /// (a forged From would otherwise make us mail an innocent address).
+    #[serde(default = "default_true")]
+    pub dmarc_fail_blocks_acknowledgement: bool,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Self {
+            web_form_senders: Vec::new(),
+            spam_header: default_spam_header(),
+            spam_value: default_spam_value(),
+            trusted_authserv_id: String::new(),
+            dmarc_fail_blocks_acknowledgement: true,
+        }
+    }
+}
+
+fn default_spam_header() -> String {
+    "X-Spam-Flag".into()
+}
+fn default_spam_value() -> String {
+    "YES".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    /// Holds `nl/` and `en/`, each with `NAME.subject.hbs`, `NAME.txt.hbs`, `NAME.html.hbs`
+    /// and `partials/`.
+    #[serde(default = "default_templates_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self {
+            dir: default_templates_dir(),
+        }
+    }
+}
+
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("templates")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// First retry after a transient failure, in seconds; doubles each time.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial_seconds: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_seconds: u64,
+    /// A mail still failing transiently after this many hours is given up as permanent.
+    #[serde(default = "default_give_up")]
+    pub give_up_after_hours: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            retry_initial_seconds: default_retry_initial(),
+            retry_max_seconds: default_retry_max(),
+            give_up_after_hours: default_give_up(),
+        }
+    }
+}
+
+fn default_retry_initial() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_give_up() -> u64 {
+    72
+}
+
+/// Which days count as working days.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// General holidays the organisation works on anyway, by name (e.g. `"bevrijdingsdag"`).
+    #[serde(default)]
+    pub drop_holidays: Vec<String>,
+    /// Days equated with a general holiday by decree (Atw art. 3(3)), beyond the shipped ones.
+    #[serde(default)]
+    pub equated_days: Vec<chrono::NaiveDate>,
+    /// The organisation's own closing days (not working days).
+    #[serde(default)]
+    pub closing_days: Vec<chrono::NaiveDate>,
+    /// Whether a calendar-day deadline ending on a closing day moves to the next day, as it does
+    /// for a weekend or general holiday (Atw art. 1). Off by default, as for Awb terms.
+    #[serde(default)]
+    pub closing_days_move_deadlines: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Mail to people waits for working hours on working days (`HH:MM`); serious-complaint
+    /// alerts go out at once.
+    #[serde(default = "default_hours_start")]
+    pub working_hours_start: String,
+    #[serde(default = "default_hours_end")]
+    pub working_hours_end: String,
+    /// Cron expression (Quartz syntax, seconds first; write weekdays by name) of the daily
+    /// digest to the receiving role, in the organisation's time zone. Empty: no digest.
+    #[serde(default = "default_digest")]
+    pub digest: String,
+    /// How many working days ahead the digest looks.
+    #[serde(default = "default_digest_days")]
+    pub digest_days_ahead: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            working_hours_start: default_hours_start(),
+            working_hours_end: default_hours_end(),
+            digest: default_digest(),
+            digest_days_ahead: default_digest_days(),
+        }
+    }
+}
+
+fn default_hours_start() -> String {
+    "08:00".into()
+}
+fn default_hours_end() -> String {
+    "18:00".into()
+}
+fn default_digest() -> String {
+    "0 0 8 * * Mon-Fri".into()
+}
+fn default_digest_days() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `klachtd=debug`. `RUST_LOG` wins when set.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+pub const ENV_PREFIX: &str = "KLACHTD__";
+
+impl Settings {
+    /// Read the file, apply `KLACHTD__SECTION__KEY` overrides from `env`, and check the syntax
+    /// and types. Semantic checks are in [`Settings::problems`].
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_text(&text, &path.display().to_string(), env)
+    }
+
+    pub fn from_text(
+        text: &str,
+        origin: &str,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
+        // Parse the file alone first, so an error in it is named with its line.
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(origin, text, &e))?;
+        let _: Settings = toml::from_str(text).map_err(|e| syntax(origin, text, &e))?;
+        let mut overridden = Vec::new();
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(ConfigError::Env {
+                    var: var.clone(),
+                    message: "expected KLACHTD__SECTION__KEY".into(),
+                });
+            }
+            set_path(&mut table, &path, env_value(value)).map_err(|message| ConfigError::Env {
+                var: var.clone(),
+                message,
+            })?;
+            overridden.push(var.clone());
+        }
+        if overridden.is_empty() {
+            return toml::from_str(text).map_err(|e| syntax(origin, text, &e));
+        }
+        Settings::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Env {
+            var: overridden.join(", "),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Every semantic problem at once (addresses, time zone, required keys per kind, ...).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if self.organisation.name.trim().is_empty() {
+            p.push(Problem::new("organisation.name", "must not be empty"));
+        }
+        if self.organisation.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            p.push(Problem::new(
+                "organisation.time_zone",
+                format!("unknown time zone {:?}", self.organisation.time_zone),
+            ));
+        }
+        if !matches!(self.organisation.language.as_str(), "nl" | "en") {
+            p.push(Problem::new("organisation.language", "must be \"nl\" or \"en\""));
+        }
+        let prefix = &self.organisation.reference_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 16
+            || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            p.push(Problem::new(
+                "organisation.reference_prefix",
+                "must be 1 to 16 letters, digits or dashes",
+            ));
+        }
+        let domain = &self.organisation.mail_domain;
+        if domain.is_empty() || domain.contains('@') || domain.contains(char::is_whitespace) {
+            p.push(Problem::new("organisation.mail_domain", "must be a domain such as example.org"));
+        }
+        match self.mailbox.kind {
+            MailboxKind::Maildir => {
+                if self.mailbox.path.is_none() {
+                    p.push(Problem::new("mailbox.path", "required for kind = \"maildir\""));
+                }
+            }
+            MailboxKind::Imap => {
+                remote_problems(
+                    "mailbox",
+                    &self.mailbox.host,
+                    &self.mailbox.username,
+                    &self.mailbox.password,
+                    &self.mailbox.password_file,
+                    self.mailbox.auth,
+                    &self.mailbox.oauth2,
+                    &mut p,
+                );
+                if self.mailbox.poll_interval == 0 {
+                    p.push(Problem::new("mailbox.poll_interval", "must be at least 1 second"));
+                }
+            }
+        }
+        if EmailAddress::parse(&self.outgoing.from).is_err() {
+            p.push(Problem::new(
+                "outgoing.from",
+                format!("not an email address: {:?}", self.outgoing.from),
+            ));
+        }
+        match self.outgoing.kind {
+            OutgoingKind::File => {
+                if self.outgoing.path.is_none() {
+                    p.push(Problem::new("outgoing.path", "required for kind = \"file\""));
+                }
+            }
+            OutgoingKind::Smtp => {
+                if self.outgoing.host.is_none() {
+                    p.push(Problem::new("outgoing.host", "required for kind = \"smtp\""));
+                }
+                if self.outgoing.auth == AuthMethod::Xoauth2 || self.outgoing.username.is_some() {
+                    remote_problems(
+                        "outgoing",
+                        &self.outgoing.host,
+                        &self.outgoing.username,
+                        &self.outgoing.password,
+                        &self.outgoing.password_file,
+                        self.outgoing.auth,
+                        &self.outgoing.oauth2,
+                        &mut p,
+                    );
+                }
+            }
+        }
+        if let Some(url) = &self.database.url {
+            let u = url.expose();
+            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                p.push(Problem::new("database.url", "must start with sqlite: or postgres://"));
+            }
+        }
+        for (role, list) in &self.staff.roles {
+            for a in list {
+                if EmailAddress::parse(a).is_err() {
+                    p.push(Problem::new(
+                        format!("staff.{role}"),
+                        format!("not an email address: {a:?}"),
+                    ));
+                }
+            }
+        }
+        for role in ["admin", "receiver"] {
+            if self.staff.addresses(role).is_empty() {
+                p.push(Problem::new(format!("staff.{role}"), "needs at least one address"));
+            }
+        }
+        for (i, a) in self.intake.web_form_senders.iter().enumerate() {
+            if EmailAddress::parse(a).is_err() {
+                p.push(Problem::new(
+                    format!("intake.web_form_senders[{i}]"),
+                    format!("not an email address: {a:?}"),
+                ));
+            }
+        }
+        if self.intake.spam_header.contains(':') || self.intake.spam_header.contains(' ') {
+            p.push(Problem::new("intake.spam_header", "a header name, without ':'"));
+        }
+        if self.limits.max_mail_bytes < 1024 {
+            p.push(Problem::new("limits.max_mail_bytes", "must be at least 1024"));
+        }
+        if self.outbox.retry_initial_seconds == 0
+            || self.outbox.retry_max_seconds < self.outbox.retry_initial_seconds
+        {
+            p.push(Problem::new(
+                "outbox.retry_initial_seconds",
+                "must be at least 1 and at most outbox.retry_max_seconds",
+            ));
+        }
+        for (key, value) in [
+            ("schedule.working_hours_start", &self.schedule.working_hours_start),
+            ("schedule.working_hours_end", &self.schedule.working_hours_end),
+        ] {
+            if chrono::NaiveTime::parse_from_str(value, "%H:%M").is_err() {
+                p.push(Problem::new(key, format!("expected HH:MM, got {value:?}")));
+            }
+        }
+        if !self.schedule.digest.trim().is_empty()
+            && let Err(e) = self.schedule.digest.parse::<cron::Schedule>()
+        {
+            p.push(Problem::new(
+                "schedule.digest",
+                format!("not a cron expression (seconds first, e.g. \"0 0 8 * * Mon-Fri\"): {e}"),
+            ));
+        }
+        p
+    }
+
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.organisation
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Europe::Amsterdam)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(u) => u.expose().to_string(),
+            None => format!("sqlite://{}", self.data_dir.join("klachtd.db").display()),
+        }
+    }
+
+    pub fn working_hours(&self) -> (chrono::NaiveTime, chrono::NaiveTime) {
+        let parse = |s: &str, d: u32| {
+            chrono::NaiveTime::parse_from_str(s, "%H:%M")
+                .unwrap_or_else(|_| chrono::NaiveTime::from_hms_opt(d, 0, 0).unwrap_or_default())
+        };
+        (
+            parse(&self.schedule.working_hours_start, 8),
+            parse(&self.schedule.working_hours_end, 18),
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn remote_problems(
+    section: &str,
+    host: &Option<String>,
+    username: &Option<String>,
+    password: &Secret,
+    password_file: &Option<PathBuf>,
+    auth: AuthMethod,
+    oauth2: &OAuth2,
+    p: &mut Vec<Problem>,
+) {
+    if host.as_deref().unwrap_or("").is_empty() {
+        p.push(Problem::new(format!("{section}.host"), "required"));
+    }
+    if username.as_deref().unwrap_or("").is_empty() {
+        p.push(Problem::new(format!("{section}.username"), "required"));
+    }
+    match auth {
+        AuthMethod::Login | AuthMethod::Plain => {
+            if password.is_empty() && password_file.is_none() {
+                p.push(Problem::new(
+                    format!("{section}.password"),
+                    format!("set password, password_file or KLACHTD__{}__PASSWORD", section.to_uppercase()),
+                ));
+            }
+        }
+        AuthMethod::Xoauth2 => {
+            for (key, v) in [
+                ("token_url", &oauth2.token_url),
+                ("client_id", &oauth2.client_id),
+            ] {
+                if v.as_deref().unwrap_or("").is_empty() {
+                    p.push(Problem::new(format!("{section}.{key}"), "required for auth = \"xoauth2\""));
+                }
+            }
+            if oauth2.refresh_token_file.is_none() {
+                p.push(Problem::new(
+                    format!("{section}.refresh_token_file"),
+                    "required for auth = \"xoauth2\"",
+                ));
+            }
+        }
+    }
+}
+
+/// An environment value is read as a TOML value when it is one (`3`, `true`, `["a@b.nl"]`),
+/// and as a plain string otherwise, so `KLACHTD__MAILBOX__PASSWORD=s3cr#t` needs no quoting.
+fn env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&probe) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+fn syntax(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        .unwrap_or(0);
+    ConfigError::Syntax {
+        path: origin.to_string(),
+        line,
+        message: e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[organisation]
+name = "Test"
+mail_domain = "example.org"
+
+[mailbox]
+kind = "maildir"
+path = "mail"
+
+[outgoing]
+kind = "file"
+path = "out"
+from = "service@example.org"
+
+[staff]
+admin = ["admin@example.org"]
+receiver = ["ontvangst@example.org"]
+director = ["directeur@example.org"]
+"#;
+
+    #[test]
+    fn minimal_config_is_valid() {
+        let s = Settings::from_text(MINIMAL, "t.toml", &[]).unwrap();
+        assert_eq!(s.problems(), vec![]);
+        assert_eq!(s.organisation.reference_prefix, "KL");
+        assert_eq!(s.limits.acknowledgements_per_address_per_day, 3);
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let bad = MINIMAL.replace("kind = \"maildir\"", "kind = maildir");
+        match Settings::from_text(&bad, "t.toml", &[]) {
+            Err(ConfigError::Syntax { path, line, .. }) => {
+                assert_eq!(path, "t.toml");
+                assert_eq!(line, 7);
+            }
+            other => panic!("{other:?}"),
+        }
+        let unknown = MINIMAL.replace("[staff]", "[staff]\n").replace("path = \"out\"", "paht = \"out\"");
+        let e = Settings::from_text(&unknown, "t.toml", &[]).unwrap_err().to_string();
+        assert!(e.contains("t.toml:") && e.contains("paht"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_win_and_secrets_stay_hidden() {
+        let env = vec![
+            ("KLACHTD__MAILBOX__PASSWORD".to_string(), "s3cr#t".to_string()),
+            ("KLACHTD__LIMITS__ACKNOWLEDGEMENTS_PER_ADDRESS_PER_DAY".to_string(), "5".to_string()),
+            ("KLACHTD__STAFF__DIRECTOR".to_string(), "[\"d@example.org\"]".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let s = Settings::from_text(MINIMAL, "t.toml", &env).unwrap();
+        assert_eq!(s.mailbox.password.expose(), "s3cr#t");
+        assert_eq!(s.limits.acknowledgements_per_address_per_day, 5);
+        assert_eq!(s.staff.addresses("director")[0].as_str(), "d@example.org");
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("s3cr#t"), "{debug}");
+    }
+
+    #[test]
+    fn all_problems_reported_at_once() {
+        let bad = MINIMAL
+            .replace("name = \"Test\"", "name = \"Test\"\ntime_zone = \"Mars/Base\"")
+            .replace("from = \"service@example.org\"", "from = \"nobody\"")
+            .replace("admin = [\"admin@example.org\"]", "admin = [\"not-an-address\"]");
+        let s = Settings::from_text(&bad, "t.toml", &[]).unwrap();
+        let keys: Vec<String> = s.problems().into_iter().map(|p| p.key).collect();
+        for k in ["organisation.time_zone", "outgoing.from", "staff.admin"] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing in {keys:?}");
+        }
+    }
+}

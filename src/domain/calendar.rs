@@ -1,0 +1,1 @@
+//! Working-day calendar (filled in by the procedure-engine work).

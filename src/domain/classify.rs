@@ -1,0 +1,1 @@
+//! Classification of a parsed mail (automatic, bounce, spam, threading).

@@ -1,0 +1,7 @@
+//! The pure core: no I/O, no async, no clock. Everything here is a function of its inputs, so
+//! it is tested with plain unit and property tests.
+
+pub mod calendar;
+pub mod classify;
+pub mod procedure;
+pub mod types;

@@ -1,0 +1,1 @@
+//! Procedure model (filled in by the procedure-engine work).

@@ -1,0 +1,25 @@
+//! klachtd: email-driven complaint intake for small Dutch organisations.
+//!
+//! Map of the crate (the pure core has no I/O, no async and no clock):
+//!
+//! - [`domain`]: the pure core. Value types (`ComplaintRef`, `EmailAddress`, `MessageId`),
+//!   classification of a parsed mail (automatic, bounce, spam, threading decision), the
+//!   Dutch working-day calendar and the procedure/deadline engine.
+//! - [`config`]: settings from TOML plus `KLACHTD__SECTION__KEY` overrides, validated at once.
+//! - [`clock`]: the settable clock every adapter and service gets its time from.
+//! - [`mail`]: mail-parser in (`parse`), Handlebars templates and lettre messages out.
+//! - [`mailbox`]: the mail source trait and its adapters (Maildir, IMAP).
+//! - [`outgoing`]: the transport trait and its adapters (outbox directory, SMTP).
+//! - [`store`]: the store trait, its error, and the SQLite implementation.
+//! - [`service`]: ingest (mail -> one transaction), the outbox sender, the scheduler.
+//! - [`app`]: wires adapters and supervises the long-running tasks until shutdown.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod mail;
+pub mod mailbox;
+pub mod outgoing;
+pub mod service;
+pub mod store;

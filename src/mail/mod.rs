@@ -1,0 +1,1 @@
+//! Mail in (mail-parser) and out (templates, lettre).

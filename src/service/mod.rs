@@ -1,0 +1,1 @@
+//! Services: ingest, outbox sender, scheduler.
