@@ -1,1 +1,267 @@
-//! Wires adapters and supervises the tasks.
+//! `App::build(settings)` wires the adapters; `run_until_stopped` supervises the long-running
+//! tasks (mailbox watcher, outbox sender) until the shutdown signal, which comes from outside so
+//! tests can drive it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::clock::SharedClock;
+use crate::config::{MailboxKind, OutgoingKind, Settings};
+use crate::mail::templates::TemplateEngine;
+use crate::mailbox::MailSource;
+use crate::mailbox::maildir::MaildirSource;
+use crate::outgoing::Transport;
+use crate::outgoing::file::FileTransport;
+use crate::procedure_runtime::ProcedureRuntime;
+use crate::service::ingest::{Outcome, drain};
+use crate::service::outbox::{DeliveryReport, alert_admin, deliver_due};
+use crate::service::{BlobStore, Context, ServiceError};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("templates are invalid:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Templates(Vec<crate::mail::templates::TemplateError>),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("cannot set up {what}: {reason}")]
+    Setup { what: String, reason: String },
+}
+
+pub struct App {
+    pub ctx: Arc<Context>,
+    pub transport: Arc<dyn Transport>,
+}
+
+impl App {
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<App, AppError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| AppError::Setup {
+            what: format!("data_dir {}", settings.data_dir.display()),
+            reason: e.to_string(),
+        })?;
+        let url = settings.database_url();
+        let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+            Arc::new(SqliteStore::open(&url).await?)
+        } else {
+            return Err(AppError::Setup {
+                what: "database".into(),
+                reason: "only sqlite: URLs are supported in this version".into(),
+            });
+        };
+        let templates =
+            Arc::new(TemplateEngine::load(&settings.templates.dir).map_err(AppError::Templates)?);
+        let key = load_key(&settings)?;
+        let transport: Arc<dyn Transport> = match settings.outgoing.kind {
+            OutgoingKind::File => {
+                let path = settings
+                    .outgoing
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| settings.data_dir.join("outbox"));
+                Arc::new(FileTransport::open(&path).map_err(|e| AppError::Setup {
+                    what: format!("outbox directory {}", path.display()),
+                    reason: e.to_string(),
+                })?)
+            }
+            OutgoingKind::Smtp => {
+                return Err(AppError::Setup {
+                    what: "outgoing".into(),
+                    reason: "kind = \"smtp\" is not available in this build".into(),
+                });
+            }
+        };
+        let procedure = ProcedureRuntime::new(&settings.procedure.preset, settings.time_zone());
+        let blobs = BlobStore::new(&settings.data_dir);
+        Ok(App {
+            ctx: Arc::new(Context {
+                settings,
+                store,
+                templates,
+                clock,
+                key,
+                blobs,
+                procedure,
+            }),
+            transport,
+        })
+    }
+
+    pub fn open_source(&self) -> Result<Box<dyn MailSource>, AppError> {
+        let m = &self.ctx.settings.mailbox;
+        match m.kind {
+            MailboxKind::Maildir => {
+                let path = m
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| self.ctx.settings.data_dir.join("maildir"));
+                let poll = Duration::from_secs(m.poll_interval.clamp(1, 5));
+                Ok(Box::new(MaildirSource::open(&path, poll).map_err(|e| {
+                    AppError::Setup {
+                        what: "mailbox".into(),
+                        reason: e.to_string(),
+                    }
+                })?))
+            }
+            MailboxKind::Imap => Err(AppError::Setup {
+                what: "mailbox".into(),
+                reason: "kind = \"imap\" is not available in this build".into(),
+            }),
+        }
+    }
+
+    /// Process everything waiting, deliver the outbox, return.
+    pub async fn run_once(&self) -> Result<(Vec<Outcome>, DeliveryReport), AppError> {
+        let mut source = self.open_source()?;
+        let outcomes = drain(&self.ctx, source.as_mut(), &|| false).await?;
+        let report = deliver_due(&self.ctx, self.transport.as_ref()).await?;
+        Ok((outcomes, report))
+    }
+
+    /// Run the watcher and the sender until `shutdown` turns true. The mail in hand is
+    /// finished first: shutdown is checked between batches, never inside a transaction.
+    pub async fn run_until_stopped(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), AppError> {
+        let wake_outbox = Arc::new(Notify::new());
+        let mut source = self.open_source()?;
+        let ctx = self.ctx.clone();
+        let notify = wake_outbox.clone();
+        let mut stop_watch = shutdown.clone();
+        let watcher = tokio::spawn(async move {
+            let mut alerted = false;
+            let mut failures: u32 = 0;
+            loop {
+                if *stop_watch.borrow() {
+                    break;
+                }
+                let stop_flag = stop_watch.clone();
+                let stop = move || *stop_flag.borrow();
+                match drain(&ctx, source.as_mut(), &stop).await {
+                    Ok(outcomes) => {
+                        failures = 0;
+                        alerted = false;
+                        if !outcomes.is_empty() {
+                            notify.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::error!(error = %e, failures, "mailbox run failed; retrying with backoff");
+                        let auth = matches!(&e, ServiceError::Mailbox(m) if m.is_auth());
+                        if (auth || failures == 3) && !alerted {
+                            alerted = true;
+                            let subject = if auth {
+                                "Inloggen op de mailbox mislukt / mailbox login failed"
+                            } else {
+                                "Mailbox niet bereikbaar / mailbox unreachable"
+                            };
+                            if let Err(a) = alert_admin(&ctx, subject, &e.to_string()).await {
+                                tracing::error!(error = %a, "cannot queue admin alert");
+                            }
+                            notify.notify_one();
+                        }
+                        let wait = Duration::from_secs(2u64.saturating_pow(failures.min(8)));
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop_watch.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+                tokio::select! {
+                    r = source.wait_for_mail(Duration::from_secs(25 * 60)) => {
+                        if let Err(e) = r {
+                            tracing::warn!(error = %e, "waiting for mail failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                    _ = stop_watch.changed() => {}
+                }
+            }
+        });
+        let ctx = self.ctx.clone();
+        let transport = self.transport.clone();
+        let mut stop_send = shutdown.clone();
+        let sender = tokio::spawn(async move {
+            loop {
+                match deliver_due(&ctx, transport.as_ref()).await {
+                    Ok(r) if r != DeliveryReport::default() => tracing::info!(?r, "outbox run"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "outbox run failed"),
+                }
+                ctx.templates.reload_if_changed();
+                let wait = match ctx.store.next_outbox_due().await {
+                    Ok(Some(t)) => (t - ctx.clock.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(Duration::from_secs(5)),
+                    _ => Duration::from_secs(5),
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
+                    _ = wake_outbox.notified() => {}
+                    _ = stop_send.changed() => {}
+                }
+                if *stop_send.borrow() {
+                    // Deliver what the last batch queued before leaving.
+                    if let Err(e) = deliver_due(&ctx, transport.as_ref()).await {
+                        tracing::error!(error = %e, "final outbox run failed");
+                    }
+                    break;
+                }
+            }
+        });
+        let _ = shutdown.changed().await;
+        for (name, task) in [("mailbox watcher", watcher), ("outbox sender", sender)] {
+            if let Err(e) = task.await {
+                tracing::error!(task = name, error = %e, "task ended abnormally");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The HMAC key: from config (or `KLACHTD__ORGANISATION__SECRET`), else made once and kept in
+/// `DATA_DIR/secret.key` (mode 0600).
+fn load_key(settings: &Settings) -> Result<Vec<u8>, AppError> {
+    if !settings.organisation.secret.is_empty() {
+        return Ok(settings.organisation.secret.expose().as_bytes().to_vec());
+    }
+    let path = settings.data_dir.join("secret.key");
+    read_or_create_key(&path).map_err(|e| AppError::Setup {
+        what: format!("secret key {}", path.display()),
+        reason: e.to_string(),
+    })
+}
+
+fn read_or_create_key(path: &Path) -> std::io::Result<Vec<u8>> {
+    if let Ok(k) = std::fs::read_to_string(path) {
+        return Ok(k.trim().as_bytes().to_vec());
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let key = hex::encode(bytes);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &key)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    // Another process may have made one meanwhile: hard_link fails then, and theirs wins.
+    match std::fs::hard_link(&tmp, path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Ok(std::fs::read_to_string(path)?.trim().as_bytes().to_vec())
+}

@@ -268,7 +268,11 @@ impl Staff {
     pub fn addresses(&self, role: &str) -> Vec<EmailAddress> {
         self.roles
             .get(role)
-            .map(|list| list.iter().filter_map(|a| EmailAddress::parse(a).ok()).collect())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|a| EmailAddress::parse(a).ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -589,19 +593,29 @@ impl Settings {
         if self.organisation.name.trim().is_empty() {
             p.push(Problem::new("organisation.name", "must not be empty"));
         }
-        if self.organisation.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        if self
+            .organisation
+            .time_zone
+            .parse::<chrono_tz::Tz>()
+            .is_err()
+        {
             p.push(Problem::new(
                 "organisation.time_zone",
                 format!("unknown time zone {:?}", self.organisation.time_zone),
             ));
         }
         if !matches!(self.organisation.language.as_str(), "nl" | "en") {
-            p.push(Problem::new("organisation.language", "must be \"nl\" or \"en\""));
+            p.push(Problem::new(
+                "organisation.language",
+                "must be \"nl\" or \"en\"",
+            ));
         }
         let prefix = &self.organisation.reference_prefix;
         if prefix.is_empty()
             || prefix.len() > 16
-            || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
         {
             p.push(Problem::new(
                 "organisation.reference_prefix",
@@ -610,12 +624,18 @@ impl Settings {
         }
         let domain = &self.organisation.mail_domain;
         if domain.is_empty() || domain.contains('@') || domain.contains(char::is_whitespace) {
-            p.push(Problem::new("organisation.mail_domain", "must be a domain such as example.org"));
+            p.push(Problem::new(
+                "organisation.mail_domain",
+                "must be a domain such as example.org",
+            ));
         }
         match self.mailbox.kind {
             MailboxKind::Maildir => {
                 if self.mailbox.path.is_none() {
-                    p.push(Problem::new("mailbox.path", "required for kind = \"maildir\""));
+                    p.push(Problem::new(
+                        "mailbox.path",
+                        "required for kind = \"maildir\"",
+                    ));
                 }
             }
             MailboxKind::Imap => {
@@ -630,7 +650,10 @@ impl Settings {
                     &mut p,
                 );
                 if self.mailbox.poll_interval == 0 {
-                    p.push(Problem::new("mailbox.poll_interval", "must be at least 1 second"));
+                    p.push(Problem::new(
+                        "mailbox.poll_interval",
+                        "must be at least 1 second",
+                    ));
                 }
             }
         }
@@ -643,12 +666,18 @@ impl Settings {
         match self.outgoing.kind {
             OutgoingKind::File => {
                 if self.outgoing.path.is_none() {
-                    p.push(Problem::new("outgoing.path", "required for kind = \"file\""));
+                    p.push(Problem::new(
+                        "outgoing.path",
+                        "required for kind = \"file\"",
+                    ));
                 }
             }
             OutgoingKind::Smtp => {
                 if self.outgoing.host.is_none() {
-                    p.push(Problem::new("outgoing.host", "required for kind = \"smtp\""));
+                    p.push(Problem::new(
+                        "outgoing.host",
+                        "required for kind = \"smtp\"",
+                    ));
                 }
                 if self.outgoing.auth == AuthMethod::Xoauth2 || self.outgoing.username.is_some() {
                     remote_problems(
@@ -666,8 +695,14 @@ impl Settings {
         }
         if let Some(url) = &self.database.url {
             let u = url.expose();
-            if !(u.starts_with("sqlite:") || u.starts_with("postgres://") || u.starts_with("postgresql://")) {
-                p.push(Problem::new("database.url", "must start with sqlite: or postgres://"));
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres://")
+                || u.starts_with("postgresql://"))
+            {
+                p.push(Problem::new(
+                    "database.url",
+                    "must start with sqlite: or postgres://",
+                ));
             }
         }
         for (role, list) in &self.staff.roles {
@@ -682,7 +717,10 @@ impl Settings {
         }
         for role in ["admin", "receiver"] {
             if self.staff.addresses(role).is_empty() {
-                p.push(Problem::new(format!("staff.{role}"), "needs at least one address"));
+                p.push(Problem::new(
+                    format!("staff.{role}"),
+                    "needs at least one address",
+                ));
             }
         }
         for (i, a) in self.intake.web_form_senders.iter().enumerate() {
@@ -694,10 +732,16 @@ impl Settings {
             }
         }
         if self.intake.spam_header.contains(':') || self.intake.spam_header.contains(' ') {
-            p.push(Problem::new("intake.spam_header", "a header name, without ':'"));
+            p.push(Problem::new(
+                "intake.spam_header",
+                "a header name, without ':'",
+            ));
         }
         if self.limits.max_mail_bytes < 1024 {
-            p.push(Problem::new("limits.max_mail_bytes", "must be at least 1024"));
+            p.push(Problem::new(
+                "limits.max_mail_bytes",
+                "must be at least 1024",
+            ));
         }
         if self.outbox.retry_initial_seconds == 0
             || self.outbox.retry_max_seconds < self.outbox.retry_initial_seconds
@@ -708,8 +752,14 @@ impl Settings {
             ));
         }
         for (key, value) in [
-            ("schedule.working_hours_start", &self.schedule.working_hours_start),
-            ("schedule.working_hours_end", &self.schedule.working_hours_end),
+            (
+                "schedule.working_hours_start",
+                &self.schedule.working_hours_start,
+            ),
+            (
+                "schedule.working_hours_end",
+                &self.schedule.working_hours_end,
+            ),
         ] {
             if chrono::NaiveTime::parse_from_str(value, "%H:%M").is_err() {
                 p.push(Problem::new(key, format!("expected HH:MM, got {value:?}")));
@@ -774,7 +824,10 @@ fn remote_problems(
             if password.is_empty() && password_file.is_none() {
                 p.push(Problem::new(
                     format!("{section}.password"),
-                    format!("set password, password_file or KLACHTD__{}__PASSWORD", section.to_uppercase()),
+                    format!(
+                        "set password, password_file or KLACHTD__{}__PASSWORD",
+                        section.to_uppercase()
+                    ),
                 ));
             }
         }
@@ -784,7 +837,10 @@ fn remote_problems(
                 ("client_id", &oauth2.client_id),
             ] {
                 if v.as_deref().unwrap_or("").is_empty() {
-                    p.push(Problem::new(format!("{section}.{key}"), "required for auth = \"xoauth2\""));
+                    p.push(Problem::new(
+                        format!("{section}.{key}"),
+                        "required for auth = \"xoauth2\"",
+                    ));
                 }
             }
             if oauth2.refresh_token_file.is_none() {
@@ -802,7 +858,9 @@ fn remote_problems(
 fn env_value(raw: &str) -> toml::Value {
     let probe = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&probe) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -880,17 +938,30 @@ director = ["directeur@example.org"]
             }
             other => panic!("{other:?}"),
         }
-        let unknown = MINIMAL.replace("[staff]", "[staff]\n").replace("path = \"out\"", "paht = \"out\"");
-        let e = Settings::from_text(&unknown, "t.toml", &[]).unwrap_err().to_string();
+        let unknown = MINIMAL
+            .replace("[staff]", "[staff]\n")
+            .replace("path = \"out\"", "paht = \"out\"");
+        let e = Settings::from_text(&unknown, "t.toml", &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.toml:") && e.contains("paht"), "{e}");
     }
 
     #[test]
     fn env_overrides_win_and_secrets_stay_hidden() {
         let env = vec![
-            ("KLACHTD__MAILBOX__PASSWORD".to_string(), "s3cr#t".to_string()),
-            ("KLACHTD__LIMITS__ACKNOWLEDGEMENTS_PER_ADDRESS_PER_DAY".to_string(), "5".to_string()),
-            ("KLACHTD__STAFF__DIRECTOR".to_string(), "[\"d@example.org\"]".to_string()),
+            (
+                "KLACHTD__MAILBOX__PASSWORD".to_string(),
+                "s3cr#t".to_string(),
+            ),
+            (
+                "KLACHTD__LIMITS__ACKNOWLEDGEMENTS_PER_ADDRESS_PER_DAY".to_string(),
+                "5".to_string(),
+            ),
+            (
+                "KLACHTD__STAFF__DIRECTOR".to_string(),
+                "[\"d@example.org\"]".to_string(),
+            ),
             ("OTHER".to_string(), "x".to_string()),
         ];
         let s = Settings::from_text(MINIMAL, "t.toml", &env).unwrap();
@@ -904,9 +975,15 @@ director = ["directeur@example.org"]
     #[test]
     fn all_problems_reported_at_once() {
         let bad = MINIMAL
-            .replace("name = \"Test\"", "name = \"Test\"\ntime_zone = \"Mars/Base\"")
+            .replace(
+                "name = \"Test\"",
+                "name = \"Test\"\ntime_zone = \"Mars/Base\"",
+            )
             .replace("from = \"service@example.org\"", "from = \"nobody\"")
-            .replace("admin = [\"admin@example.org\"]", "admin = [\"not-an-address\"]");
+            .replace(
+                "admin = [\"admin@example.org\"]",
+                "admin = [\"not-an-address\"]",
+            );
         let s = Settings::from_text(&bad, "t.toml", &[]).unwrap();
         let keys: Vec<String> = s.problems().into_iter().map(|p| p.key).collect();
         for k in ["organisation.time_zone", "outgoing.from", "staff.admin"] {

@@ -21,5 +21,6 @@ pub mod domain;
 pub mod mail;
 pub mod mailbox;
 pub mod outgoing;
+pub mod procedure_runtime;
 pub mod service;
 pub mod store;

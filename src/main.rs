@@ -1,1 +1,512 @@
-fn main() {}
+//! The `klachtd` command line: parse arguments, load config, build the app, run. Exit codes:
+//! 0 success, 1 failure, 2 bad usage or config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use klachtd::app::App;
+use klachtd::clock::{FixedClock, SharedClock, SystemClock};
+use klachtd::config::{LogFormat, Settings};
+use klachtd::mail::templates::sample_context;
+use klachtd::service::admin;
+
+#[derive(Parser)]
+#[command(
+    name = "klachtd",
+    version,
+    about = "Email-driven complaint intake daemon"
+)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long,
+        global = true,
+        env = "KLACHTD_CONFIG",
+        default_value = "config/klachtd.toml"
+    )]
+    config: PathBuf,
+    /// Pretend it is this time (RFC 3339); for tests and catching up.
+    #[arg(long, global = true, env = "KLACHTD_NOW", hide = true)]
+    now: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Table,
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: watch the mailbox, send the outbox (SIGTERM/SIGINT stop it cleanly).
+    Run {
+        /// Process everything waiting, deliver the outbox, and exit (also for cron).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate the configuration and every template; report all problems at once.
+    Check,
+    /// The register.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One complaint with its messages and full history.
+    Show {
+        reference: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Mails that could not be read.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineCmd,
+    },
+    /// Mails kept without a reference number (automatic mail, spam).
+    Unfiled {
+        #[command(subcommand)]
+        action: UnfiledCmd,
+    },
+    /// Void a registration made by mistake or for spam; its number stays taken.
+    Void {
+        reference: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The outgoing mail queue.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCmd {
+    List {
+        /// Also released entries.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Retry a quarantined mail.
+    Release { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum UnfiledCmd {
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Register an unfiled mail as a complaint.
+    Promote {
+        id: i64,
+        /// Do not send an acknowledgement.
+        #[arg(long)]
+        no_acknowledge: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxCmd {
+    List {
+        /// queued, sending, sent or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+/// An error that means "bad usage or config" (exit 2) rather than a failure (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("klachtd: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("klachtd: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<klachtd::config::ConfigError>().is_some()
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with(klachtd::config::ENV_PREFIX))
+        .collect()
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.logging.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.logging.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn clock(cli: &Cli) -> anyhow::Result<SharedClock> {
+    Ok(match &cli.now {
+        Some(t) => Arc::new(FixedClock::new(parse_time(t)?)),
+        None => Arc::new(SystemClock),
+    })
+}
+
+fn parse_time(t: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| {
+            UsageError(format!(
+                "time {t:?} is not RFC 3339 (e.g. 2026-12-23T10:00:00+01:00): {e}"
+            ))
+            .into()
+        })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(&cli.config, &env_vars())?;
+    init_logging(&settings);
+    let problems = settings.problems();
+    if let Command::Check = cli.command {
+        return check(&settings, problems).await;
+    }
+    if !problems.is_empty() {
+        return Err(klachtd::config::ConfigError::Invalid(problems).into());
+    }
+    let app = App::build(settings, clock(&cli)?).await?;
+    let ctx = app.ctx.clone();
+    match cli.command {
+        Command::Check => unreachable!("handled above"),
+        Command::Run { once: true } => {
+            let (outcomes, report) = app.run_once().await?;
+            let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+            for o in &outcomes {
+                let k = match o {
+                    klachtd::service::ingest::Outcome::Registered { .. } => "registered",
+                    klachtd::service::ingest::Outcome::Threaded { .. } => "threaded",
+                    klachtd::service::ingest::Outcome::Bounce { .. } => "bounces",
+                    klachtd::service::ingest::Outcome::Unfiled { .. } => "unfiled",
+                    klachtd::service::ingest::Outcome::Quarantined { .. } => "quarantined",
+                    klachtd::service::ingest::Outcome::Duplicate => "duplicates",
+                    klachtd::service::ingest::Outcome::AlreadyProcessed => "already processed",
+                };
+                *counts.entry(k).or_default() += 1;
+            }
+            let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            println!(
+                "processed {} mail(s){}{}; outbox: {} sent, {} retrying, {} failed",
+                outcomes.len(),
+                if parts.is_empty() { "" } else { ": " },
+                parts.join(", "),
+                report.sent,
+                report.retrying,
+                report.failed
+            );
+        }
+        Command::Run { once: false } => {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("stop requested: finishing the mail in hand");
+                let _ = tx.send(true);
+            });
+            tracing::info!(guarantee = app.transport.guarantee(), "klachtd running");
+            app.run_until_stopped(rx).await?;
+            tracing::info!("stopped cleanly");
+        }
+        Command::List { status, format } => {
+            let rows = ctx.store.list_complaints(status.as_deref()).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<14} {:<20} {:<8} {:<8} {:<30} {}",
+                    "REFERENCE", "RECEIVED", "STATUS", "SEVERITY", "COMPLAINANT", "SUBJECT"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<14} {:<20} {:<8} {:<8} {:<30} {}",
+                        r.reference,
+                        r.received_at,
+                        r.status,
+                        r.severity,
+                        truncate(&r.complainant, 30),
+                        truncate(&r.subject, 60)
+                    );
+                }
+                println!("{} complaint(s)", rows.len());
+            }
+        }
+        Command::Show { reference, format } => {
+            let Some(c) = ctx.store.complaint(&reference).await? else {
+                return Err(UsageError(format!("no complaint {reference}")).into());
+            };
+            let messages = ctx.store.messages(c.id).await?;
+            let history = ctx.store.history(c.id).await?;
+            if format == Format::Json {
+                let v =
+                    serde_json::json!({ "complaint": c, "messages": messages, "history": history });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{}  {}  [{}{}]",
+                    c.reference,
+                    c.subject,
+                    c.status,
+                    if c.severity == "serious" {
+                        ", SERIOUS"
+                    } else {
+                        ""
+                    }
+                );
+                println!("received:    {}", c.received_at);
+                println!(
+                    "complainant: {}{}",
+                    c.complainant_name
+                        .as_deref()
+                        .map(|n| format!("{n} "))
+                        .unwrap_or_default(),
+                    c.complainant
+                );
+                println!("procedure:   {} ({})", c.procedure, c.procedure_version);
+                if let Some(r) = &c.related_reference {
+                    println!("related:     {r}");
+                }
+                if let Some(r) = &c.void_reason {
+                    println!("voided:      {r}");
+                }
+                println!("\nmessages:");
+                for m in &messages {
+                    println!(
+                        "  {} {} {} -> {}  <{}>  {}{}",
+                        m.at,
+                        if m.direction == "in" { "IN " } else { "OUT" },
+                        m.from,
+                        m.to,
+                        m.message_id.clone().unwrap_or_default(),
+                        m.subject,
+                        m.status
+                            .as_ref()
+                            .map(|s| format!("  [{s}]"))
+                            .unwrap_or_default()
+                    );
+                    for a in &m.attachments {
+                        println!(
+                            "      attachment: {} ({}, {} bytes){}",
+                            a.name,
+                            a.content_type,
+                            a.size,
+                            a.refused_reason
+                                .as_ref()
+                                .map(|r| format!(" REFUSED: {r}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                println!("\nhistory:");
+                for h in &history {
+                    println!("  {} {:<22} {:<28} {}", h.at, h.event, h.actor, h.detail);
+                }
+            }
+        }
+        Command::Quarantine {
+            action: QuarantineCmd::List { all, format },
+        } => {
+            let rows = ctx.store.list_quarantine(all).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:>5} {:<8} {} <{}> {}",
+                        r.id,
+                        r.status,
+                        r.received_at,
+                        r.message_id.clone().unwrap_or_default(),
+                        r.reason
+                    );
+                }
+                println!("{} held or listed", rows.len());
+            }
+        }
+        Command::Quarantine {
+            action: QuarantineCmd::Release { id },
+        } => {
+            let outcome = admin::release(&ctx, id).await?;
+            let report =
+                klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
+            println!("{}", serde_json::to_string(&outcome)?);
+            tracing::debug!(?report, "outbox after release");
+        }
+        Command::Unfiled {
+            action: UnfiledCmd::List { format },
+        } => {
+            let rows = ctx.store.list_unfiled().await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:>5} {} {:<30} <{}> {}  ({})",
+                        r.id,
+                        r.received_at,
+                        truncate(&r.from, 30),
+                        r.message_id.clone().unwrap_or_default(),
+                        truncate(&r.subject, 40),
+                        r.reason
+                    );
+                }
+                println!("{} unfiled", rows.len());
+            }
+        }
+        Command::Unfiled {
+            action: UnfiledCmd::Promote { id, no_acknowledge },
+        } => {
+            let reference = admin::promote(&ctx, id, !no_acknowledge).await?;
+            klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
+            println!("{reference}");
+        }
+        Command::Void { reference, reason } => {
+            admin::void(&ctx, &reference, &reason).await?;
+            println!("{reference} voided");
+        }
+        Command::Outbox {
+            action: OutboxCmd::List { status, format },
+        } => {
+            let rows = ctx.store.list_outbox(status.as_deref()).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:>5} {:<7} {:<18} {:<14} {:<30} tries {} {}",
+                        r.id,
+                        r.status,
+                        r.template,
+                        r.reference.clone().unwrap_or_default(),
+                        truncate(&r.recipients, 30),
+                        r.attempts,
+                        r.last_error.clone().unwrap_or_default()
+                    );
+                }
+                println!("{} in outbox", rows.len());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(
+    settings: &Settings,
+    mut problems: Vec<klachtd::config::Problem>,
+) -> anyhow::Result<ExitCode> {
+    match klachtd::mail::templates::TemplateEngine::load(&settings.templates.dir) {
+        Ok(engine) => {
+            for e in engine.check_all(&sample_context()) {
+                problems.push(klachtd::config::Problem::new(
+                    "templates.dir",
+                    e.to_string(),
+                ));
+            }
+            for lang in klachtd::mail::templates::LANGUAGES {
+                for name in [
+                    "acknowledgement",
+                    "bounce_alert",
+                    "delivery_failed",
+                    "operational_alert",
+                ] {
+                    if !engine.has(lang, name) {
+                        problems.push(klachtd::config::Problem::new(
+                            "templates.dir",
+                            format!("template {name} ({lang}) is missing"),
+                        ));
+                    }
+                }
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                problems.push(klachtd::config::Problem::new(
+                    "templates.dir",
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("configuration and templates are valid");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        println!("{} problem(s)", problems.len());
+        Ok(ExitCode::from(2))
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!(
+            "{}…",
+            s.chars().take(n.saturating_sub(1)).collect::<String>()
+        )
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,476 @@
-//! Classification of a parsed mail (automatic, bounce, spam, threading).
+//! What kind of mail is this, and where does it belong? Pure functions over the facts the parser
+//! extracted and the lookups the store did; no I/O here.
+
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+use super::types::{ComplaintRef, EmailAddress, MessageId};
+
+/// The facts of an incoming mail that classification needs.
+#[derive(Debug, Clone)]
+pub struct MailFacts {
+    pub from: EmailAddress,
+    pub reply_to: Option<EmailAddress>,
+    pub subject: String,
+    pub message_id: Option<MessageId>,
+    pub in_reply_to: Vec<MessageId>,
+    pub references: Vec<MessageId>,
+    /// Every header, name lower-cased, value unfolded, in order.
+    pub headers: Vec<(String, String)>,
+    /// `multipart/report; report-type=delivery-status` (RFC 3464).
+    pub is_delivery_report: bool,
+    /// Message-IDs of the bounced mail found inside a delivery report.
+    pub report_message_ids: Vec<MessageId>,
+}
+
+impl MailFacts {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Message-IDs this mail answers, nearest first (In-Reply-To, then References newest first).
+    pub fn thread_ids(&self) -> Vec<MessageId> {
+        let mut ids: Vec<MessageId> = self.in_reply_to.clone();
+        ids.extend(self.references.iter().rev().cloned());
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|i| seen.insert(i.clone()));
+        ids
+    }
+}
+
+/// Why a mail is automatic (RFC 3834 and its relatives). Automatic mail is kept, never answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutomaticReason {
+    AutoSubmitted(String),
+    Precedence(String),
+    ListId,
+    AutoReplyHeader(String),
+    EmptyReturnPath,
+    DaemonSender,
+    DeliveryReport,
+}
+
+impl std::fmt::Display for AutomaticReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AutoSubmitted(v) => write!(f, "Auto-Submitted: {v}"),
+            Self::Precedence(v) => write!(f, "Precedence: {v}"),
+            Self::ListId => write!(f, "List-Id present (mailing list)"),
+            Self::AutoReplyHeader(h) => write!(f, "{h} present (auto-responder)"),
+            Self::EmptyReturnPath => write!(f, "empty Return-Path (<>)"),
+            Self::DaemonSender => write!(f, "sent by MAILER-DAEMON/postmaster"),
+            Self::DeliveryReport => write!(f, "delivery status report (RFC 3464)"),
+        }
+    }
+}
+
+pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
+    if m.is_delivery_report {
+        return Some(AutomaticReason::DeliveryReport);
+    }
+    // RFC 3834 section 5: any value other than "no" means automatic. X-Auto-Response-Suppress
+    // on an incoming mail says nothing about the mail itself (discourse PR #21367).
+    if let Some(v) = m.header("auto-submitted") {
+        let keyword = v
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if keyword != "no" {
+            return Some(AutomaticReason::AutoSubmitted(keyword));
+        }
+    }
+    if let Some(v) = m.header("precedence") {
+        let v = v.trim().to_ascii_lowercase();
+        if matches!(v.as_str(), "bulk" | "junk" | "list") {
+            return Some(AutomaticReason::Precedence(v));
+        }
+    }
+    if m.header("list-id").is_some() {
+        return Some(AutomaticReason::ListId);
+    }
+    for h in ["x-autoreply", "x-autorespond"] {
+        if let Some(v) = m.header(h)
+            && !v.trim().eq_ignore_ascii_case("no")
+        {
+            return Some(AutomaticReason::AutoReplyHeader(h.to_string()));
+        }
+    }
+    // A missing Return-Path is not an empty one: only "<>" (the null sender) counts.
+    if let Some(v) = m.header("return-path")
+        && v.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+            .is_empty()
+    {
+        return Some(AutomaticReason::EmptyReturnPath);
+    }
+    let local = m.from.local_part().to_ascii_lowercase();
+    if local == "mailer-daemon" || local == "postmaster" {
+        return Some(AutomaticReason::DaemonSender);
+    }
+    None
+}
+
+/// The receiving server's spam verdict: `header` starts with `value` (case-insensitive).
+pub fn is_spam(m: &MailFacts, header: &str, value: &str) -> bool {
+    !header.is_empty()
+        && m.headers_named(header).any(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with(&value.to_ascii_lowercase())
+        })
+}
+
+/// True when an `Authentication-Results` header written by our own receiving server
+/// (`authserv_id`) reports `dmarc=fail` (RFC 8601). Headers from other servers are ignored:
+/// anyone can write one.
+pub fn dmarc_failed(m: &MailFacts, authserv_id: &str) -> bool {
+    if authserv_id.is_empty() {
+        return false;
+    }
+    m.headers_named("authentication-results").any(|v| {
+        let mut parts = v.split(';');
+        let id = parts
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        id.eq_ignore_ascii_case(authserv_id)
+            && parts.any(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p.starts_with("dmarc=fail")
+            })
+    })
+}
+
+/// Addresses the mail was delivered to, as the receiving side recorded them: where a bounce
+/// addressed to our VERP envelope sender shows up.
+pub fn delivery_addresses(m: &MailFacts) -> Vec<String> {
+    let mut out = Vec::new();
+    for h in [
+        "delivered-to",
+        "x-original-to",
+        "envelope-to",
+        "x-envelope-to",
+        "to",
+    ] {
+        for v in m.headers_named(h) {
+            for piece in v.split(',') {
+                let piece = piece.trim();
+                let addr = match (piece.rfind('<'), piece.rfind('>')) {
+                    (Some(a), Some(b)) if a < b => &piece[a + 1..b],
+                    _ => piece,
+                };
+                if addr.contains('@') {
+                    out.push(addr.trim().to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// VERP: our envelope sender is `LOCAL+b-TOKEN@DOMAIN`, TOKEN naming the outbox entry and
+/// signed, so a bounce is matched to the mail it bounces even when it is not RFC 3464
+/// (Exchange's are not), and a forged bounce cannot mark a mail bounced.
+pub fn verp_address(from: &EmailAddress, outbox_id: i64, key: &[u8]) -> String {
+    format!(
+        "{}+b-{}@{}",
+        from.local_part(),
+        verp_token(outbox_id, key),
+        from.domain()
+    )
+}
+
+pub fn verp_token(outbox_id: i64, key: &[u8]) -> String {
+    format!("{outbox_id}-{}", sign(&format!("verp:{outbox_id}"), key))
+}
+
+/// The outbox id in a VERP address of ours, when its signature is right.
+pub fn parse_verp(address: &str, from: &EmailAddress, key: &[u8]) -> Option<i64> {
+    let (local, domain) = address.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(from.domain()) {
+        return None;
+    }
+    let token = local
+        .to_ascii_lowercase()
+        .strip_prefix(&format!("{}+b-", from.local_part()))?
+        .to_string();
+    let (id, sig) = token.split_once('-')?;
+    let id: i64 = id.parse().ok()?;
+    (sign(&format!("verp:{id}"), key) == sig).then_some(id)
+}
+
+/// A short keyed hash (HMAC-SHA256, 10 hex digits: enough that guessing is hopeless at mail
+/// speeds, short enough for an address local part).
+pub fn sign(data: &str, key: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        // HMAC takes keys of any length; this branch cannot happen, but must not panic.
+        return String::new();
+    };
+    mac.update(data.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..5])
+}
+
+/// What the store found for a mail, inside the ingest transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadLookups {
+    /// The complaint whose stored or sent Message-ID this mail answers.
+    pub by_header: Option<i64>,
+    /// References in the subject that exist: (reference, complaint id, complainant).
+    pub by_subject: Vec<(ComplaintRef, i64, EmailAddress)>,
+    pub sender_is_staff: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum Placement {
+    /// Added to an existing complaint as a message.
+    Thread { complaint_id: i64, by: ThreadedBy },
+    /// A new complaint; `related` when the subject named a complaint the sender has no part in.
+    NewComplaint { related: Option<i64> },
+    /// Kept without a reference number.
+    Unfiled { reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadedBy {
+    Header,
+    Subject,
+}
+
+/// Where a mail goes. Header matches win (Message-IDs of ours are unguessable); a reference in
+/// the subject only counts from the complainant or staff, because numbers are easy to guess.
+pub fn place(
+    sender: &EmailAddress,
+    lookups: &ThreadLookups,
+    automatic: Option<&AutomaticReason>,
+    spam: bool,
+) -> Placement {
+    if let Some(id) = lookups.by_header {
+        return Placement::Thread {
+            complaint_id: id,
+            by: ThreadedBy::Header,
+        };
+    }
+    if !spam
+        && let Some((_, id, _)) = lookups
+            .by_subject
+            .iter()
+            .find(|(_, _, complainant)| complainant == sender || lookups.sender_is_staff)
+    {
+        return Placement::Thread {
+            complaint_id: *id,
+            by: ThreadedBy::Subject,
+        };
+    }
+    if spam {
+        return Placement::Unfiled {
+            reason: "marked as spam by the receiving server".into(),
+        };
+    }
+    if let Some(reason) = automatic {
+        return Placement::Unfiled {
+            reason: format!("automatic mail: {reason}"),
+        };
+    }
+    Placement::NewComplaint {
+        related: lookups.by_subject.first().map(|(_, id, _)| *id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(headers: &[(&str, &str)]) -> MailFacts {
+        MailFacts {
+            from: EmailAddress::parse("jan@example.nl").unwrap(),
+            reply_to: None,
+            subject: "x".into(),
+            message_id: None,
+            in_reply_to: vec![],
+            references: vec![],
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+                .collect(),
+            is_delivery_report: false,
+            report_message_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn automatic_headers() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[("Auto-Submitted", "auto-replied")], true),
+            (
+                &[("Auto-Submitted", "auto-generated; owner-email=x@y.nl")],
+                true,
+            ),
+            (&[("Auto-Submitted", "No")], false),
+            (&[("Precedence", "bulk")], true),
+            (&[("Precedence", "list")], true),
+            (&[("Precedence", "first-class")], false),
+            (&[("List-Id", "<ouders.school.nl>")], true),
+            (&[("X-Autoreply", "yes")], true),
+            (&[("X-Autorespond", "Out of office")], true),
+            (&[("Return-Path", "<>")], true),
+            (&[("Return-Path", "<jan@example.nl>")], false),
+            (&[("X-Auto-Response-Suppress", "All")], false),
+            (&[], false),
+        ];
+        for (headers, expected) in cases {
+            assert_eq!(
+                automatic_reason(&facts(headers)).is_some(),
+                *expected,
+                "{headers:?}"
+            );
+        }
+        let mut daemon = facts(&[]);
+        daemon.from = EmailAddress::parse("MAILER-DAEMON@mx.example.nl").unwrap();
+        assert_eq!(
+            automatic_reason(&daemon),
+            Some(AutomaticReason::DaemonSender)
+        );
+        let mut pm = facts(&[]);
+        pm.from = EmailAddress::parse("postmaster@example.nl").unwrap();
+        assert!(automatic_reason(&pm).is_some());
+    }
+
+    #[test]
+    fn spam_and_dmarc() {
+        let f = facts(&[
+            ("X-Spam-Flag", "YES"),
+            (
+                "Authentication-Results",
+                "mx.org.nl; spf=pass; dmarc=fail (p=reject) header.from=x.nl",
+            ),
+            ("Authentication-Results", "evil.example; dmarc=pass"),
+        ]);
+        assert!(is_spam(&f, "X-Spam-Flag", "yes"));
+        assert!(!is_spam(
+            &facts(&[("X-Spam-Flag", "NO")]),
+            "X-Spam-Flag",
+            "YES"
+        ));
+        assert!(dmarc_failed(&f, "mx.org.nl"));
+        assert!(!dmarc_failed(&f, "evil.example"));
+        assert!(!dmarc_failed(&f, ""));
+        // A forged header from elsewhere does not count.
+        let forged = facts(&[("Authentication-Results", "attacker.example; dmarc=fail")]);
+        assert!(!dmarc_failed(&forged, "mx.org.nl"));
+    }
+
+    #[test]
+    fn verp_round_trip_and_forgery() {
+        let from = EmailAddress::parse("service@org.nl").unwrap();
+        let addr = verp_address(&from, 42, b"key");
+        assert!(addr.starts_with("service+b-42-"), "{addr}");
+        assert_eq!(parse_verp(&addr, &from, b"key"), Some(42));
+        assert_eq!(parse_verp(&addr.to_uppercase(), &from, b"key"), Some(42));
+        assert_eq!(parse_verp(&addr, &from, b"other key"), None);
+        assert_eq!(parse_verp(&addr.replace("42-", "43-"), &from, b"key"), None);
+        assert_eq!(parse_verp("service@org.nl", &from, b"key"), None);
+    }
+
+    #[test]
+    fn delivery_addresses_from_headers() {
+        let f = facts(&[
+            ("Delivered-To", "service+b-1-abc@org.nl"),
+            ("To", "Service <service@org.nl>, other@x.nl"),
+        ]);
+        assert_eq!(
+            delivery_addresses(&f),
+            vec!["service+b-1-abc@org.nl", "service@org.nl", "other@x.nl"]
+        );
+    }
+
+    #[test]
+    fn placement_rules() {
+        let jan = EmailAddress::parse("jan@example.nl").unwrap();
+        let piet = EmailAddress::parse("piet@example.nl").unwrap();
+        let r = ComplaintRef::new("KL", 2026, 7);
+        let subject = ThreadLookups {
+            by_subject: vec![(r.clone(), 7, jan.clone())],
+            ..Default::default()
+        };
+        // Complainant with reference in subject: threaded.
+        assert!(matches!(
+            place(&jan, &subject, None, false),
+            Placement::Thread {
+                complaint_id: 7,
+                by: ThreadedBy::Subject
+            }
+        ));
+        // Someone else: new complaint, linked.
+        assert_eq!(
+            place(&piet, &subject, None, false),
+            Placement::NewComplaint { related: Some(7) }
+        );
+        // Staff: threaded.
+        let staff = ThreadLookups {
+            sender_is_staff: true,
+            ..subject.clone()
+        };
+        assert!(matches!(
+            place(&piet, &staff, None, false),
+            Placement::Thread { .. }
+        ));
+        // Header match wins, even for automatic mail (an out-of-office answering our mail).
+        let header = ThreadLookups {
+            by_header: Some(3),
+            ..Default::default()
+        };
+        let auto = AutomaticReason::AutoSubmitted("auto-replied".into());
+        assert!(matches!(
+            place(&piet, &header, Some(&auto), false),
+            Placement::Thread {
+                complaint_id: 3,
+                by: ThreadedBy::Header
+            }
+        ));
+        // Automatic or spam without a match: unfiled.
+        assert!(matches!(
+            place(&piet, &ThreadLookups::default(), Some(&auto), false),
+            Placement::Unfiled { .. }
+        ));
+        assert!(matches!(
+            place(&jan, &subject, None, true),
+            Placement::Unfiled { .. }
+        ));
+        assert_eq!(
+            place(&piet, &ThreadLookups::default(), None, false),
+            Placement::NewComplaint { related: None }
+        );
+    }
+
+    #[test]
+    fn thread_ids_nearest_first_without_duplicates() {
+        let mut f = facts(&[]);
+        f.in_reply_to = vec![MessageId::parse("<c@x>").unwrap()];
+        f.references = ["<a@x>", "<b@x>", "<c@x>"]
+            .iter()
+            .map(|s| MessageId::parse(s).unwrap())
+            .collect();
+        let ids: Vec<String> = f.thread_ids().iter().map(|m| m.to_string()).collect();
+        assert_eq!(ids, vec!["c@x", "b@x", "a@x"]);
+    }
+}

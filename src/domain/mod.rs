@@ -3,5 +3,6 @@
 
 pub mod calendar;
 pub mod classify;
+pub mod language;
 pub mod procedure;
 pub mod types;

@@ -39,7 +39,9 @@ impl ComplaintRef {
         let prefix = parts.next().ok_or_else(err)?;
         let valid_prefix = !prefix.is_empty()
             && prefix.len() <= 16
-            && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !valid_prefix
             || year.len() != 4
             || number.len() < 4
@@ -89,13 +91,18 @@ pub struct EmailAddress(String);
 
 impl EmailAddress {
     pub fn parse(text: &str) -> Result<Self, TypeError> {
-        let t = text.trim().trim_start_matches('<').trim_end_matches('>').trim();
+        let t = text
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
         let err = || TypeError::Address(text.to_string());
         let (local, domain) = t.rsplit_once('@').ok_or_else(err)?;
         if local.is_empty()
             || domain.is_empty()
             || t.len() > 254
-            || t.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',')
+            || t.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ',')
             || !domain.contains('.') && domain != "localhost"
         {
             return Err(err());
@@ -128,8 +135,15 @@ pub struct MessageId(String);
 
 impl MessageId {
     pub fn parse(text: &str) -> Result<Self, TypeError> {
-        let t = text.trim().trim_start_matches('<').trim_end_matches('>').trim();
-        if t.is_empty() || t.len() > 998 || t.chars().any(|c| c.is_whitespace() || c == '<' || c == '>') {
+        let t = text
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
+        if t.is_empty()
+            || t.len() > 998
+            || t.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+        {
             return Err(TypeError::MessageId(text.to_string()));
         }
         Ok(Self(t.to_string()))
@@ -160,12 +174,22 @@ mod tests {
         let r = ComplaintRef::parse("KL-2026-0007").unwrap();
         assert_eq!(r, ComplaintRef::new("KL", 2026, 7));
         assert_eq!(r.to_string(), "KL-2026-0007");
-        assert_eq!(ComplaintRef::new("KL", 2026, 12345).to_string(), "KL-2026-12345");
+        assert_eq!(
+            ComplaintRef::new("KL", 2026, 12345).to_string(),
+            "KL-2026-12345"
+        );
     }
 
     #[test]
     fn reference_rejects_garbage() {
-        for bad in ["", "KL-26-0001", "KL-2026-1", "KL-2026-00x1", "-2026-0001", "KL 2026 0001"] {
+        for bad in [
+            "",
+            "KL-26-0001",
+            "KL-2026-1",
+            "KL-2026-00x1",
+            "-2026-0001",
+            "KL 2026 0001",
+        ] {
             assert!(ComplaintRef::parse(bad).is_err(), "{bad}");
         }
     }
@@ -184,8 +208,19 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(EmailAddress::parse(" <Jan@Example.NL> ").unwrap().as_str(), "jan@example.nl");
-        for bad in ["", "jan", "@example.nl", "jan@", "jan @example.nl", "a@b,c@d.nl", "jan@nodot"] {
+        assert_eq!(
+            EmailAddress::parse(" <Jan@Example.NL> ").unwrap().as_str(),
+            "jan@example.nl"
+        );
+        for bad in [
+            "",
+            "jan",
+            "@example.nl",
+            "jan@",
+            "jan @example.nl",
+            "a@b,c@d.nl",
+            "jan@nodot",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,1 +1,6 @@
-//! Mail in (mail-parser) and out (templates, lettre).
+//! Mail in and out: `parse` turns raw bytes into a [`parse::ParsedMail`] with mail-parser,
+//! `templates` renders Handlebars files, `compose` builds our outgoing messages with lettre.
+
+pub mod compose;
+pub mod parse;
+pub mod templates;

@@ -99,7 +99,9 @@ impl MailSource for MaildirSource {
                     continue;
                 }
                 // A file can vanish between listing and stat (moved by a mail client).
-                let Ok(t) = delivery_time(&path) else { continue };
+                let Ok(t) = delivery_time(&path) else {
+                    continue;
+                };
                 found.push((t, unique_name(&name).to_string()));
             }
         }
@@ -111,7 +113,9 @@ impl MailSource for MaildirSource {
     async fn fetch(&mut self, keys: &[String]) -> Result<Vec<RawMail>, MailboxError> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let Some((path, _)) = self.locate(key)? else { continue };
+            let Some((path, _)) = self.locate(key)? else {
+                continue;
+            };
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -153,8 +157,14 @@ mod tests {
 
     #[test]
     fn unique_names() {
-        assert_eq!(unique_name("1700000000.M1P2.host:2,S"), "1700000000.M1P2.host");
-        assert_eq!(unique_name("1700000000.M1P2.host!2,RS"), "1700000000.M1P2.host");
+        assert_eq!(
+            unique_name("1700000000.M1P2.host:2,S"),
+            "1700000000.M1P2.host"
+        );
+        assert_eq!(
+            unique_name("1700000000.M1P2.host!2,RS"),
+            "1700000000.M1P2.host"
+        );
         assert_eq!(unique_name("1700000000.M1P2.host"), "1700000000.M1P2.host");
     }
 }

@@ -26,7 +26,13 @@ impl FileTransport {
     pub fn file_name(message_id: &str) -> String {
         let safe: String = message_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "@.-_+=".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "@.-_+=".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         format!("{safe}.eml")
     }

@@ -1,1 +1,113 @@
-//! Services: ingest, outbox sender, scheduler.
+//! Services: the I/O-doing steps around the pure core. `ingest` turns mails into one
+//! transaction each batch, `outbound` renders and queues our mail, `outbox` delivers it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::domain::types::EmailAddress;
+use crate::mail::templates::TemplateEngine;
+use crate::store::Store;
+
+pub mod admin;
+pub mod ingest;
+pub mod outbound;
+pub mod outbox;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Template(#[from] crate::mail::templates::TemplateError),
+    #[error(transparent)]
+    Compose(#[from] crate::mail::compose::ComposeError),
+    #[error(transparent)]
+    Mailbox(#[from] crate::mailbox::MailboxError),
+    #[error("cannot write {path}: {reason}")]
+    Disk { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the services share.
+pub struct Context {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub templates: Arc<TemplateEngine>,
+    pub clock: SharedClock,
+    /// HMAC key for VERP tokens and our Message-IDs.
+    pub key: Vec<u8>,
+    pub blobs: BlobStore,
+    pub procedure: crate::procedure_runtime::ProcedureRuntime,
+}
+
+impl Context {
+    pub fn from_address(&self) -> Result<EmailAddress, ServiceError> {
+        EmailAddress::parse(&self.settings.outgoing.from)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
+    }
+
+    pub fn from_name(&self) -> String {
+        self.settings
+            .outgoing
+            .from_name
+            .clone()
+            .unwrap_or_else(|| self.settings.organisation.name.clone())
+    }
+}
+
+/// Content-addressed files under the data directory: raw mails and attachments, named by their
+/// SHA-256, so a file name from a mail is never used as a path and a retry writes nothing twice.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl BlobStore {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self, kind: &str, sha: &str) -> PathBuf {
+        let prefix = sha.get(..2).unwrap_or("00");
+        self.root.join(kind).join(prefix).join(sha)
+    }
+
+    /// Write once (temporary file, then rename); returns the SHA-256.
+    pub fn put(&self, kind: &str, bytes: &[u8]) -> Result<String, ServiceError> {
+        let sha = sha256_hex(bytes);
+        let path = self.path(kind, &sha);
+        if path.exists() {
+            return Ok(sha);
+        }
+        let disk = |e: std::io::Error| ServiceError::Disk {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(disk)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(disk)?;
+        std::fs::rename(&tmp, &path).map_err(disk)?;
+        Ok(sha)
+    }
+
+    pub fn get(&self, kind: &str, sha: &str) -> Result<Vec<u8>, ServiceError> {
+        let path = self.path(kind, sha);
+        std::fs::read(&path).map_err(|e| ServiceError::Disk {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+}

@@ -1,1 +1,385 @@
-//! The store trait and its SQLite implementation.
+//! The store: one trait for reads and the outbox, one for the work done inside a single
+//! transaction (ingest, scheduler steps). SQLite is the embedded default; a PostgreSQL
+//! implementation can be added behind the same traits without touching the services.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("cannot migrate database: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Query(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Query(e.to_string())
+    }
+}
+
+/// Times are stored as RFC 3339 UTC text with seconds, so they sort as text.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| StoreError::Query(format!("bad time {s:?} in database: {e}")))
+}
+
+#[derive(Debug, Clone)]
+pub struct NewComplaint {
+    pub prefix: String,
+    pub year: i32,
+    pub received_at: DateTime<Utc>,
+    pub complainant_address: String,
+    pub complainant_name: Option<String>,
+    pub subject: String,
+    pub kind: String,
+    pub severity: String,
+    pub serious_keywords: Option<String>,
+    pub related_id: Option<i64>,
+    pub language: String,
+    pub procedure_name: String,
+    pub procedure_version: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub complaint_id: Option<i64>,
+    pub dedupe_key: String,
+    pub message_id: Option<String>,
+    pub source: String,
+    pub source_key: String,
+    pub received_at: DateTime<Utc>,
+    pub sent_date: Option<DateTime<Utc>>,
+    pub from_address: String,
+    pub from_name: Option<String>,
+    pub reply_to: Option<String>,
+    pub to_addresses: String,
+    pub subject: String,
+    pub in_reply_to: Option<String>,
+    pub references_ids: Option<String>,
+    pub body_text: String,
+    pub raw_sha256: String,
+    pub raw_size: i64,
+    /// `whole`, or `headers` when the mail was over the size limit.
+    pub raw_kept: String,
+    pub classification: String,
+    pub automatic: Option<String>,
+    pub unfiled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: Option<String>,
+    pub refused_reason: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    pub complaint_id: Option<i64>,
+    pub template: String,
+    pub message_id: String,
+    pub recipients: Vec<String>,
+    pub recipient_role: Option<String>,
+    pub subject: String,
+    pub raw: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewQuarantine {
+    pub source: String,
+    pub source_key: String,
+    pub message_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub reason: String,
+    pub raw_sha256: String,
+    pub raw_size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A complaint as the register shows it. Serialized as the stable JSON of `list`/`show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComplaintRow {
+    #[serde(skip)]
+    pub id: i64,
+    pub reference: String,
+    pub received_at: String,
+    pub status: String,
+    pub kind: String,
+    pub severity: String,
+    pub complainant: String,
+    pub complainant_name: Option<String>,
+    pub subject: String,
+    pub related_reference: Option<String>,
+    pub procedure: String,
+    pub procedure_version: String,
+    pub language: String,
+    pub category: Option<String>,
+    pub cause: Option<String>,
+    pub solution: Option<String>,
+    pub handler: Option<String>,
+    pub void_reason: Option<String>,
+    pub messages: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub direction: String,
+    pub message_id: Option<String>,
+    pub at: String,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub classification: String,
+    pub text: String,
+    pub attachments: Vec<AttachmentRow>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentRow {
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: Option<String>,
+    pub refused_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub at: String,
+    pub actor: String,
+    pub event: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub status: String,
+    pub received_at: String,
+    pub message_id: Option<String>,
+    pub reason: String,
+    pub source: String,
+    pub source_key: String,
+    pub raw_sha256: String,
+    pub raw_size: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnfiledRow {
+    pub id: i64,
+    pub received_at: String,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub reference: Option<String>,
+    pub template: String,
+    pub message_id: String,
+    pub recipients: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: String,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub bounced_at: Option<String>,
+}
+
+/// An outbox entry claimed for one send attempt.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub complaint_id: Option<i64>,
+    pub template: String,
+    pub message_id: String,
+    pub envelope_from: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub raw: Vec<u8>,
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A sent mail of ours that a bounce or reply points at.
+#[derive(Debug, Clone)]
+pub struct SentRef {
+    pub outbox_id: i64,
+    pub complaint_id: Option<i64>,
+    pub template: String,
+    pub recipients: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
+    /// concurrent writers queue instead of failing on a lock upgrade.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    async fn known_source_keys(
+        &self,
+        source: &str,
+        keys: &[String],
+    ) -> Result<HashSet<String>, StoreError>;
+    async fn last_source_key(&self, source: &str) -> Result<Option<String>, StoreError>;
+
+    async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError>;
+    async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError>;
+    async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError>;
+    async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError>;
+    async fn list_quarantine(&self, all: bool) -> Result<Vec<QuarantineRow>, StoreError>;
+    async fn list_unfiled(&self) -> Result<Vec<UnfiledRow>, StoreError>;
+    async fn list_outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError>;
+
+    /// Claim up to `limit` due outbox entries: the attempt is recorded (counter, lease until
+    /// `lease_until`) before any network call, so a crash mid-send retries after the lease.
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn outbox_retry(
+        &self,
+        id: i64,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+    async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError>;
+    async fn record_source_key(
+        &mut self,
+        source: &str,
+        key: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError>;
+    /// The complaint a stored incoming or sent outgoing mail with one of these ids belongs to.
+    async fn complaint_by_message_ids(&mut self, ids: &[String])
+    -> Result<Option<i64>, StoreError>;
+    /// (complaint id, complainant address) of an existing, not voided reference.
+    async fn complaint_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+    async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError>;
+    /// Next number for (prefix, year): gapless, since it rolls back with the transaction.
+    async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError>;
+    async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError>;
+    async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError>;
+    async fn insert_attachment(
+        &mut self,
+        message_row: i64,
+        a: &NewAttachment,
+    ) -> Result<(), StoreError>;
+    async fn history(
+        &mut self,
+        complaint_id: Option<i64>,
+        at: DateTime<Utc>,
+        actor: &str,
+        event: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+    async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError>;
+    async fn set_envelope_from(
+        &mut self,
+        outbox_id: i64,
+        envelope_from: &str,
+    ) -> Result<(), StoreError>;
+    async fn count_sent_to_since(
+        &mut self,
+        template: &str,
+        recipient: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    async fn sent_by_message_ids(&mut self, ids: &[String]) -> Result<Option<SentRef>, StoreError>;
+    async fn sent_by_id(&mut self, outbox_id: i64) -> Result<Option<SentRef>, StoreError>;
+    async fn mark_bounced(
+        &mut self,
+        outbox_id: i64,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+    async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError>;
+    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError>;
+    /// The held quarantine entry (source, key, sha256), when it is held.
+    async fn quarantine_entry(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError>;
+    async fn set_quarantine_status(
+        &mut self,
+        id: i64,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError>;
+    async fn file_message(&mut self, message_row: i64, complaint_id: i64)
+    -> Result<(), StoreError>;
+    async fn void_complaint(
+        &mut self,
+        id: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn complete_milestone(
+        &mut self,
+        complaint_id: i64,
+        milestone: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// An unfiled message, enough to register it as a complaint.
+#[derive(Debug, Clone)]
+pub struct UnfiledMessage {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub from_address: String,
+    pub from_name: Option<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub body_text: String,
+    pub automatic: Option<String>,
+}

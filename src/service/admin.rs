@@ -1,0 +1,202 @@
+//! Admin operations on the register: release a quarantined mail, promote an unfiled one,
+//! void a registration made by mistake. Each is one transaction: nothing is half-applied.
+
+use chrono::Datelike;
+
+use super::ingest::{Outcome, SYSTEM, register};
+use super::{Context, ServiceError};
+use crate::domain::types::{ComplaintRef, EmailAddress};
+use crate::mail::parse::parse;
+
+/// Retry a quarantined mail. When it still cannot be parsed it stays held, with the reason.
+pub async fn release(ctx: &Context, id: i64) -> Result<Outcome, ServiceError> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.begin().await?;
+    let Some((source, key, sha, received_at)) = tx.quarantine_entry(id).await? else {
+        return Err(ServiceError::Invalid(format!(
+            "no held quarantine entry {id}"
+        )));
+    };
+    let raw = ctx.blobs.get("raw", &sha)?;
+    let parsed = match parse(&raw) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(ServiceError::Invalid(format!(
+                "quarantine entry {id} still cannot be read: {e}; it stays held"
+            )));
+        }
+    };
+    let over_size = raw.len() as u64 > ctx.settings.limits.max_mail_bytes;
+    let mut shas = Vec::new();
+    for a in &parsed.attachments {
+        shas.push(
+            (!over_size)
+                .then(|| ctx.blobs.put("attachments", &a.bytes))
+                .transpose()?,
+        );
+    }
+    let outcome = register(
+        ctx,
+        tx.as_mut(),
+        &source,
+        &key,
+        received_at,
+        &raw,
+        parsed,
+        over_size,
+        &sha,
+        &shas,
+        true,
+    )
+    .await?;
+    tx.set_quarantine_status(id, "released", now).await?;
+    tx.history(
+        None,
+        now,
+        "admin",
+        "quarantine_released",
+        &format!("quarantine {id}: {outcome:?}"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Register an unfiled mail as a complaint. It is acknowledged unless it is automatic mail
+/// (or `acknowledge` is false).
+pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String, ServiceError> {
+    let now = ctx.clock.now();
+    let s = &ctx.settings;
+    let mut tx = ctx.store.begin().await?;
+    let Some(m) = tx.unfiled_message(id).await? else {
+        return Err(ServiceError::Invalid(format!("no unfiled message {id}")));
+    };
+    let from =
+        EmailAddress::parse(&m.from_address).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let web_form = s
+        .intake
+        .web_form_senders
+        .iter()
+        .filter_map(|a| EmailAddress::parse(a).ok())
+        .any(|a| a == from);
+    let complainant = match (&m.reply_to, web_form) {
+        (Some(r), true) => {
+            EmailAddress::parse(r).map_err(|e| ServiceError::Invalid(e.to_string()))?
+        }
+        _ => from.clone(),
+    };
+    let year = m.received_at.with_timezone(&s.time_zone()).year();
+    let prefix = s.organisation.reference_prefix.to_ascii_uppercase();
+    let lang = crate::domain::language::detect_language(
+        &format!("{}\n{}", m.subject, m.body_text),
+        &s.organisation.language,
+    );
+    let number = tx.next_reference_number(&prefix, year).await?;
+    let complaint_id = tx
+        .insert_complaint(
+            &crate::store::NewComplaint {
+                prefix: prefix.clone(),
+                year,
+                received_at: m.received_at,
+                complainant_address: complainant.to_string(),
+                complainant_name: m.from_name.clone(),
+                subject: m.subject.clone(),
+                kind: "klacht".into(),
+                severity: "normal".into(),
+                serious_keywords: None,
+                related_id: None,
+                language: lang.clone(),
+                procedure_name: ctx.procedure.name().to_string(),
+                procedure_version: ctx.procedure.version().to_string(),
+                created_at: now,
+            },
+            number,
+        )
+        .await?;
+    let reference = ComplaintRef::new(&prefix, year, number).to_string();
+    tx.file_message(id, complaint_id).await?;
+    tx.history(
+        Some(complaint_id),
+        now,
+        "admin",
+        "registered",
+        &format!("{reference}: unfiled message {id} promoted"),
+    )
+    .await?;
+    tx.complete_milestone(complaint_id, "received", m.received_at, SYSTEM)
+        .await?;
+    if acknowledge && m.automatic.is_none() {
+        let context = ctx.procedure.complaint_context(
+            &s.organisation.name,
+            &reference,
+            &m.subject,
+            m.received_at,
+            &m.body_text,
+            &(complainant.clone(), m.from_name.clone()),
+            &lang,
+        );
+        let in_reply_to = m
+            .message_id
+            .as_deref()
+            .and_then(|x| crate::domain::types::MessageId::parse(x).ok());
+        super::outbound::queue(
+            ctx,
+            tx.as_mut(),
+            super::outbound::MailSpec {
+                template: "acknowledgement",
+                lang: &lang,
+                context: &context,
+                complaint_id: Some(complaint_id),
+                to: vec![(m.from_name.clone(), complainant.clone())],
+                role: None,
+                references: in_reply_to.iter().cloned().collect(),
+                in_reply_to,
+                auto: crate::mail::compose::AutoKind::Replied,
+                now,
+            },
+        )
+        .await?;
+        tx.history(
+            Some(complaint_id),
+            now,
+            SYSTEM,
+            "message_out",
+            &format!("acknowledgement queued to {complainant}"),
+        )
+        .await?;
+        tx.complete_milestone(complaint_id, "acknowledged", now, SYSTEM)
+            .await?;
+    } else {
+        tx.history(
+            Some(complaint_id),
+            now,
+            SYSTEM,
+            "acknowledgement_withheld",
+            "promoted automatic mail (or --no-acknowledge)",
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(reference)
+}
+
+/// Void a registration: its number stays taken, it leaves the register's figures.
+pub async fn void(ctx: &Context, reference: &str, reason: &str) -> Result<(), ServiceError> {
+    if reason.trim().is_empty() {
+        return Err(ServiceError::Invalid("a reason is required".into()));
+    }
+    let now = ctx.clock.now();
+    let reference = ComplaintRef::parse(reference)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?
+        .to_string();
+    let mut tx = ctx.store.begin().await?;
+    let Some((id, _)) = tx.complaint_by_reference(&reference).await? else {
+        return Err(ServiceError::Invalid(format!(
+            "no complaint {reference} (or it is already voided)"
+        )));
+    };
+    tx.void_complaint(id, reason, now).await?;
+    tx.history(Some(id), now, "admin", "voided", reason).await?;
+    tx.commit().await?;
+    Ok(())
+}

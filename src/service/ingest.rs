@@ -1,0 +1,731 @@
+//! Ingest: raw mails from a source become registered complaints, thread messages, unfiled
+//! mails or quarantine entries, in one transaction per batch. A mail is marked processed at
+//! the source only after that transaction committed, so a crash at any point loses nothing and
+//! registers nothing twice (the source key and the dedupe key are both unique).
+
+use chrono::{DateTime, Datelike, Utc};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::outbound::{MailSpec, queue, queue_to_role};
+use super::{Context, ServiceError, sha256_hex};
+use crate::domain::classify::{
+    Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
+    parse_verp, place,
+};
+use crate::domain::language::detect_language;
+use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
+use crate::mail::compose::AutoKind;
+use crate::mail::parse::{ParseFailure, ParsedMail, parse};
+use crate::mailbox::{MailSource, RawMail};
+use crate::store::{NewAttachment, NewComplaint, NewMessage, NewQuarantine, StoreTx};
+
+/// What happened to one mail; printed by `run --once` and used by tests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    Registered {
+        reference: String,
+        acknowledged: bool,
+    },
+    Threaded {
+        reference: String,
+    },
+    Bounce {
+        reference: Option<String>,
+    },
+    Unfiled {
+        reason: String,
+    },
+    Quarantined {
+        reason: String,
+    },
+    Duplicate,
+    AlreadyProcessed,
+}
+
+pub const SYSTEM: &str = "klachtd";
+
+/// Mails per transaction: large enough to amortise the commit, small enough that a crash
+/// redoes little.
+pub const BATCH: usize = 50;
+
+/// Drain everything waiting in the source. Returns the outcomes in order.
+pub async fn drain(
+    ctx: &Context,
+    source: &mut dyn MailSource,
+    stop: &(dyn Fn() -> bool + Send + Sync),
+) -> Result<Vec<Outcome>, ServiceError> {
+    let mut outcomes = Vec::new();
+    let source_id = source.id().to_string();
+    let last = ctx.store.last_source_key(&source_id).await?;
+    let pending = source.pending(last.as_deref()).await?;
+    for chunk in pending.chunks(BATCH * 4) {
+        let known = ctx.store.known_source_keys(&source_id, chunk).await?;
+        let new: Vec<String> = chunk
+            .iter()
+            .filter(|k| !known.contains(*k))
+            .cloned()
+            .collect();
+        // Known keys still in new/ (a crash after commit, before the move) are marked now.
+        let seen: Vec<String> = chunk
+            .iter()
+            .filter(|k| known.contains(*k))
+            .cloned()
+            .collect();
+        if !seen.is_empty() {
+            source.mark_processed(&seen).await?;
+        }
+        for batch in new.chunks(BATCH) {
+            if stop() {
+                return Ok(outcomes);
+            }
+            let mails = source.fetch(batch).await?;
+            let keys: Vec<String> = mails.iter().map(|m| m.key.clone()).collect();
+            outcomes.extend(ingest_batch(ctx, &source_id, mails).await?);
+            source.mark_processed(&keys).await?;
+        }
+    }
+    Ok(outcomes)
+}
+
+/// One transaction for the whole batch.
+pub async fn ingest_batch(
+    ctx: &Context,
+    source_id: &str,
+    mails: Vec<RawMail>,
+) -> Result<Vec<Outcome>, ServiceError> {
+    // Disk first (content-addressed, idempotent): a rolled-back transaction leaves at most an
+    // unreferenced file, never a row pointing at nothing.
+    let mut prepared = Vec::with_capacity(mails.len());
+    for mail in mails {
+        let parsed = parse(&mail.bytes);
+        let over_size = mail.bytes.len() as u64 > ctx.settings.limits.max_mail_bytes;
+        let kept: &[u8] = if over_size {
+            header_block(&mail.bytes)
+        } else {
+            &mail.bytes
+        };
+        let raw_sha = ctx.blobs.put("raw", kept)?;
+        let mut attachment_shas = Vec::new();
+        if let Ok(p) = &parsed
+            && !over_size
+        {
+            for a in &p.attachments {
+                attachment_shas.push(Some(ctx.blobs.put("attachments", &a.bytes)?));
+            }
+        }
+        prepared.push((mail, parsed, over_size, raw_sha, attachment_shas));
+    }
+    let mut tx = ctx.store.begin().await?;
+    let mut outcomes = Vec::with_capacity(prepared.len());
+    for (mail, parsed, over_size, raw_sha, attachment_shas) in prepared {
+        let span = tracing::info_span!(
+            "mail",
+            key = %mail.key,
+            message_id = parsed.as_ref().ok().and_then(|p| p.facts.message_id.as_ref()).map(|m| m.to_string()).unwrap_or_default()
+        );
+        let outcome = ingest_one(
+            ctx,
+            tx.as_mut(),
+            source_id,
+            &mail,
+            parsed,
+            over_size,
+            &raw_sha,
+            &attachment_shas,
+        )
+        .instrument(span.clone())
+        .await?;
+        span.in_scope(|| tracing::info!(?outcome, "ingested"));
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// The header block of a raw mail (up to the first empty line): what an over-size mail keeps.
+fn header_block(raw: &[u8]) -> &[u8] {
+    for (i, w) in raw.windows(4).enumerate() {
+        if w == b"\r\n\r\n" {
+            return &raw[..i + 4];
+        }
+    }
+    for (i, w) in raw.windows(2).enumerate() {
+        if w == b"\n\n" {
+            return &raw[..i + 2];
+        }
+    }
+    raw
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest_one(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    source_id: &str,
+    mail: &RawMail,
+    parsed: Result<ParsedMail, ParseFailure>,
+    over_size: bool,
+    raw_sha: &str,
+    attachment_shas: &[Option<String>],
+) -> Result<Outcome, ServiceError> {
+    let now = ctx.clock.now();
+    if !tx
+        .record_source_key(source_id, &mail.key, "ingested")
+        .await?
+    {
+        return Ok(Outcome::AlreadyProcessed);
+    }
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(failure) => {
+            let reason = failure.to_string();
+            tx.insert_quarantine(&NewQuarantine {
+                source: source_id.to_string(),
+                source_key: mail.key.clone(),
+                message_id: find_message_id_loosely(&mail.bytes),
+                received_at: mail.received_at,
+                reason: reason.clone(),
+                raw_sha256: raw_sha.to_string(),
+                raw_size: mail.bytes.len() as i64,
+                created_at: now,
+            })
+            .await?;
+            tx.history(
+                None,
+                now,
+                SYSTEM,
+                "quarantined",
+                &format!("{}: {reason}", mail.key),
+            )
+            .await?;
+            tracing::warn!(%reason, "mail quarantined");
+            return Ok(Outcome::Quarantined { reason });
+        }
+    };
+    register(
+        ctx,
+        tx,
+        source_id,
+        &mail.key,
+        mail.received_at,
+        &mail.bytes,
+        parsed,
+        over_size,
+        raw_sha,
+        attachment_shas,
+        true,
+    )
+    .await
+}
+
+/// Decide and record where a parsed mail belongs. Also used by `quarantine release`.
+#[allow(clippy::too_many_arguments)]
+pub async fn register(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    source_id: &str,
+    source_key: &str,
+    received_at: DateTime<Utc>,
+    raw: &[u8],
+    parsed: ParsedMail,
+    over_size: bool,
+    raw_sha: &str,
+    attachment_shas: &[Option<String>],
+    may_acknowledge: bool,
+) -> Result<Outcome, ServiceError> {
+    let now = ctx.clock.now();
+    let s = &ctx.settings;
+    let facts = &parsed.facts;
+    // Same mail again: by Message-ID, or by its bytes when it has none.
+    let dedupe_key = match &facts.message_id {
+        Some(m) => format!("mid:{}", m.as_str()),
+        None => format!("sha:{}", sha256_hex(raw)),
+    };
+    if tx.dedupe_key_exists(&dedupe_key).await? {
+        tracing::info!("duplicate of a mail already registered");
+        return Ok(Outcome::Duplicate);
+    }
+
+    let automatic = automatic_reason(facts);
+    let spam = is_spam(facts, &s.intake.spam_header, &s.intake.spam_value);
+    let from_addr = ctx.from_address()?;
+
+    // Bounces: RFC 3464 reports name our Message-ID; any bounce (Exchange's too) reaches our
+    // per-message VERP address.
+    let mut bounced = None;
+    if automatic.is_some() {
+        let ids: Vec<String> = facts
+            .report_message_ids
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        if facts.is_delivery_report
+            && let Some(sent) = tx.sent_by_message_ids(&ids).await?
+        {
+            bounced = Some(sent);
+        }
+        if bounced.is_none() {
+            for addr in delivery_addresses(facts) {
+                if let Some(id) = parse_verp(&addr, &from_addr, &ctx.key)
+                    && let Some(sent) = tx.sent_by_id(id).await?
+                {
+                    bounced = Some(sent);
+                    break;
+                }
+            }
+        }
+    }
+
+    let complainant = complainant_of(ctx, &parsed);
+    let mut lookups = ThreadLookups {
+        sender_is_staff: s.staff.is_staff(&facts.from),
+        ..Default::default()
+    };
+    let thread_ids: Vec<String> = facts.thread_ids().iter().map(|m| m.to_string()).collect();
+    lookups.by_header = match &bounced {
+        Some(sent) => sent.complaint_id,
+        None => tx.complaint_by_message_ids(&thread_ids).await?,
+    };
+    for r in ComplaintRef::find_in_subject(&facts.subject, &s.organisation.reference_prefix) {
+        if let Some((id, who)) = tx.complaint_by_reference(&r.to_string()).await?
+            && let Ok(who) = EmailAddress::parse(&who)
+        {
+            lookups.by_subject.push((r, id, who));
+        }
+    }
+    let placement = place(&complainant.0, &lookups, automatic.as_ref(), spam);
+
+    let classification = if bounced.is_some() {
+        "bounce"
+    } else if spam {
+        "spam"
+    } else if automatic.is_some() {
+        "automatic"
+    } else {
+        match placement {
+            Placement::NewComplaint { .. } => "complaint",
+            _ => "reply",
+        }
+    };
+    let mut message = NewMessage {
+        complaint_id: None,
+        dedupe_key,
+        message_id: facts.message_id.as_ref().map(|m| m.to_string()),
+        source: source_id.to_string(),
+        source_key: source_key.to_string(),
+        received_at,
+        sent_date: parsed.date,
+        from_address: facts.from.to_string(),
+        from_name: parsed.from_name.clone(),
+        reply_to: facts.reply_to.as_ref().map(|a| a.to_string()),
+        to_addresses: parsed
+            .to
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        subject: facts.subject.clone(),
+        in_reply_to: (!facts.in_reply_to.is_empty()).then(|| {
+            facts
+                .in_reply_to
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+        references_ids: (!facts.references.is_empty()).then(|| {
+            facts
+                .references
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        }),
+        body_text: parsed.text.clone(),
+        raw_sha256: raw_sha.to_string(),
+        raw_size: raw.len() as i64,
+        raw_kept: if over_size {
+            "headers".into()
+        } else {
+            "whole".into()
+        },
+        classification: classification.to_string(),
+        automatic: automatic.as_ref().map(|a| a.to_string()),
+        unfiled_reason: None,
+        created_at: now,
+    };
+    let actor = format!("mail:{}", facts.from);
+
+    match placement {
+        Placement::Unfiled { reason } => {
+            message.unfiled_reason = Some(reason.clone());
+            let row = tx.insert_message(&message).await?;
+            store_attachments(
+                tx,
+                row,
+                &parsed,
+                over_size,
+                attachment_shas,
+                s.limits.max_mail_bytes,
+            )
+            .await?;
+            tx.history(
+                None,
+                now,
+                &actor,
+                "unfiled",
+                &format!("message {row}: {reason}"),
+            )
+            .await?;
+            Ok(Outcome::Unfiled { reason })
+        }
+        Placement::Thread { complaint_id, by } => {
+            message.complaint_id = Some(complaint_id);
+            let row = tx.insert_message(&message).await?;
+            store_attachments(
+                tx,
+                row,
+                &parsed,
+                over_size,
+                attachment_shas,
+                s.limits.max_mail_bytes,
+            )
+            .await?;
+            let reference = tx.complaint_reference(complaint_id).await?;
+            if let Some(sent) = &bounced {
+                let reason = bounce_reason(&parsed);
+                let first = tx.mark_bounced(sent.outbox_id, now, &reason).await?;
+                tx.history(
+                    Some(complaint_id),
+                    now,
+                    &actor,
+                    "bounce",
+                    &format!(
+                        "our {} to {} bounced: {reason}",
+                        sent.template, sent.recipients
+                    ),
+                )
+                .await?;
+                // The complainant did not get our acknowledgement: a person must reach them
+                // another way.
+                if first && sent.template == "acknowledgement" {
+                    let context = json!({
+                        "organisation": { "name": s.organisation.name },
+                        "complaint": { "reference": reference, "subject": facts.subject },
+                        "bounce": { "recipient": sent.recipients, "reason": reason },
+                    });
+                    queue_to_role(
+                        ctx,
+                        tx,
+                        "receiver",
+                        "bounce_alert",
+                        &context,
+                        Some(complaint_id),
+                        now,
+                    )
+                    .await?;
+                    tx.history(
+                        Some(complaint_id),
+                        now,
+                        SYSTEM,
+                        "alert",
+                        "receiver told that the acknowledgement bounced",
+                    )
+                    .await?;
+                }
+                return Ok(Outcome::Bounce {
+                    reference: Some(reference),
+                });
+            }
+            let how = match by {
+                crate::domain::classify::ThreadedBy::Header => "by In-Reply-To/References",
+                crate::domain::classify::ThreadedBy::Subject => "by reference in subject",
+            };
+            tx.history(
+                Some(complaint_id),
+                now,
+                &actor,
+                "message_in",
+                &format!(
+                    "message {row} ({classification}) added {how}: {}",
+                    facts.subject
+                ),
+            )
+            .await?;
+            Ok(Outcome::Threaded { reference })
+        }
+        Placement::NewComplaint { related } => {
+            let (reference, acknowledged) = new_complaint(
+                ctx,
+                tx,
+                &mut message,
+                &parsed,
+                complainant,
+                related,
+                over_size,
+                attachment_shas,
+                may_acknowledge && automatic.is_none(),
+            )
+            .await?;
+            Ok(Outcome::Registered {
+                reference,
+                acknowledged,
+            })
+        }
+    }
+}
+
+/// The person who complains: the From address, or the Reply-To for a configured web-form
+/// sender (the form's mailer is not the person).
+fn complainant_of(ctx: &Context, parsed: &ParsedMail) -> (EmailAddress, Option<String>) {
+    let f = &parsed.facts;
+    let web_form = ctx
+        .settings
+        .intake
+        .web_form_senders
+        .iter()
+        .filter_map(|a| EmailAddress::parse(a).ok())
+        .any(|a| a == f.from);
+    match (&f.reply_to, web_form) {
+        (Some(r), true) => (r.clone(), None),
+        _ => (f.from.clone(), parsed.from_name.clone()),
+    }
+}
+
+fn bounce_reason(parsed: &ParsedMail) -> String {
+    // The human-readable part of a bounce, first meaningful line, kept short.
+    parsed
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("delivery failed")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+fn find_message_id_loosely(raw: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&raw[..raw.len().min(64 * 1024)]);
+    text.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case("message-id")
+                .then(|| MessageId::parse(v).ok().map(|m| m.to_string()))?
+        })
+}
+
+async fn store_attachments(
+    tx: &mut dyn StoreTx,
+    row: i64,
+    parsed: &ParsedMail,
+    over_size: bool,
+    shas: &[Option<String>],
+    limit: u64,
+) -> Result<(), ServiceError> {
+    for (i, a) in parsed.attachments.iter().enumerate() {
+        let sha = shas.get(i).cloned().flatten();
+        tx.insert_attachment(
+            row,
+            &NewAttachment {
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: a.bytes.len() as i64,
+                sha256: if over_size { None } else { sha },
+                refused_reason: over_size
+                    .then(|| format!("mail larger than limits.max_mail_bytes ({limit} bytes)")),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn new_complaint(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    message: &mut NewMessage,
+    parsed: &ParsedMail,
+    complainant: (EmailAddress, Option<String>),
+    related: Option<i64>,
+    over_size: bool,
+    attachment_shas: &[Option<String>],
+    may_acknowledge: bool,
+) -> Result<(String, bool), ServiceError> {
+    let s = &ctx.settings;
+    let now = ctx.clock.now();
+    let received_at = message.received_at;
+    let tz = s.time_zone();
+    let year = received_at.with_timezone(&tz).year();
+    let prefix = s.organisation.reference_prefix.to_ascii_uppercase();
+    let facts = &parsed.facts;
+    let lang = detect_language(
+        &format!("{}\n{}", facts.subject, parsed.text),
+        &s.organisation.language,
+    );
+    let serious = ctx.procedure.serious_keywords(&facts.subject, &parsed.text);
+    let number = tx.next_reference_number(&prefix, year).await?;
+    let complaint_id = tx
+        .insert_complaint(
+            &NewComplaint {
+                prefix: prefix.clone(),
+                year,
+                received_at,
+                complainant_address: complainant.0.to_string(),
+                complainant_name: complainant.1.clone(),
+                subject: if facts.subject.is_empty() {
+                    "(geen onderwerp)".into()
+                } else {
+                    facts.subject.clone()
+                },
+                kind: "klacht".into(),
+                severity: if serious.is_empty() {
+                    "normal".into()
+                } else {
+                    "serious".into()
+                },
+                serious_keywords: (!serious.is_empty()).then(|| serious.join(", ")),
+                related_id: related,
+                language: lang.clone(),
+                procedure_name: ctx.procedure.name().to_string(),
+                procedure_version: ctx.procedure.version().to_string(),
+                created_at: now,
+            },
+            number,
+        )
+        .await?;
+    let reference = ComplaintRef::new(&prefix, year, number).to_string();
+    message.complaint_id = Some(complaint_id);
+    let row = tx.insert_message(message).await?;
+    store_attachments(
+        tx,
+        row,
+        parsed,
+        over_size,
+        attachment_shas,
+        s.limits.max_mail_bytes,
+    )
+    .await?;
+    let actor = format!("mail:{}", facts.from);
+    tx.history(
+        Some(complaint_id),
+        now,
+        &actor,
+        "registered",
+        &format!(
+            "{reference} from {} received {}: {}",
+            complainant.0,
+            crate::store::ts(received_at),
+            facts.subject
+        ),
+    )
+    .await?;
+    if let Some(rel) = related {
+        let other = tx.complaint_reference(rel).await?;
+        tx.history(
+            Some(complaint_id),
+            now,
+            SYSTEM,
+            "linked",
+            &format!("subject names {other}; sender is not its complainant"),
+        )
+        .await?;
+    }
+    if over_size && !parsed.attachments.is_empty() {
+        tx.history(
+            Some(complaint_id),
+            now,
+            SYSTEM,
+            "attachments_refused",
+            &format!(
+                "{} attachment(s) refused: mail larger than {} bytes",
+                parsed.attachments.len(),
+                s.limits.max_mail_bytes
+            ),
+        )
+        .await?;
+    }
+    tx.complete_milestone(complaint_id, "received", received_at, SYSTEM)
+        .await?;
+
+    // Acknowledge, unless something says we must not.
+    let withheld = if !may_acknowledge {
+        Some("automatic mail is never answered".to_string())
+    } else if s.intake.dmarc_fail_blocks_acknowledgement
+        && dmarc_failed(facts, &s.intake.trusted_authserv_id)
+    {
+        Some("DMARC failed at our receiving server: the From address may be forged".to_string())
+    } else {
+        let since = now - chrono::Duration::hours(24);
+        let sent = tx
+            .count_sent_to_since("acknowledgement", complainant.0.as_str(), since)
+            .await?;
+        let cap = i64::from(s.limits.acknowledgements_per_address_per_day);
+        (sent >= cap).then(|| {
+            format!(
+                "{sent} acknowledgements to {} in 24 hours (cap {cap})",
+                complainant.0
+            )
+        })
+    };
+    if let Some(reason) = withheld {
+        tx.history(
+            Some(complaint_id),
+            now,
+            SYSTEM,
+            "acknowledgement_withheld",
+            &reason,
+        )
+        .await?;
+        return Ok((reference, false));
+    }
+    let context = ctx.procedure.complaint_context(
+        &s.organisation.name,
+        &reference,
+        &facts.subject,
+        received_at,
+        &parsed.text,
+        &complainant,
+        &lang,
+    );
+    let mut references = facts.references.clone();
+    if let Some(m) = &facts.message_id {
+        references.push(m.clone());
+    }
+    let (_, message_id) = queue(
+        ctx,
+        tx,
+        MailSpec {
+            template: "acknowledgement",
+            lang: &lang,
+            context: &context,
+            complaint_id: Some(complaint_id),
+            to: vec![(complainant.1.clone(), complainant.0.clone())],
+            role: None,
+            in_reply_to: facts.message_id.clone(),
+            references,
+            auto: AutoKind::Replied,
+            now,
+        },
+    )
+    .await?;
+    tx.history(
+        Some(complaint_id),
+        now,
+        SYSTEM,
+        "message_out",
+        &format!("acknowledgement queued to {} ({message_id})", complainant.0),
+    )
+    .await?;
+    tx.complete_milestone(complaint_id, "acknowledged", now, SYSTEM)
+        .await?;
+    ctx.procedure
+        .on_registered(ctx, tx, complaint_id, &reference, &context, &serious, now)
+        .await?;
+    Ok((reference, true))
+}

@@ -1,0 +1,111 @@
+//! Render a template and queue the mail in the outbox, inside the caller's transaction, so a
+//! complaint and the mail it triggers commit together (transactional outbox).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{Context, ServiceError};
+use crate::domain::classify::verp_address;
+use crate::domain::types::{EmailAddress, MessageId};
+use crate::mail::compose::{AutoKind, OutgoingMail, build, new_message_id};
+use crate::store::{NewOutbox, StoreTx};
+
+pub struct MailSpec<'a> {
+    pub template: &'a str,
+    pub lang: &'a str,
+    pub context: &'a Value,
+    pub complaint_id: Option<i64>,
+    pub to: Vec<(Option<String>, EmailAddress)>,
+    pub role: Option<&'a str>,
+    pub in_reply_to: Option<MessageId>,
+    pub references: Vec<MessageId>,
+    pub auto: AutoKind,
+    pub now: DateTime<Utc>,
+}
+
+/// Returns the outbox id and the Message-ID fixed for this mail.
+pub async fn queue(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    spec: MailSpec<'_>,
+) -> Result<(i64, MessageId), ServiceError> {
+    let rendered = ctx
+        .templates
+        .render(spec.lang, spec.template, spec.context)?;
+    let from = ctx.from_address()?;
+    let message_id = new_message_id(&ctx.settings.organisation.mail_domain, &ctx.key);
+    let mail = OutgoingMail {
+        from_name: ctx.from_name(),
+        from: from.clone(),
+        to: spec.to.clone(),
+        reply_to: None,
+        subject: rendered.subject.clone(),
+        text: rendered.text,
+        html: rendered.html,
+        message_id: message_id.clone(),
+        in_reply_to: spec.in_reply_to,
+        references: spec.references,
+        date: spec.now,
+        auto: spec.auto,
+    };
+    let raw = build(&mail)?;
+    let id = tx
+        .enqueue(&NewOutbox {
+            complaint_id: spec.complaint_id,
+            template: spec.template.to_string(),
+            message_id: message_id.as_str().to_string(),
+            recipients: spec.to.iter().map(|(_, a)| a.to_string()).collect(),
+            recipient_role: spec.role.map(str::to_string),
+            subject: rendered.subject,
+            raw,
+            created_at: spec.now,
+        })
+        .await?;
+    tx.set_envelope_from(id, &verp_address(&from, id, &ctx.key))
+        .await?;
+    Ok((id, message_id))
+}
+
+/// Queue an operational mail to every address of a staff role (e.g. `admin`, `receiver`).
+/// Returns how many were queued (0 when the role has no address: then it is only logged).
+pub async fn queue_to_role(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    role: &str,
+    template: &str,
+    context: &Value,
+    complaint_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
+    let to: Vec<(Option<String>, EmailAddress)> = ctx
+        .settings
+        .staff
+        .addresses(role)
+        .into_iter()
+        .map(|a| (None, a))
+        .collect();
+    if to.is_empty() {
+        tracing::warn!(role, template, "no address for role: alert only logged");
+        return Ok(0);
+    }
+    let lang = ctx.settings.organisation.language.clone();
+    let n = to.len();
+    queue(
+        ctx,
+        tx,
+        MailSpec {
+            template,
+            lang: &lang,
+            context,
+            complaint_id,
+            to,
+            role: Some(role),
+            in_reply_to: None,
+            references: vec![],
+            auto: AutoKind::Generated,
+            now,
+        },
+    )
+    .await?;
+    Ok(n)
+}

@@ -1,0 +1,173 @@
+//! The outbox sender. Each attempt is recorded (claimed with a lease) before the network call,
+//! and no transaction is held open across it. Transient failures retry with exponential
+//! backoff; a permanent failure is kept, listed by `klachtd outbox list`, and alerted to the
+//! admin, never deleted.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::outbound::queue_to_role;
+use super::{Context, ServiceError};
+use crate::outgoing::{Envelope, SendError, Transport};
+use crate::store::OutboxItem;
+
+/// Templates that alert the admin about the outbox itself: their own failure is only logged,
+/// so a broken transport cannot make alerts about alerts forever.
+const ADMIN_ALERTS: &[&str] = &["delivery_failed", "operational_alert"];
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+}
+
+/// A claimed mail whose attempt did not finish in this time is tried again.
+const LEASE_SECONDS: i64 = 300;
+
+pub fn backoff(ctx: &Context, attempts: i64) -> Duration {
+    let o = &ctx.settings.outbox;
+    let exp = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
+    let secs = o
+        .retry_initial_seconds
+        .saturating_mul(2u64.saturating_pow(exp))
+        .min(o.retry_max_seconds);
+    Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))
+}
+
+/// Deliver everything due now. Returns what happened.
+pub async fn deliver_due(
+    ctx: &Context,
+    transport: &dyn Transport,
+) -> Result<DeliveryReport, ServiceError> {
+    let mut report = DeliveryReport::default();
+    loop {
+        let now = ctx.clock.now();
+        let items = ctx
+            .store
+            .claim_outbox(now, now + Duration::seconds(LEASE_SECONDS), 20)
+            .await?;
+        if items.is_empty() {
+            return Ok(report);
+        }
+        for item in items {
+            deliver_one(ctx, transport, item, &mut report).await?;
+        }
+    }
+}
+
+async fn deliver_one(
+    ctx: &Context,
+    transport: &dyn Transport,
+    item: OutboxItem,
+    report: &mut DeliveryReport,
+) -> Result<(), ServiceError> {
+    let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
+    let _g = span.enter();
+    let envelope = Envelope {
+        mail_from: item.envelope_from.clone(),
+        rcpt_to: item.recipients.clone(),
+    };
+    let result = transport.send(&item.message_id, &envelope, &item.raw).await;
+    let now = ctx.clock.now();
+    match result {
+        Ok(()) => {
+            ctx.store.outbox_sent(item.id, now).await?;
+            tracing::info!(attempt = item.attempts, "sent");
+            report.sent += 1;
+        }
+        Err(SendError::Transient(e)) if !given_up(ctx, &item, now) => {
+            let next = now + backoff(ctx, item.attempts);
+            tracing::warn!(error = %e, attempt = item.attempts, next = %crate::store::ts(next), "send failed; will retry");
+            ctx.store.outbox_retry(item.id, next, &e).await?;
+            report.retrying += 1;
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            tracing::error!(error = %reason, "send failed permanently; kept in the outbox");
+            fail_permanently(ctx, &item, &reason, now).await?;
+            report.failed += 1;
+        }
+    }
+    Ok(())
+}
+
+fn given_up(ctx: &Context, item: &OutboxItem, now: DateTime<Utc>) -> bool {
+    let hours = i64::try_from(ctx.settings.outbox.give_up_after_hours).unwrap_or(i64::MAX / 4000);
+    now - item.created_at > Duration::hours(hours)
+}
+
+async fn fail_permanently(
+    ctx: &Context,
+    item: &OutboxItem,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let mut tx = ctx.store.begin().await?;
+    tx.mark_outbox_failed(item.id, reason).await?;
+    tx.history(
+        item.complaint_id,
+        now,
+        super::ingest::SYSTEM,
+        "delivery_failed",
+        &format!(
+            "{} to {} failed permanently: {reason}",
+            item.template,
+            item.recipients.join(", ")
+        ),
+    )
+    .await?;
+    if !ADMIN_ALERTS.contains(&item.template.as_str()) {
+        let reference = match item.complaint_id {
+            Some(id) => tx.complaint_reference(id).await?,
+            None => String::new(),
+        };
+        let context = json!({
+            "organisation": { "name": ctx.settings.organisation.name },
+            "complaint": { "reference": reference },
+            "outbox": { "subject": item.subject, "recipient": item.recipients.join(", "), "error": reason },
+        });
+        queue_to_role(
+            ctx,
+            tx.as_mut(),
+            "admin",
+            "delivery_failed",
+            &context,
+            item.complaint_id,
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Queue an operational alert to the admin (mailbox login failing, ...) outside any complaint.
+pub async fn alert_admin(ctx: &Context, subject: &str, text: &str) -> Result<(), ServiceError> {
+    let now = ctx.clock.now();
+    let mut tx = ctx.store.begin().await?;
+    let context = json!({
+        "organisation": { "name": ctx.settings.organisation.name },
+        "alert": { "subject": subject, "text": text },
+    });
+    queue_to_role(
+        ctx,
+        tx.as_mut(),
+        "admin",
+        "operational_alert",
+        &context,
+        None,
+        now,
+    )
+    .await?;
+    tx.history(
+        None,
+        now,
+        super::ingest::SYSTEM,
+        "alert",
+        &format!("admin alerted: {subject}"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

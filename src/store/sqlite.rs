@@ -1,0 +1,866 @@
+//! SQLite store: WAL, foreign keys on, migrations embedded and applied at start.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use super::*;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            url: url.to_string(),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_err(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            // Several processes (a cron `run --once` beside the daemon) may write at once.
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(parent) = options.get_filename().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(Self { pool })
+    }
+}
+
+pub struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.received_at, c.status, c.kind, c.severity,
+    c.complainant_address, c.complainant_name, c.subject, r.reference AS related_reference,
+    c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
+    c.handler, c.void_reason,
+    (SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
+      + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
+
+fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError> {
+    Ok(ComplaintRow {
+        id: r.try_get("id")?,
+        reference: r.try_get("reference")?,
+        received_at: r.try_get("received_at")?,
+        status: r.try_get("status")?,
+        kind: r.try_get("kind")?,
+        severity: r.try_get("severity")?,
+        complainant: r.try_get("complainant_address")?,
+        complainant_name: r.try_get("complainant_name")?,
+        subject: r.try_get("subject")?,
+        related_reference: r.try_get("related_reference")?,
+        procedure: r.try_get("procedure_name")?,
+        procedure_version: r.try_get("procedure_version")?,
+        language: r.try_get("language")?,
+        category: r.try_get("category")?,
+        cause: r.try_get("cause")?,
+        solution: r.try_get("solution")?,
+        handler: r.try_get("handler")?,
+        void_reason: r.try_get("void_reason")?,
+        messages: r.try_get("message_count")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn known_source_keys(
+        &self,
+        source: &str,
+        keys: &[String],
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut known = HashSet::new();
+        // Chunked: SQLite limits the number of bound parameters.
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql =
+                format!("SELECT key FROM source_keys WHERE source = ? AND key IN ({placeholders})");
+            let mut q = sqlx::query(&sql).bind(source);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                known.insert(row.try_get::<String, _>("key")?);
+            }
+        }
+        Ok(known)
+    }
+
+    async fn last_source_key(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM source_keys WHERE source = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(source)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
+             WHERE (?1 IS NULL AND c.status <> 'voided') OR c.status = ?1
+             ORDER BY c.ref_year, c.ref_prefix, c.ref_number"
+        );
+        let rows = sqlx::query(&sql).bind(status).fetch_all(&self.pool).await?;
+        rows.iter().map(complaint_row).collect()
+    }
+
+    async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
+             WHERE c.reference = ?"
+        );
+        let row = sqlx::query(&sql)
+            .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(complaint_row).transpose()
+    }
+
+    async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError> {
+        let mut out = Vec::new();
+        let rows = sqlx::query(
+            "SELECT id, message_id, received_at, from_address, to_addresses, subject,
+                    classification, body_text
+             FROM messages WHERE complaint_id = ? ORDER BY received_at, id",
+        )
+        .bind(complaint_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let atts = sqlx::query(
+                "SELECT name, content_type, size, sha256, refused_reason FROM attachments
+                 WHERE message_row = ? ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|a| {
+                Ok(AttachmentRow {
+                    name: a.try_get("name")?,
+                    content_type: a.try_get("content_type")?,
+                    size: a.try_get("size")?,
+                    sha256: a.try_get("sha256")?,
+                    refused_reason: a.try_get("refused_reason")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(MessageRow {
+                id,
+                direction: "in".into(),
+                message_id: r.try_get("message_id")?,
+                at: r.try_get("received_at")?,
+                from: r.try_get("from_address")?,
+                to: r.try_get("to_addresses")?,
+                subject: r.try_get("subject")?,
+                classification: r.try_get("classification")?,
+                text: r.try_get("body_text")?,
+                attachments: atts,
+                status: None,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT id, message_id, created_at, envelope_from, recipients, subject, template,
+                    status, bounced_at, raw
+             FROM outbox WHERE complaint_id = ? ORDER BY created_at, id",
+        )
+        .bind(complaint_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let raw: Vec<u8> = r.try_get("raw")?;
+            let text = crate::mail::parse::parse(&raw)
+                .map(|p| p.text)
+                .unwrap_or_default();
+            let bounced: Option<String> = r.try_get("bounced_at")?;
+            let status: String = r.try_get("status")?;
+            out.push(MessageRow {
+                id: r.try_get("id")?,
+                direction: "out".into(),
+                message_id: Some(r.try_get("message_id")?),
+                at: r.try_get("created_at")?,
+                from: r.try_get("envelope_from")?,
+                to: r.try_get("recipients")?,
+                subject: r.try_get("subject")?,
+                classification: r.try_get("template")?,
+                text,
+                attachments: vec![],
+                status: Some(if bounced.is_some() {
+                    "bounced".into()
+                } else {
+                    status
+                }),
+            });
+        }
+        out.sort_by(|a, b| a.at.cmp(&b.at).then(a.direction.cmp(&b.direction)));
+        Ok(out)
+    }
+
+    async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, actor, event, detail FROM history WHERE complaint_id = ? ORDER BY id",
+        )
+        .bind(complaint_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryRow {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    event: r.try_get("event")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_quarantine(&self, all: bool) -> Result<Vec<QuarantineRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, status, received_at, message_id, reason, source, source_key, raw_sha256,
+                    raw_size
+             FROM quarantine WHERE ? OR status = 'held' ORDER BY id",
+        )
+        .bind(all)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QuarantineRow {
+                    id: r.try_get("id")?,
+                    status: r.try_get("status")?,
+                    received_at: r.try_get("received_at")?,
+                    message_id: r.try_get("message_id")?,
+                    reason: r.try_get("reason")?,
+                    source: r.try_get("source")?,
+                    source_key: r.try_get("source_key")?,
+                    raw_sha256: r.try_get("raw_sha256")?,
+                    raw_size: r.try_get("raw_size")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_unfiled(&self) -> Result<Vec<UnfiledRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, received_at, message_id, from_address, subject, unfiled_reason
+             FROM messages WHERE complaint_id IS NULL AND unfiled_reason IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UnfiledRow {
+                    id: r.try_get("id")?,
+                    received_at: r.try_get("received_at")?,
+                    message_id: r.try_get("message_id")?,
+                    from: r.try_get("from_address")?,
+                    subject: r.try_get("subject")?,
+                    reason: r.try_get("unfiled_reason")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, c.reference, o.template, o.message_id, o.recipients, o.subject,
+                    o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
+                    o.sent_at, o.bounced_at
+             FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id
+             WHERE ?1 IS NULL OR o.status = ?1 ORDER BY o.id",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    reference: r.try_get("reference")?,
+                    template: r.try_get("template")?,
+                    message_id: r.try_get("message_id")?,
+                    recipients: r.try_get("recipients")?,
+                    subject: r.try_get("subject")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                    bounced_at: r.try_get("bounced_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
+                          ORDER BY id LIMIT ?)
+             RETURNING id, complaint_id, template, message_id, envelope_from, recipients,
+                       subject, raw, attempts, created_at",
+        )
+        .bind(ts(lease_until))
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut items = rows
+            .iter()
+            .map(|r| {
+                let recipients: String = r.try_get("recipients")?;
+                Ok(OutboxItem {
+                    id: r.try_get("id")?,
+                    complaint_id: r.try_get("complaint_id")?,
+                    template: r.try_get("template")?,
+                    message_id: r.try_get("message_id")?,
+                    envelope_from: r.try_get("envelope_from")?,
+                    recipients: recipients
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .collect(),
+                    subject: r.try_get("subject")?,
+                    raw: r.try_get("raw")?,
+                    attempts: r.try_get("attempts")?,
+                    created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
+        )
+        .bind(ts(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_retry(
+        &self,
+        id: i64,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ? WHERE id = ?",
+        )
+        .bind(ts(next))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let next: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        next.map(|s| parse_ts(&s)).transpose()
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings_kv (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StoreTx for SqliteTx {
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE dedupe_key = ?")
+            .bind(key)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn record_source_key(
+        &mut self,
+        source: &str,
+        key: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO source_keys (source, key, seq, outcome)
+             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM source_keys WHERE source = ?1), ?3)
+             ON CONFLICT (source, key) DO NOTHING",
+        )
+        .bind(source)
+        .bind(key)
+        .bind(outcome)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn complaint_by_message_ids(
+        &mut self,
+        ids: &[String],
+    ) -> Result<Option<i64>, StoreError> {
+        for id in ids {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT complaint_id FROM messages WHERE message_id = ?1 AND complaint_id IS NOT NULL
+                 UNION ALL
+                 SELECT complaint_id FROM outbox WHERE message_id = ?1 AND complaint_id IS NOT NULL
+                 LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn complaint_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, complainant_address FROM complaints WHERE reference = ? AND status <> 'voided'",
+        )
+        .bind(reference)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| Ok((r.try_get("id")?, r.try_get("complainant_address")?)))
+            .transpose()
+    }
+
+    async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError> {
+        sqlx::query_scalar("SELECT reference FROM complaints WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))
+    }
+
+    async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO ref_counters (prefix, year, last) VALUES (?, ?, 1)
+             ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1
+             RETURNING last",
+        )
+        .bind(prefix)
+        .bind(year)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        u32::try_from(n).map_err(|_| StoreError::Query(format!("reference counter overflow: {n}")))
+    }
+
+    async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError> {
+        let reference =
+            crate::domain::types::ComplaintRef::new(&c.prefix, c.year, number).to_string();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO complaints (reference, ref_prefix, ref_year, ref_number, received_at,
+                complainant_address, complainant_name, subject, kind, severity, serious_keywords,
+                related_id, language, procedure_name, procedure_version, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&reference)
+        .bind(&c.prefix)
+        .bind(c.year)
+        .bind(number)
+        .bind(ts(c.received_at))
+        .bind(&c.complainant_address)
+        .bind(&c.complainant_name)
+        .bind(&c.subject)
+        .bind(&c.kind)
+        .bind(&c.severity)
+        .bind(&c.serious_keywords)
+        .bind(c.related_id)
+        .bind(&c.language)
+        .bind(&c.procedure_name)
+        .bind(&c.procedure_version)
+        .bind(ts(c.created_at))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (complaint_id, dedupe_key, message_id, source, source_key,
+                received_at, sent_date, from_address, from_name, reply_to, to_addresses, subject,
+                in_reply_to, references_ids, body_text, raw_sha256, raw_size, raw_kept,
+                classification, automatic, unfiled_reason, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(m.complaint_id)
+        .bind(&m.dedupe_key)
+        .bind(&m.message_id)
+        .bind(&m.source)
+        .bind(&m.source_key)
+        .bind(ts(m.received_at))
+        .bind(m.sent_date.map(ts))
+        .bind(&m.from_address)
+        .bind(&m.from_name)
+        .bind(&m.reply_to)
+        .bind(&m.to_addresses)
+        .bind(&m.subject)
+        .bind(&m.in_reply_to)
+        .bind(&m.references_ids)
+        .bind(&m.body_text)
+        .bind(&m.raw_sha256)
+        .bind(m.raw_size)
+        .bind(&m.raw_kept)
+        .bind(&m.classification)
+        .bind(&m.automatic)
+        .bind(&m.unfiled_reason)
+        .bind(ts(m.created_at))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    async fn insert_attachment(
+        &mut self,
+        message_row: i64,
+        a: &NewAttachment,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO attachments (message_row, name, content_type, size, sha256, refused_reason)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(message_row)
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(&a.refused_reason)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn history(
+        &mut self,
+        complaint_id: Option<i64>,
+        at: DateTime<Utc>,
+        actor: &str,
+        event: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(complaint_id)
+        .bind(ts(at))
+        .bind(actor)
+        .bind(event)
+        .bind(detail)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (complaint_id, template, message_id, envelope_from, recipients,
+                recipient_role, subject, raw, next_attempt_at, created_at)
+             VALUES (?, ?, ?, '', ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(o.complaint_id)
+        .bind(&o.template)
+        .bind(&o.message_id)
+        .bind(o.recipients.join(","))
+        .bind(&o.recipient_role)
+        .bind(&o.subject)
+        .bind(&o.raw)
+        .bind(ts(o.created_at))
+        .bind(ts(o.created_at))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    async fn set_envelope_from(
+        &mut self,
+        outbox_id: i64,
+        envelope_from: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET envelope_from = ? WHERE id = ?")
+            .bind(envelope_from)
+            .bind(outbox_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn count_sent_to_since(
+        &mut self,
+        template: &str,
+        recipient: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE template = ? AND recipients = ? AND created_at >= ?",
+        )
+        .bind(template)
+        .bind(recipient)
+        .bind(ts(since))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn sent_by_message_ids(&mut self, ids: &[String]) -> Result<Option<SentRef>, StoreError> {
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT id, complaint_id, template, recipients FROM outbox WHERE message_id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some(SentRef {
+                    outbox_id: r.try_get("id")?,
+                    complaint_id: r.try_get("complaint_id")?,
+                    template: r.try_get("template")?,
+                    recipients: r.try_get("recipients")?,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn sent_by_id(&mut self, outbox_id: i64) -> Result<Option<SentRef>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, complaint_id, template, recipients FROM outbox WHERE id = ?")
+                .bind(outbox_id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+        row.map(|r| {
+            Ok(SentRef {
+                outbox_id: r.try_get("id")?,
+                complaint_id: r.try_get("complaint_id")?,
+                template: r.try_get("template")?,
+                recipients: r.try_get("recipients")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn mark_bounced(
+        &mut self,
+        outbox_id: i64,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET bounced_at = ?, bounce_reason = ? WHERE id = ? AND bounced_at IS NULL",
+        )
+        .bind(ts(at))
+        .bind(reason)
+        .bind(outbox_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?")
+            .bind(error)
+            .bind(outbox_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO quarantine (source, source_key, message_id, received_at, reason,
+                raw_sha256, raw_size, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&q.source)
+        .bind(&q.source_key)
+        .bind(&q.message_id)
+        .bind(ts(q.received_at))
+        .bind(&q.reason)
+        .bind(&q.raw_sha256)
+        .bind(q.raw_size)
+        .bind(ts(q.created_at))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn quarantine_entry(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT source, source_key, raw_sha256, received_at FROM quarantine
+             WHERE id = ? AND status = 'held'",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("source")?,
+                r.try_get("source_key")?,
+                r.try_get("raw_sha256")?,
+                parse_ts(&r.try_get::<String, _>("received_at")?)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn set_quarantine_status(
+        &mut self,
+        id: i64,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE quarantine SET status = ?, released_at = ? WHERE id = ?")
+            .bind(status)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, message_id, received_at, from_address, from_name, reply_to, subject,
+                    body_text, automatic
+             FROM messages WHERE id = ? AND complaint_id IS NULL AND unfiled_reason IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok(UnfiledMessage {
+                id: r.try_get("id")?,
+                message_id: r.try_get("message_id")?,
+                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
+                from_address: r.try_get("from_address")?,
+                from_name: r.try_get("from_name")?,
+                reply_to: r.try_get("reply_to")?,
+                subject: r.try_get("subject")?,
+                body_text: r.try_get("body_text")?,
+                automatic: r.try_get("automatic")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn file_message(
+        &mut self,
+        message_row: i64,
+        complaint_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET complaint_id = ?, unfiled_reason = NULL WHERE id = ?")
+            .bind(complaint_id)
+            .bind(message_row)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn void_complaint(
+        &mut self,
+        id: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE complaints SET status = 'voided', void_reason = ?, voided_at = ? WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(ts(at))
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn complete_milestone(
+        &mut self,
+        complaint_id: i64,
+        milestone: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES (?, ?, ?, ?)
+             ON CONFLICT (complaint_id, milestone) DO NOTHING",
+        )
+        .bind(complaint_id)
+        .bind(milestone)
+        .bind(ts(at))
+        .bind(actor)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}
