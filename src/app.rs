@@ -76,7 +76,7 @@ impl App {
                 });
             }
         };
-        let procedure = ProcedureRuntime::new(&settings.procedure.preset, settings.time_zone());
+        let procedure = ProcedureRuntime::load(&settings).map_err(|e| AppError::Setup { what: "procedure".into(), reason: e.to_string() })?;
         let blobs = BlobStore::new(&settings.data_dir);
         Ok(App {
             ctx: Arc::new(Context {
@@ -130,6 +130,7 @@ impl App {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), AppError> {
         let wake_outbox = Arc::new(Notify::new());
+        let wake_outbox_for_scheduler = wake_outbox.clone();
         let mut source = self.open_source()?;
         let ctx = self.ctx.clone();
         let notify = wake_outbox.clone();
@@ -218,8 +219,38 @@ impl App {
                 }
             }
         });
+        let ctx = self.ctx.clone();
+        let mut stop_sched = shutdown.clone();
+        let notify = wake_outbox_for_scheduler;
+        let scheduler = tokio::spawn(async move {
+            loop {
+                let now = ctx.clock.now();
+                match crate::service::scheduler::run_due(&ctx, now).await {
+                    Ok(r) if !r.actions.is_empty() || !r.jobs.is_empty() => {
+                        tracing::info!(actions = r.actions.len(), jobs = ?r.jobs, "scheduler run");
+                        notify.notify_one();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "scheduler run failed"),
+                }
+                // Sleep until the next due action (no busy polling); wake at least hourly so
+                // changes made by another process (`klachtd complete`) are seen.
+                let wait = match crate::service::scheduler::next_wakeup(&ctx).await {
+                    Ok(Some(t)) => (t - ctx.clock.now()).to_std().unwrap_or(Duration::ZERO),
+                    _ => Duration::from_secs(3600),
+                }
+                .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop_sched.changed() => {}
+                }
+                if *stop_sched.borrow() {
+                    break;
+                }
+            }
+        });
         let _ = shutdown.changed().await;
-        for (name, task) in [("mailbox watcher", watcher), ("outbox sender", sender)] {
+        for (name, task) in [("mailbox watcher", watcher), ("outbox sender", sender), ("scheduler", scheduler)] {
             if let Err(e) = task.await {
                 tracing::error!(task = name, error = %e, "task ended abnormally");
             }

@@ -87,6 +87,61 @@ enum Command {
         #[command(subcommand)]
         action: OutboxCmd,
     },
+    /// What falls due (a dry run of the scheduler).
+    Due {
+        /// As if it were this time (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Run the scheduler as if it were TIME and carry out what is due (then deliver the outbox).
+    Tick {
+        #[arg(long)]
+        at: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The procedure presets.
+    Procedure {
+        #[command(subcommand)]
+        action: ProcedureCmd,
+    },
+    /// Set a field of a complaint: handler, category, cause, solution, kind, incident_kind,
+    /// agreement, satisfaction, status, extension (weeks).
+    Set {
+        reference: String,
+        field: String,
+        value: String,
+    },
+    /// Complete a milestone (one done by staff, by an email we send, or the complainant's verdict).
+    Complete {
+        reference: String,
+        milestone: String,
+        /// When it was completed (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// For the verdict milestone: agree or disagree (disagree reopens the loop and alerts).
+        #[arg(long)]
+        verdict: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProcedureCmd {
+    /// The presets that ship (and any edited copies in the procedure directory).
+    List,
+    /// The timeline of a complaint received at DATETIME under a preset, with concrete dates.
+    Explain {
+        preset: String,
+        #[arg(long)]
+        received: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// nl or en (default: the organisation's language).
+        #[arg(long)]
+        lang: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,13 +255,61 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Check = cli.command {
         return check(&settings, problems).await;
     }
+    if let Command::Procedure { action } = &cli.command {
+        return procedure_cmd(&settings, action);
+    }
     if !problems.is_empty() {
         return Err(klachtd::config::ConfigError::Invalid(problems).into());
     }
-    let app = App::build(settings, clock(&cli)?).await?;
+    // `tick --at` runs the whole app at that time.
+    let clock: SharedClock = match &cli.command {
+        Command::Tick { at, .. } => Arc::new(FixedClock::new(parse_time(at)?)),
+        _ => clock(&cli)?,
+    };
+    let app = App::build(settings, clock).await?;
     let ctx = app.ctx.clone();
     match cli.command {
-        Command::Check => unreachable!("handled above"),
+        Command::Check | Command::Procedure { .. } => unreachable!("handled above"),
+        Command::Due { at, format } => {
+            let at = match at {
+                Some(t) => parse_time(&t)?,
+                None => ctx.clock.now(),
+            };
+            let rows = klachtd::service::scheduler::due(&ctx, at).await?;
+            print_actions(&rows, format)?;
+        }
+        Command::Tick { format, .. } => {
+            let now = ctx.clock.now();
+            let report = klachtd::service::scheduler::run_due(&ctx, now).await?;
+            let delivery = klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "at": klachtd::store::ts(now), "actions": report.actions, "jobs": report.jobs, "outbox": delivery }))?);
+            } else {
+                print_actions(&report.actions, format)?;
+                for j in &report.jobs {
+                    println!("job: {j}");
+                }
+                println!("outbox: {} sent, {} retrying, {} failed", delivery.sent, delivery.retrying, delivery.failed);
+            }
+        }
+        Command::Set { reference, field, value } => {
+            let note = klachtd::service::scheduler::set_field(&ctx, &reference, &field, &value, "cli")
+                .await
+                .map_err(usage_if_invalid)?;
+            klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
+            println!("{reference}: {note}");
+        }
+        Command::Complete { reference, milestone, at, verdict } => {
+            let at = match at {
+                Some(t) => parse_time(&t)?,
+                None => ctx.clock.now(),
+            };
+            let note = klachtd::service::scheduler::complete(&ctx, &reference, &milestone, at, verdict.as_deref(), "cli")
+                .await
+                .map_err(usage_if_invalid)?;
+            klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
+            println!("{reference}: {note}");
+        }
         Command::Run { once: true } => {
             let (outcomes, report) = app.run_once().await?;
             let mut counts = std::collections::BTreeMap::<&str, usize>::new();
@@ -463,8 +566,19 @@ async fn check(
             }
         }
     }
+    match klachtd::procedure_runtime::ProcedureRuntime::load(settings) {
+        Ok(rt) => {
+            let engine = klachtd::mail::templates::TemplateEngine::load(&settings.templates.dir).ok();
+            let has_template = |t: &str| engine.as_ref().is_some_and(|e| klachtd::mail::templates::LANGUAGES.iter().all(|l| e.has(l, t)));
+            let has_role = |r: &str| r == "handler" || !settings.staff.addresses(r).is_empty();
+            for e in rt.current().check(&has_template, &has_role) {
+                problems.push(klachtd::config::Problem::new("procedure.preset", e.to_string()));
+            }
+        }
+        Err(e) => problems.push(klachtd::config::Problem::new("procedure.preset", e.to_string())),
+    }
     if problems.is_empty() {
-        println!("configuration and templates are valid");
+        println!("configuration, procedure and templates are valid");
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
@@ -473,6 +587,62 @@ async fn check(
         println!("{} problem(s)", problems.len());
         Ok(ExitCode::from(2))
     }
+}
+
+/// A refused staff step (unknown field, wrong milestone, ...) is bad usage: exit 2.
+fn usage_if_invalid(e: klachtd::service::ServiceError) -> anyhow::Error {
+    match e {
+        klachtd::service::ServiceError::Invalid(m) => UsageError(m).into(),
+        other => other.into(),
+    }
+}
+
+fn print_actions(rows: &[klachtd::service::scheduler::DueAction], format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    for r in rows {
+        println!(
+            "{:<14} {:<20} {:<26} {:<20} {:<30} {}",
+            r.reference,
+            r.due_at,
+            r.action,
+            r.template.clone().unwrap_or_default(),
+            truncate(&r.to.join(","), 30),
+            r.result
+        );
+    }
+    println!("{} action(s)", rows.len());
+    Ok(())
+}
+
+fn procedure_cmd(settings: &Settings, action: &ProcedureCmd) -> anyhow::Result<ExitCode> {
+    use klachtd::procedure_runtime::list_presets;
+    match action {
+        ProcedureCmd::List => {
+            for (name, parsed) in list_presets(&settings.procedure.dir) {
+                match parsed {
+                    Ok(p) => println!("{:<16} {}  ({})", name, p.title, p.version),
+                    Err(e) => println!("{:<16} INVALID: {}", name, e.join("; ")),
+                }
+            }
+        }
+        ProcedureCmd::Explain { preset, received, format, lang } => {
+            let mut s = settings.clone();
+            s.procedure.preset = preset.clone();
+            let rt = klachtd::procedure_runtime::ProcedureRuntime::load(&s).map_err(|e| UsageError(e.to_string()))?;
+            let received = parse_time(received)?;
+            let lang = lang.clone().unwrap_or_else(|| settings.organisation.language.clone());
+            let e = rt.current().explain(&rt.calendar, rt.tz, rt.hours, received, &lang);
+            if *format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", e.to_text());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -1,93 +1,150 @@
-//! The procedure as the services use it: the chosen preset loaded from disk with its calendar.
-//! (Interim: Monday-to-Friday counting until the procedure engine lands.)
+//! The procedure as the services use it: the configured preset (or edited copy) read from
+//! disk, its calendar and working hours, and the versions complaints started with. Open
+//! complaints keep the procedure text they were registered under (stored in the database).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
-use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use crate::domain::types::EmailAddress;
-use crate::service::{Context, ServiceError};
+use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Settings;
+use crate::domain::calendar::{Calendar, format_date, local_date};
+use crate::domain::procedure::{Procedure, Progress};
 use crate::store::StoreTx;
 
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot read procedure {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("procedure is invalid:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+    #[error("calendar: {0}")]
+    Calendar(String),
+}
+
 pub struct ProcedureRuntime {
-    name: String,
-    version: String,
-    tz: chrono_tz::Tz,
+    current: Arc<Procedure>,
+    current_text: String,
+    pub calendar: Calendar,
+    pub tz: Tz,
+    pub hours: (NaiveTime, NaiveTime),
+    cache: Mutex<HashMap<(String, String), Arc<Procedure>>>,
+}
+
+/// Preset name or path: a value ending in `.toml` is a path, anything else a preset in `dir`.
+pub fn procedure_path(settings: &Settings) -> PathBuf {
+    let p = &settings.procedure.preset;
+    if p.ends_with(".toml") {
+        PathBuf::from(p)
+    } else {
+        settings.procedure.dir.join(format!("{p}.toml"))
+    }
+}
+
+/// Presets shipped in the procedure directory, by name.
+pub fn list_presets(dir: &std::path::Path) -> Vec<(String, Result<Procedure, Vec<String>>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| vec![e.to_string()])
+            .and_then(|t| Procedure::parse(&name, &t, &path.display().to_string()).map_err(|es| es.iter().map(|e| e.to_string()).collect()));
+        out.push((name, parsed));
+    }
+    out
 }
 
 impl ProcedureRuntime {
-    pub fn new(name: &str, tz: chrono_tz::Tz) -> Self {
-        Self {
-            name: name.to_string(),
-            version: "interim".into(),
-            tz,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn version(&self) -> &str {
-        &self.version
-    }
-
-    pub fn serious_keywords(&self, _subject: &str, _body: &str) -> Vec<String> {
-        Vec::new()
-    }
-
-    fn add_weekdays(&self, from: NaiveDate, n: u32) -> NaiveDate {
-        let mut d = from;
-        let mut left = n;
-        while left > 0 {
-            d += Duration::days(1);
-            if !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
-                left -= 1;
-            }
-        }
-        d
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn complaint_context(
-        &self,
-        organisation: &str,
-        reference: &str,
-        subject: &str,
-        received_at: DateTime<Utc>,
-        text: &str,
-        complainant: &(EmailAddress, Option<String>),
-        _lang: &str,
-    ) -> Value {
-        let day = received_at.with_timezone(&self.tz).date_naive();
-        json!({
-            "organisation": { "name": organisation },
-            "complaint": {
-                "reference": reference,
-                "subject": subject,
-                "received_date": day.to_string(),
-                "summary": text.lines().take(5).collect::<Vec<_>>().join("\n"),
-            },
-            "complainant": { "name": complainant.1.clone().unwrap_or_default(), "address": complainant.0.to_string() },
-            "procedure": { "title": self.name },
-            "deadlines": {
-                "first_reaction": self.add_weekdays(day, 5).to_string(),
-                "handled": self.add_weekdays(day, 14).to_string(),
-            },
-            "links": { "reply_hint": "" },
+    pub fn load(settings: &Settings) -> Result<Self, RuntimeError> {
+        let path = procedure_path(settings);
+        let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| settings.procedure.preset.clone());
+        let procedure = Procedure::parse(&name, &text, &path.display().to_string())
+            .map_err(|es| RuntimeError::Invalid(es.iter().map(|e| e.to_string()).collect()))?;
+        let calendar = Calendar::new(&settings.calendar).map_err(|e| RuntimeError::Calendar(e.to_string()))?;
+        Ok(Self {
+            current: Arc::new(procedure),
+            current_text: text,
+            calendar,
+            tz: settings.time_zone(),
+            hours: settings.working_hours(),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn on_registered(
+    pub fn current(&self) -> &Arc<Procedure> {
+        &self.current
+    }
+
+    pub fn name(&self) -> &str {
+        &self.current.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.current.version
+    }
+
+    pub fn serious_keywords(&self, subject: &str, body: &str) -> Vec<String> {
+        self.current.is_serious(subject, body)
+    }
+
+    /// Remember the current procedure text under its version (once), so complaints registered
+    /// now keep it when the file is edited later.
+    pub async fn record_current(&self, tx: &mut dyn StoreTx, now: DateTime<Utc>) -> Result<(), crate::store::StoreError> {
+        tx.save_procedure_version(&self.current.name, &self.current.version, &self.current_text, now).await
+    }
+
+    /// The procedure a complaint started with.
+    pub async fn for_complaint(
         &self,
-        _ctx: &Context,
-        _tx: &mut dyn StoreTx,
-        _complaint_id: i64,
-        _reference: &str,
-        _context: &Value,
-        _serious: &[String],
-        _now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        Ok(())
+        tx: &mut dyn StoreTx,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<Procedure>, crate::store::StoreError> {
+        if name == self.current.name && version == self.current.version {
+            return Ok(self.current.clone());
+        }
+        let key = (name.to_string(), version.to_string());
+        if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let Some(text) = tx.procedure_text(name, version).await? else {
+            tracing::warn!(name, version, "procedure version not stored: using the current one");
+            return Ok(self.current.clone());
+        };
+        match Procedure::parse(name, &text, &format!("{name}@{version}")) {
+            Ok(p) => {
+                let p = Arc::new(p);
+                self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
+                Ok(p)
+            }
+            Err(_) => Ok(self.current.clone()),
+        }
+    }
+
+    /// Formatted due dates of a complaint's milestones, for templates.
+    pub fn deadline_map(&self, procedure: &Procedure, progress: &Progress, lang: &str) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        for d in procedure.deadlines(&self.calendar, self.tz, progress) {
+            if let Some(due) = d.due {
+                map.insert(d.milestone.to_string(), serde_json::Value::String(format_date(due, lang)));
+            }
+        }
+        map
+    }
+
+    pub fn format_day(&self, at: DateTime<Utc>, lang: &str) -> String {
+        format_date(local_date(at, self.tz), lang)
     }
 }

@@ -126,15 +126,7 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
     tx.complete_milestone(complaint_id, "received", m.received_at, SYSTEM)
         .await?;
     if acknowledge && m.automatic.is_none() {
-        let context = ctx.procedure.complaint_context(
-            &s.organisation.name,
-            &reference,
-            &m.subject,
-            m.received_at,
-            &m.body_text,
-            &(complainant.clone(), m.from_name.clone()),
-            &lang,
-        );
+        let context = super::scheduler::context_for(ctx, tx.as_mut(), complaint_id).await?;
         let in_reply_to = m
             .message_id
             .as_deref()
@@ -176,6 +168,7 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
         )
         .await?;
     }
+    super::scheduler::on_registered(ctx, tx.as_mut(), complaint_id, now).await?;
     tx.commit().await?;
     Ok(reference)
 }

@@ -684,15 +684,7 @@ async fn new_complaint(
         .await?;
         return Ok((reference, false));
     }
-    let context = ctx.procedure.complaint_context(
-        &s.organisation.name,
-        &reference,
-        &facts.subject,
-        received_at,
-        &parsed.text,
-        &complainant,
-        &lang,
-    );
+    let context = super::scheduler::context_for(ctx, tx, complaint_id).await?;
     let mut references = facts.references.clone();
     if let Some(m) = &facts.message_id {
         references.push(m.clone());
@@ -724,8 +716,6 @@ async fn new_complaint(
     .await?;
     tx.complete_milestone(complaint_id, "acknowledged", now, SYSTEM)
         .await?;
-    ctx.procedure
-        .on_registered(ctx, tx, complaint_id, &reference, &context, &serious, now)
-        .await?;
+    super::scheduler::on_registered(ctx, tx, complaint_id, now).await?;
     Ok((reference, true))
 }

@@ -278,6 +278,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
+    /// Ids of complaints whose procedure still runs (status open).
+    async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError>;
+
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
 }
@@ -361,6 +364,20 @@ pub trait StoreTx: Send {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError>;
+    async fn complaint_id_by_reference(&mut self, reference: &str) -> Result<Option<i64>, StoreError>;
+    async fn milestones(&mut self, id: i64) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError>;
+    async fn reset_milestone(&mut self, id: i64, milestone: &str, at: Option<DateTime<Utc>>, actor: &str) -> Result<(), StoreError>;
+    async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError>;
+    /// Record that an action ran; false when it already had (exactly once).
+    async fn mark_action_done(&mut self, id: i64, key: &str, due_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Set one of [`SETTABLE_FIELDS`].
+    async fn set_field(&mut self, id: i64, field: &str, value: Option<&str>) -> Result<(), StoreError>;
+    async fn set_progress(&mut self, id: i64, round: u32, extended_weeks: u32) -> Result<(), StoreError>;
+    /// Record that a periodic job fired for `fire_at`; false when it already had.
+    async fn mark_job_done(&mut self, job: &str, fire_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn save_procedure_version(&mut self, name: &str, version: &str, text: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn procedure_text(&mut self, name: &str, version: &str) -> Result<Option<String>, StoreError>;
     async fn complete_milestone(
         &mut self,
         complaint_id: i64,
@@ -369,6 +386,44 @@ pub trait StoreTx: Send {
         actor: &str,
     ) -> Result<bool, StoreError>;
 }
+
+/// What the scheduler and staff operations need of one complaint.
+#[derive(Debug, Clone)]
+pub struct ComplaintState {
+    pub id: i64,
+    pub reference: String,
+    pub received_at: DateTime<Utc>,
+    pub status: String,
+    pub severity: String,
+    pub serious_keywords: Option<String>,
+    pub language: String,
+    pub procedure_name: String,
+    pub procedure_version: String,
+    pub subject: String,
+    pub complainant_address: String,
+    pub complainant_name: Option<String>,
+    pub handler: Option<String>,
+    pub solution: Option<String>,
+    pub round: u32,
+    pub extended_weeks: u32,
+    /// The text of the first mail, for summaries.
+    pub text: String,
+    /// Message-ID of the first mail, to thread our mail to the complainant under it.
+    pub first_message_id: Option<String>,
+}
+
+/// Columns staff may set (`klachtd set REF FIELD VALUE`); anything else is refused.
+pub const SETTABLE_FIELDS: &[&str] = &[
+    "handler",
+    "category",
+    "cause",
+    "solution",
+    "kind",
+    "incident_kind",
+    "agreement",
+    "satisfaction",
+    "status",
+];
 
 /// An unfiled message, enough to register it as a complaint.
 #[derive(Debug, Clone)]

@@ -404,6 +404,12 @@ impl Store for SqliteStore {
         next.map(|s| parse_ts(&s)).transpose()
     }
 
+    async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM complaints WHERE status = 'open' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = ?")
@@ -842,6 +848,157 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(())
+    }
+
+    async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.reference, c.received_at, c.status, c.severity, c.serious_keywords,
+                    c.language, c.procedure_name, c.procedure_version, c.subject,
+                    c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
+                    c.extended_weeks,
+                    (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
+                    (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
+             FROM complaints c WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok(ComplaintState {
+                id: r.try_get("id")?,
+                reference: r.try_get("reference")?,
+                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
+                status: r.try_get("status")?,
+                severity: r.try_get("severity")?,
+                serious_keywords: r.try_get("serious_keywords")?,
+                language: r.try_get("language")?,
+                procedure_name: r.try_get("procedure_name")?,
+                procedure_version: r.try_get("procedure_version")?,
+                subject: r.try_get("subject")?,
+                complainant_address: r.try_get("complainant_address")?,
+                complainant_name: r.try_get("complainant_name")?,
+                handler: r.try_get("handler")?,
+                solution: r.try_get("solution")?,
+                round: u32::try_from(r.try_get::<i64, _>("round")?).unwrap_or(0),
+                extended_weeks: u32::try_from(r.try_get::<i64, _>("extended_weeks")?).unwrap_or(0),
+                text: r.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
+                first_message_id: r.try_get("first_message_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn complaint_id_by_reference(&mut self, reference: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM complaints WHERE reference = ?")
+            .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&mut *self.tx)
+            .await?)
+    }
+
+    async fn milestones(&mut self, id: i64) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
+        let rows = sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = ?")
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut out = std::collections::BTreeMap::new();
+        for r in rows {
+            out.insert(r.try_get("milestone")?, parse_ts(&r.try_get::<String, _>("completed_at")?)?);
+        }
+        Ok(out)
+    }
+
+    async fn reset_milestone(&mut self, id: i64, milestone: &str, at: Option<DateTime<Utc>>, actor: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM milestones WHERE complaint_id = ? AND milestone = ?")
+            .bind(id)
+            .bind(milestone)
+            .execute(&mut *self.tx)
+            .await?;
+        if let Some(at) = at {
+            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES (?, ?, ?, ?)")
+                .bind(id)
+                .bind(milestone)
+                .bind(ts(at))
+                .bind(actor)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError> {
+        let keys: Vec<String> = sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = ?")
+            .bind(id)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn mark_action_done(&mut self, id: i64, key: &str, due_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (complaint_id, action_key) DO NOTHING",
+        )
+        .bind(id)
+        .bind(key)
+        .bind(ts(due_at))
+        .bind(ts(done_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_field(&mut self, id: i64, field: &str, value: Option<&str>) -> Result<(), StoreError> {
+        if !SETTABLE_FIELDS.contains(&field) {
+            return Err(StoreError::Conflict(format!("field {field} cannot be set")));
+        }
+        // The column name comes from the fixed list above, never from input.
+        let sql = format!("UPDATE complaints SET {field} = ? WHERE id = ?");
+        sqlx::query(&sql).bind(value).bind(id).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
+    async fn set_progress(&mut self, id: i64, round: u32, extended_weeks: u32) -> Result<(), StoreError> {
+        sqlx::query("UPDATE complaints SET round = ?, extended_weeks = ? WHERE id = ?")
+            .bind(round)
+            .bind(extended_weeks)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_job_done(&mut self, job: &str, fire_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO jobs_done (job, fire_at, done_at) VALUES (?, ?, ?) ON CONFLICT (job, fire_at) DO NOTHING",
+        )
+        .bind(job)
+        .bind(ts(fire_at))
+        .bind(ts(done_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn save_procedure_version(&mut self, name: &str, version: &str, text: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO procedure_versions (name, version, text, first_used) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name, version) DO NOTHING",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(text)
+        .bind(ts(at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn procedure_text(&mut self, name: &str, version: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT text FROM procedure_versions WHERE name = ? AND version = ?")
+            .bind(name)
+            .bind(version)
+            .fetch_optional(&mut *self.tx)
+            .await?)
     }
 
     async fn complete_milestone(

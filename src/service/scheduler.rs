@@ -1,0 +1,677 @@
+//! The scheduler: runs each complaint's due procedure actions exactly once (persisted in
+//! `actions_done`, in the same transaction as the mail it queues), catches up after downtime
+//! with one late run per missed action, keeps mail to people within working hours, and fires
+//! the periodic jobs (the daily digest). Also the staff steps (`set`, `complete`) that move a
+//! complaint along, with the validation the mail commands will share.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::outbound::{MailSpec, queue};
+use super::{Context, ServiceError};
+use crate::domain::calendar::{at_local, end_of_day, local_date};
+use crate::domain::procedure::{CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, Trigger};
+use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
+use crate::mail::compose::AutoKind;
+use crate::store::{ComplaintState, StoreTx};
+
+pub const SCHEDULER: &str = "scheduler";
+
+/// One action the scheduler ran, or would run (`due`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DueAction {
+    pub reference: String,
+    pub key: String,
+    pub action: String,
+    pub template: Option<String>,
+    pub to: Vec<String>,
+    pub due_at: String,
+    pub concerns: Option<String>,
+    pub deadline: Option<String>,
+    /// What happened (tick) or will happen (due): `sent`, `skipped: ...`, `waits for working hours`.
+    pub result: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TickReport {
+    pub actions: Vec<DueAction>,
+    pub jobs: Vec<String>,
+}
+
+fn progress_of(state: &ComplaintState, completed: BTreeMap<String, DateTime<Utc>>) -> Progress {
+    Progress {
+        received_at: state.received_at,
+        completed,
+        round: state.round,
+        serious: state.severity == "serious",
+        extended_weeks: state.extended_weeks,
+    }
+}
+
+/// Everything a template may use (see templates/README.md), filled for this complaint.
+pub fn template_context(
+    ctx: &Context,
+    state: &ComplaintState,
+    procedure: &Procedure,
+    progress: &Progress,
+    action: Option<&PlannedAction>,
+) -> Value {
+    let rt = &ctx.procedure;
+    let lang = state.language.as_str();
+    let deadlines = rt.deadline_map(procedure, progress, lang);
+    let label = |m: &str| Milestone::parse(m).map(|m| m.label(lang).to_string()).unwrap_or_else(|| m.to_string());
+    let (due_date, concerns, deadline) = match action {
+        Some(a) => (
+            rt.format_day(a.due_at, lang),
+            a.concerns.as_deref().map(label).unwrap_or_default(),
+            a.deadline.map(|d| crate::domain::calendar::format_date(d, lang)).unwrap_or_default(),
+        ),
+        None => (String::new(), String::new(), String::new()),
+    };
+    let reply_hint = if lang == "en" {
+        format!("Reply to this email and keep {} in the subject.", state.reference)
+    } else {
+        format!("Antwoord op deze e-mail en laat {} in het onderwerp staan.", state.reference)
+    };
+    json!({
+        "organisation": { "name": ctx.settings.organisation.name },
+        "complaint": {
+            "reference": state.reference,
+            "subject": state.subject,
+            "received_date": rt.format_day(state.received_at, lang),
+            "summary": summary(&state.text),
+        },
+        "complainant": {
+            "name": state.complainant_name.clone().unwrap_or_default(),
+            "address": state.complainant_address,
+        },
+        "procedure": { "title": procedure.title },
+        "deadlines": deadlines,
+        "action": { "due_date": due_date, "concerns": concerns, "deadline": deadline },
+        "handler": { "name": state.handler.clone().unwrap_or_default(), "address": state.handler.clone().unwrap_or_default() },
+        "serious": { "keywords": state.serious_keywords.clone().unwrap_or_default() },
+        "solution": { "text": state.solution.clone().unwrap_or_default() },
+        "digest": { "items": [] },
+        "links": { "reply_hint": reply_hint },
+    })
+}
+
+/// The first lines of a mail, for summaries in mail to staff and the complainant.
+fn summary(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).take(8) {
+        if out.len() + line.len() > 600 {
+            out.push_str(" …");
+            break;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Load a complaint, its procedure and progress inside `tx`.
+async fn load(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    complaint_id: i64,
+) -> Result<(ComplaintState, Arc<Procedure>, Progress), ServiceError> {
+    let state = tx
+        .complaint_state(complaint_id)
+        .await?
+        .ok_or_else(|| ServiceError::Invalid(format!("no complaint {complaint_id}")))?;
+    let procedure = ctx.procedure.for_complaint(tx, &state.procedure_name, &state.procedure_version).await?;
+    let completed = tx.milestones(complaint_id).await?;
+    let progress = progress_of(&state, completed);
+    Ok((state, procedure, progress))
+}
+
+/// The acknowledgement context for a complaint just inserted in `tx`.
+pub async fn context_for(ctx: &Context, tx: &mut dyn StoreTx, complaint_id: i64) -> Result<Value, ServiceError> {
+    let (state, procedure, progress) = load(ctx, tx, complaint_id).await?;
+    Ok(template_context(ctx, &state, &procedure, &progress, None))
+}
+
+fn in_working_hours(ctx: &Context, now: DateTime<Utc>) -> bool {
+    let rt = &ctx.procedure;
+    let day = local_date(now, rt.tz);
+    rt.calendar.is_working_day(day) && now >= at_local(day, rt.hours.0, rt.tz) && now < at_local(day, rt.hours.1, rt.tz)
+}
+
+/// The next moment mail to people may go out, at or after `t`.
+fn next_working_moment(ctx: &Context, t: DateTime<Utc>) -> DateTime<Utc> {
+    if in_working_hours(ctx, t) {
+        return t;
+    }
+    let rt = &ctx.procedure;
+    let mut day = local_date(t, rt.tz);
+    for _ in 0..400 {
+        let start = at_local(day, rt.hours.0, rt.tz);
+        if rt.calendar.is_working_day(day) && start >= t {
+            return start;
+        }
+        day = day.succ_opt().unwrap_or(day);
+    }
+    t
+}
+
+/// When this planned action may actually run.
+fn runnable_at(ctx: &Context, a: &PlannedAction) -> DateTime<Utc> {
+    if a.immediate { a.due_at } else { next_working_moment(ctx, a.due_at) }
+}
+
+fn is_reminder(procedure: &Procedure, action_id: &str) -> bool {
+    procedure.actions.iter().any(|a| a.id == action_id && matches!(a.trigger, Trigger::Before { .. }))
+}
+
+/// Run every due action of one complaint inside `tx` (or, with `dry_run`, only say what would run).
+pub async fn run_for_complaint(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    complaint_id: i64,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<Vec<DueAction>, ServiceError> {
+    let (state, procedure, progress) = load(ctx, tx, complaint_id).await?;
+    if state.status != "open" {
+        return Ok(vec![]);
+    }
+    let done = tx.actions_done(complaint_id).await?;
+    let plan = procedure.plan(&ctx.procedure.calendar, ctx.procedure.tz, ctx.procedure.hours, &progress);
+    let mut out = Vec::new();
+    for a in plan {
+        if done.contains(&a.key) || runnable_at(ctx, &a) > now {
+            continue;
+        }
+        let mut item = DueAction {
+            reference: state.reference.clone(),
+            key: a.key.clone(),
+            action: a.action_id.clone(),
+            template: a.send.clone(),
+            to: match &a.recipients {
+                Recipients::Complainant => vec![state.complainant_address.clone()],
+                Recipients::Roles(r) => r.clone(),
+            },
+            due_at: crate::store::ts(a.due_at),
+            concerns: a.concerns.clone(),
+            deadline: a.deadline.map(|d| d.to_string()),
+            result: "due".into(),
+        };
+        // The acknowledgement belongs to intake (cap, DMARC and automatic-mail rules live there).
+        let skip = if a.send.as_deref() == Some("acknowledgement") {
+            Some("handled at intake".to_string())
+        } else if is_reminder(&procedure, &a.action_id)
+            && a.deadline.is_some_and(|d| end_of_day(d, ctx.procedure.tz) <= now)
+        {
+            Some("deadline already passed; the escalation covers it".to_string())
+        } else {
+            None
+        };
+        if dry_run {
+            item.result = skip.map(|s| format!("skip: {s}")).unwrap_or_else(|| "will run".into());
+            out.push(item);
+            continue;
+        }
+        if !tx.mark_action_done(complaint_id, &a.key, a.due_at, now).await? {
+            continue;
+        }
+        if let Some(reason) = skip {
+            tx.history(Some(complaint_id), now, SCHEDULER, "action_skipped", &format!("{}: {reason}", a.action_id)).await?;
+            item.result = format!("skipped: {reason}");
+            out.push(item);
+            continue;
+        }
+        item.result = execute(ctx, tx, &state, &procedure, &progress, &a, now).await?;
+        out.push(item);
+    }
+    Ok(out)
+}
+
+/// Carry out one planned action: queue its mail(s), complete its milestone, record it.
+async fn execute(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &ComplaintState,
+    procedure: &Procedure,
+    progress: &Progress,
+    a: &PlannedAction,
+    now: DateTime<Utc>,
+) -> Result<String, ServiceError> {
+    let late = now - a.due_at > Duration::hours(1);
+    let when = if late {
+        format!("due {}, run late at {}", crate::store::ts(a.due_at), crate::store::ts(now))
+    } else {
+        format!("due {}", crate::store::ts(a.due_at))
+    };
+    let mut sent_to = Vec::new();
+    if let Some(template) = &a.send {
+        let context = template_context(ctx, state, procedure, progress, Some(a));
+        match &a.recipients {
+            Recipients::Complainant => {
+                let to = EmailAddress::parse(&state.complainant_address).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                send_to_complainant(ctx, tx, state, template, &context, now).await?;
+                sent_to.push(to.to_string());
+            }
+            Recipients::Roles(roles) => {
+                for role in roles {
+                    let addresses = role_addresses(ctx, state, role);
+                    if addresses.is_empty() {
+                        tx.history(Some(state.id), now, SCHEDULER, "action_unaddressed", &format!("{}: role {role} has no address", a.action_id)).await?;
+                        continue;
+                    }
+                    queue(
+                        ctx,
+                        tx,
+                        MailSpec {
+                            template,
+                            lang: &ctx.settings.organisation.language,
+                            context: &context,
+                            complaint_id: Some(state.id),
+                            to: addresses.iter().map(|x| (None, x.clone())).collect(),
+                            role: Some(role),
+                            in_reply_to: None,
+                            references: vec![],
+                            auto: AutoKind::Generated,
+                            now,
+                        },
+                    )
+                    .await?;
+                    sent_to.extend(addresses.iter().map(|x| format!("{role}:{x}")));
+                }
+            }
+        }
+    }
+    if let Some(m) = &a.completes {
+        tx.complete_milestone(state.id, m, now, SCHEDULER).await?;
+    }
+    let detail = format!(
+        "{} ({} to {}) {when}",
+        a.action_id,
+        a.send.as_deref().unwrap_or("no mail"),
+        if sent_to.is_empty() { "nobody".to_string() } else { sent_to.join(", ") }
+    );
+    tx.history(Some(state.id), now, SCHEDULER, "action", &detail).await?;
+    Ok(if late { "sent late".into() } else { "sent".into() })
+}
+
+fn role_addresses(ctx: &Context, state: &ComplaintState, role: &str) -> Vec<EmailAddress> {
+    let configured = ctx.settings.staff.addresses(role);
+    if role == "handler" && configured.is_empty() {
+        // The handler is per complaint: whoever `set REF handler ADDRESS` named.
+        return state.handler.as_deref().and_then(|h| EmailAddress::parse(h).ok()).into_iter().collect();
+    }
+    configured
+}
+
+async fn send_to_complainant(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &ComplaintState,
+    template: &str,
+    context: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let to = EmailAddress::parse(&state.complainant_address).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let first = state.first_message_id.as_deref().and_then(|m| MessageId::parse(m).ok());
+    let (_, mid) = queue(
+        ctx,
+        tx,
+        MailSpec {
+            template,
+            lang: &state.language,
+            context,
+            complaint_id: Some(state.id),
+            to: vec![(state.complainant_name.clone(), to.clone())],
+            role: None,
+            in_reply_to: first.clone(),
+            references: first.into_iter().collect(),
+            auto: AutoKind::Generated,
+            now,
+        },
+    )
+    .await?;
+    tx.history(Some(state.id), now, SCHEDULER, "message_out", &format!("{template} queued to {to} ({mid})")).await?;
+    Ok(())
+}
+
+/// Run everything due at `now` for every open complaint, then the periodic jobs. One
+/// transaction per complaint, so one broken complaint does not hold up the others.
+pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, ServiceError> {
+    let mut report = TickReport::default();
+    for id in ctx.store.open_complaint_ids().await? {
+        let mut tx = ctx.store.begin().await?;
+        match run_for_complaint(ctx, tx.as_mut(), id, now, false).await {
+            Ok(actions) => {
+                tx.commit().await?;
+                report.actions.extend(actions);
+            }
+            Err(e) => tracing::error!(complaint = id, error = %e, "scheduler step failed; will retry"),
+        }
+    }
+    if let Some(job) = run_digest(ctx, now).await? {
+        report.jobs.push(job);
+    }
+    Ok(report)
+}
+
+/// What would run at `at` (a dry run: nothing is written).
+pub async fn due(ctx: &Context, at: DateTime<Utc>) -> Result<Vec<DueAction>, ServiceError> {
+    let mut out = Vec::new();
+    for id in ctx.store.open_complaint_ids().await? {
+        let mut tx = ctx.store.begin().await?;
+        out.extend(run_for_complaint(ctx, tx.as_mut(), id, at, true).await?);
+        // Dropped without commit: a dry run writes nothing.
+    }
+    out.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.reference.cmp(&b.reference)));
+    Ok(out)
+}
+
+/// The earliest moment anything becomes due (for the daemon's sleep), or None.
+pub async fn next_wakeup(ctx: &Context) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    let mut next: Option<DateTime<Utc>> = None;
+    for id in ctx.store.open_complaint_ids().await? {
+        let mut tx = ctx.store.begin().await?;
+        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
+        let done = tx.actions_done(state.id).await?;
+        drop(tx);
+        for a in procedure.plan(&ctx.procedure.calendar, ctx.procedure.tz, ctx.procedure.hours, &progress) {
+            if !done.contains(&a.key) {
+                let t = runnable_at(ctx, &a);
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+    }
+    if let Some(t) = next_digest_fire(ctx, ctx.clock.now()) {
+        next = Some(next.map_or(t, |n| n.min(t)));
+    }
+    Ok(next)
+}
+
+fn digest_schedule(ctx: &Context) -> Option<cron::Schedule> {
+    let expr = ctx.settings.schedule.digest.trim();
+    if expr.is_empty() {
+        return None;
+    }
+    cron::Schedule::from_str(expr).ok()
+}
+
+fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let s = digest_schedule(ctx)?;
+    s.after(&after.with_timezone(&ctx.procedure.tz)).next().map(|t| t.with_timezone(&Utc))
+}
+
+/// The digest fires for the latest scheduled time at or before `now` that has not fired yet:
+/// after downtime it runs once, not once per missed day.
+async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>, ServiceError> {
+    let Some(schedule) = digest_schedule(ctx) else { return Ok(None) };
+    let tz = ctx.procedure.tz;
+    let from = (now - Duration::days(8)).with_timezone(&tz);
+    let Some(fire) = schedule.after(&from).take_while(|t| t.with_timezone(&Utc) <= now).last() else {
+        return Ok(None);
+    };
+    let fire = fire.with_timezone(&Utc);
+    let mut tx = ctx.store.begin().await?;
+    if !tx.mark_job_done("digest", fire, now).await? {
+        return Ok(None);
+    }
+    let today = local_date(now, tz);
+    let horizon = ctx.procedure.calendar.add_working_days(today, ctx.settings.schedule.digest_days_ahead);
+    let lang = ctx.settings.organisation.language.clone();
+    let mut items = Vec::new();
+    for id in ctx.store.open_complaint_ids().await? {
+        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
+        for d in procedure.deadlines(&ctx.procedure.calendar, tz, &progress) {
+            if d.completed_at.is_none()
+                && let Some(due) = d.due
+                && due <= horizon
+            {
+                let overdue = due < today;
+                items.push((due, json!({
+                    "reference": state.reference,
+                    "subject": state.subject,
+                    "what": format!("{}{}", d.milestone.label(&lang), if overdue { if lang == "en" { " (OVERDUE)" } else { " (VERLOPEN)" } } else { "" }),
+                    "due": crate::domain::calendar::format_date(due, &lang),
+                })));
+            }
+        }
+    }
+    items.sort_by_key(|(d, _)| *d);
+    let n = items.len();
+    if n > 0 {
+        let context = json!({
+            "organisation": { "name": ctx.settings.organisation.name },
+            "complaint": { "reference": "", "subject": "", "received_date": "", "summary": "" },
+            "complainant": { "name": "", "address": "" },
+            "procedure": { "title": ctx.procedure.current().title },
+            "deadlines": {},
+            "action": { "due_date": crate::domain::calendar::format_date(today, &lang), "concerns": "", "deadline": "" },
+            "handler": { "name": "", "address": "" },
+            "serious": { "keywords": "" },
+            "solution": { "text": "" },
+            "digest": { "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>() },
+            "links": { "reply_hint": "" },
+        });
+        super::outbound::queue_to_role(ctx, tx.as_mut(), "receiver", "digest", &context, None, now).await?;
+    }
+    tx.history(None, now, SCHEDULER, "digest", &format!("digest for {} with {n} item(s)", crate::store::ts(fire))).await?;
+    tx.commit().await?;
+    Ok(Some(format!("digest ({n} items)")))
+}
+
+/// After a complaint is registered (inside the intake transaction): remember the procedure
+/// version it runs under and run its immediate actions (notify the receiver, serious alert).
+pub async fn on_registered(ctx: &Context, tx: &mut dyn StoreTx, complaint_id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    ctx.procedure.record_current(tx, now).await?;
+    run_for_complaint(ctx, tx, complaint_id, now, false).await?;
+    Ok(())
+}
+
+/// `klachtd set REF FIELD VALUE`.
+pub async fn set_field(ctx: &Context, reference: &str, field: &str, value: &str, actor: &str) -> Result<String, ServiceError> {
+    let now = ctx.clock.now();
+    let reference = ComplaintRef::parse(reference).map_err(|e| ServiceError::Invalid(e.to_string()))?.to_string();
+    let mut tx = ctx.store.begin().await?;
+    let id = tx.complaint_id_by_reference(&reference).await?.ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
+    let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
+    let value = value.trim();
+    let note = match field {
+        "handler" => {
+            let a = EmailAddress::parse(value).map_err(|e| ServiceError::Invalid(format!("handler must be an email address: {e}")))?;
+            tx.set_field(id, "handler", Some(a.as_str())).await?;
+            format!("handler set to {a}")
+        }
+        "kind" => {
+            if !procedure.kinds.iter().any(|k| k == value) {
+                return Err(ServiceError::Invalid(format!("kind must be one of: {}", procedure.kinds.join(", "))));
+            }
+            tx.set_field(id, "kind", Some(value)).await?;
+            format!("kind set to {value}")
+        }
+        "status" => {
+            if !matches!(value, "open" | "closed") {
+                return Err(ServiceError::Invalid("status must be open or closed".into()));
+            }
+            tx.set_field(id, "status", Some(value)).await?;
+            format!("status set to {value}")
+        }
+        "agreement" => {
+            if !matches!(value, "yes" | "no") {
+                return Err(ServiceError::Invalid("agreement must be yes or no".into()));
+            }
+            tx.set_field(id, "agreement", Some(value)).await?;
+            format!("agreement with the complainant: {value}")
+        }
+        "incident_kind" => {
+            if !matches!(value, "incident" | "structural") {
+                return Err(ServiceError::Invalid("incident_kind must be incident or structural".into()));
+            }
+            tx.set_field(id, "incident_kind", Some(value)).await?;
+            format!("incident_kind set to {value}")
+        }
+        "extension" => {
+            let weeks: u32 = value.parse().map_err(|_| ServiceError::Invalid("extension is a number of weeks".into()))?;
+            let (milestone, max, notice) = procedure
+                .milestones
+                .iter()
+                .find_map(|m| m.extension.as_ref().map(|e| (m.id, e.max_weeks, e.notice.clone())))
+                .ok_or_else(|| ServiceError::Invalid(format!("procedure {} allows no extension", procedure.name)))?;
+            if weeks == 0 || weeks > max {
+                return Err(ServiceError::Invalid(format!("extension must be 1 to {max} weeks")));
+            }
+            tx.set_progress(id, state.round, weeks).await?;
+            progress.extended_weeks = weeks;
+            if let Some(t) = notice {
+                let context = template_context(ctx, &state, &procedure, &progress, None);
+                send_to_complainant(ctx, tx.as_mut(), &state, &t, &context, now).await?;
+            }
+            format!("{} extended by {weeks} week(s)", milestone.label("en"))
+        }
+        "category" | "cause" | "solution" | "satisfaction" => {
+            if value.is_empty() {
+                return Err(ServiceError::Invalid(format!("{field} needs a value")));
+            }
+            tx.set_field(id, field, Some(value)).await?;
+            format!("{field} set")
+        }
+        other => {
+            return Err(ServiceError::Invalid(format!(
+                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, agreement, satisfaction, status, extension"
+            )));
+        }
+    };
+    tx.history(Some(id), now, actor, "set", &format!("{note}: {value}")).await?;
+    tx.commit().await?;
+    Ok(note)
+}
+
+/// `klachtd complete REF MILESTONE [--at TIME] [--verdict agree|disagree]`. A milestone
+/// completed by an email sends that email; the complainant's verdict may reopen the loop.
+pub async fn complete(
+    ctx: &Context,
+    reference: &str,
+    milestone: &str,
+    at: DateTime<Utc>,
+    verdict: Option<&str>,
+    actor: &str,
+) -> Result<String, ServiceError> {
+    let now = ctx.clock.now();
+    let reference = ComplaintRef::parse(reference).map_err(|e| ServiceError::Invalid(e.to_string()))?.to_string();
+    let m = Milestone::parse(milestone).ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "unknown milestone {milestone}; milestones: {}",
+            Milestone::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let mut tx = ctx.store.begin().await?;
+    let id = tx.complaint_id_by_reference(&reference).await?.ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
+    let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
+    if state.status != "open" {
+        return Err(ServiceError::Invalid(format!("{reference} is {}", state.status)));
+    }
+    let def = procedure
+        .milestone(m)
+        .ok_or_else(|| ServiceError::Invalid(format!("procedure {} has no milestone {milestone}", procedure.name)))?;
+    if progress.completed.contains_key(m.as_str()) {
+        return Err(ServiceError::Invalid(format!("{milestone} of {reference} is already completed")));
+    }
+    let note = match &def.completed_by {
+        CompletedBy::Auto => return Err(ServiceError::Invalid(format!("{milestone} is completed automatically"))),
+        CompletedBy::Email(template) => {
+            if template == "acknowledgement" {
+                return Err(ServiceError::Invalid("the acknowledgement is sent at intake".into()));
+            }
+            if matches!(template.as_str(), "solution" | "outcome_awb" | "closure") && state.solution.as_deref().unwrap_or("").is_empty() {
+                return Err(ServiceError::Invalid(format!("set the solution first: klachtd set {reference} solution \"...\"")));
+            }
+            if template == "handler_assigned" && state.handler.is_none() {
+                return Err(ServiceError::Invalid(format!("set the handler first: klachtd set {reference} handler ADDRESS")));
+            }
+            progress.completed.insert(m.as_str().to_string(), at);
+            let context = template_context(ctx, &state, &procedure, &progress, None);
+            send_to_complainant(ctx, tx.as_mut(), &state, template, &context, now).await?;
+            tx.complete_milestone(id, m.as_str(), at, actor).await?;
+            format!("{milestone} completed; {template} sent to {}", state.complainant_address)
+        }
+        CompletedBy::Staff => {
+            tx.complete_milestone(id, m.as_str(), at, actor).await?;
+            format!("{milestone} completed")
+        }
+        CompletedBy::Verdict => match verdict {
+            Some("agree") => {
+                tx.complete_milestone(id, m.as_str(), at, actor).await?;
+                tx.set_field(id, "agreement", Some("yes")).await?;
+                format!("{milestone}: the complainant agrees")
+            }
+            Some("disagree") => {
+                tx.set_field(id, "agreement", Some("no")).await?;
+                let before = progress.completed.clone();
+                procedure.reopen(&mut progress, at);
+                for key in before.keys().filter(|k| !progress.completed.contains_key(*k)) {
+                    tx.reset_milestone(id, key, None, actor).await?;
+                }
+                for (key, t) in progress.completed.iter().filter(|(k, t)| before.get(*k) != Some(*t)) {
+                    tx.reset_milestone(id, key, Some(*t), actor).await?;
+                }
+                tx.set_progress(id, progress.round, progress.extended_weeks).await?;
+                // A complainant who does not agree is an escalation: the procedure's
+                // escalation roles hear at once.
+                let roles = escalation_roles(&procedure);
+                let planned = PlannedAction {
+                    key: format!("r{}:disagree", progress.round),
+                    action_id: "complainant_disagrees".into(),
+                    send: Some("escalation".into()),
+                    recipients: Recipients::Roles(roles.clone()),
+                    due_date: local_date(now, ctx.procedure.tz),
+                    due_at: now,
+                    immediate: true,
+                    completes: None,
+                    concerns: Some(m.as_str().to_string()),
+                    deadline: None,
+                };
+                if tx.mark_action_done(id, &planned.key, now, now).await? {
+                    execute(ctx, tx.as_mut(), &state, &procedure, &progress, &planned, now).await?;
+                }
+                format!("{milestone}: the complainant does not agree; round {} reopened; {} alerted", progress.round, roles.join(", "))
+            }
+            _ => return Err(ServiceError::Invalid("the verdict needs --verdict agree or --verdict disagree".into())),
+        },
+    };
+    tx.history(Some(id), now, actor, "milestone", &note).await?;
+    if m == Milestone::Closed || (m == Milestone::Handled && !procedure.uses(Milestone::Closed) && !procedure.actions.iter().any(|a| matches!(a.trigger, Trigger::On(Milestone::Handled)) || matches!(&a.trigger, Trigger::After(t) if t.after == Milestone::Handled))) {
+        // Nothing follows in this procedure: the complaint is closed.
+        tx.set_field(id, "status", Some("closed")).await?;
+        tx.history(Some(id), now, actor, "closed", "procedure complete").await?;
+    }
+    // Whatever the completion made due now (a survey on handling, ...) runs in this transaction.
+    run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;
+    tx.commit().await?;
+    let _ = at.year();
+    Ok(note)
+}
+
+fn escalation_roles(procedure: &Procedure) -> Vec<String> {
+    let mut roles: Vec<String> = procedure
+        .actions
+        .iter()
+        .filter(|a| matches!(a.trigger, Trigger::WhenMissed(_)))
+        .filter_map(|a| match &a.to {
+            Recipients::Roles(r) => Some(r.clone()),
+            Recipients::Complainant => None,
+        })
+        .flatten()
+        .filter(|r| r != "handler" && r != "receiver")
+        .collect();
+    roles.sort();
+    roles.dedup();
+    if roles.is_empty() {
+        roles.push("director".into());
+    }
+    roles
+}
