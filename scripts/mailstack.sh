@@ -228,9 +228,13 @@ stop_dovecot() {
     local d="$DIR/dovecot" pid i
     pid=$(cat "$d/dovecot.pid" 2>/dev/null || true)
     if pid_alive "$pid"; then
-        kill "$pid" 2>/dev/null || true
+        # The master's children (login, auth, imap sessions) may outlive it and keep serving
+        # open connections: end them too, and only them.
+        local children
+        children=$(cat /proc/"$pid"/task/*/children 2>/dev/null || pgrep -P "$pid" || true)
+        kill "$pid" $children 2>/dev/null || true
         for i in $(seq 1 200); do pid_alive "$pid" || break; sleep 0.025; done
-        pid_alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+        kill -9 "$pid" $children 2>/dev/null || true
     fi
     rm -f "$d/dovecot.pid"
     # The master's children (login, imap) end when it ends; wait until the ports are free.

@@ -71,7 +71,11 @@ fn script_path() -> PathBuf {
 }
 
 fn start_stack() -> Result<Stack, String> {
-    let dir = std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id()));
+    // KLACHTD_STACK_DIR: use (and keep) a stack in that directory, to read its logs afterwards.
+    let keep = std::env::var_os("KLACHTD_STACK_DIR").map(PathBuf::from);
+    let dir = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id())));
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(script_path())
@@ -88,6 +92,20 @@ fn start_stack() -> Result<Stack, String> {
     eprintln!("mail stack started in {:?}", started.elapsed());
     // The servers outlive this process unless stopped: a watcher stops them when it exits
     // (statics are never dropped, so no Drop can do it).
+    if keep.is_none() {
+        spawn_reaper(&dir);
+    }
+    let text = std::fs::read_to_string(dir.join("stack.env"))
+        .map_err(|e| format!("cannot read stack.env: {e}"))?;
+    let env = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    Ok(Stack { dir, env })
+}
+
+fn spawn_reaper(dir: &Path) {
     let _ = Command::new("bash")
         .arg("-c")
         .arg(format!(
@@ -100,14 +118,6 @@ fn start_stack() -> Result<Stack, String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn();
-    let text = std::fs::read_to_string(dir.join("stack.env"))
-        .map_err(|e| format!("cannot read stack.env: {e}"))?;
-    let env = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    Ok(Stack { dir, env })
 }
 
 fn stack() -> Option<&'static Stack> {
