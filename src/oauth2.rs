@@ -260,3 +260,182 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), OAuthError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+    use std::collections::HashMap;
+
+    fn decode(s: &str) -> String {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                    out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A token endpoint speaking just enough HTTP/1.1: `rt-N` is exchanged for `at-N` and a
+    /// rotated `rt-(N+1)`; anything else is `invalid_grant`.
+    async fn token_endpoint() -> (String, Seen) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let seen: Seen = Arc::default();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break Some(body.to_string());
+                        }
+                    }
+                };
+                let Some(body) = body else { continue };
+                let form: HashMap<String, String> = body
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (decode(k), decode(v)))
+                    .collect();
+                let rt = form.get("refresh_token").cloned().unwrap_or_default();
+                log.lock().unwrap().push(form);
+                let (status, json) = match rt.strip_prefix("rt-").and_then(|n| n.parse::<u32>().ok()) {
+                    Some(n) => (
+                        "200 OK",
+                        format!(
+                            r#"{{"access_token":"at-{n}","token_type":"Bearer","expires_in":3599,"refresh_token":"rt-{}"}}"#,
+                            n + 1
+                        ),
+                    ),
+                    None => (
+                        "400 Bad Request",
+                        r#"{"error":"invalid_grant","error_description":"AADSTS70000: The refresh token was revoked."}"#.to_string(),
+                    ),
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn settings(url: &str, file: &Path) -> OAuth2 {
+        OAuth2 {
+            token_url: Some(url.to_string()),
+            client_id: Some("klachtd-client".into()),
+            client_secret: Secret::new("s3cret value"),
+            client_secret_file: None,
+            refresh_token_file: Some(file.to_path_buf()),
+            scope: Some("https://outlook.office.com/IMAP.AccessAsUser.All offline_access".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn refresh_rotates_and_stores_the_refresh_token() {
+        let (url, seen) = token_endpoint().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("refresh_token");
+        std::fs::write(&file, "rt-1\n").unwrap();
+        let tokens = TokenSource::new(&settings(&url, &file)).unwrap();
+
+        assert_eq!(tokens.access_token().await.unwrap().expose(), "at-1");
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "rt-2");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        {
+            let log = seen.lock().unwrap();
+            assert_eq!(log.len(), 1);
+            assert_eq!(log[0]["grant_type"], "refresh_token");
+            assert_eq!(log[0]["client_id"], "klachtd-client");
+            assert_eq!(log[0]["client_secret"], "s3cret value");
+            assert!(log[0]["scope"].ends_with("offline_access"));
+        }
+
+        // Cached: no second request while the token is valid.
+        assert_eq!(tokens.access_token().await.unwrap().expose(), "at-1");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // After invalidation the refresh uses the rotated token from the file.
+        tokens.invalidate().await;
+        assert_eq!(tokens.access_token().await.unwrap().expose(), "at-2");
+        let log = seen.lock().unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1]["refresh_token"], "rt-2");
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), "rt-3");
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_grant_is_a_clear_error_without_the_token() {
+        let (url, _) = token_endpoint().await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("refresh_token");
+        std::fs::write(&file, "revoked-token-123").unwrap();
+        let tokens = TokenSource::new(&settings(&url, &file)).unwrap();
+        let err = tokens.access_token().await.unwrap_err();
+        match &err {
+            OAuthError::Rejected { status, error, .. } => {
+                assert_eq!(*status, 400);
+                assert_eq!(error, "invalid_grant");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("invalid_grant") && text.contains("revoked"), "{text}");
+        assert!(!text.contains("revoked-token-123"), "{text}");
+        // The file is left as it was.
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "revoked-token-123");
+    }
+
+    #[tokio::test]
+    async fn unreachable_endpoint_and_missing_settings() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rt");
+        std::fs::write(&file, "rt-1").unwrap();
+        let tokens =
+            TokenSource::new(&settings(&format!("http://127.0.0.1:{free}/token"), &file)).unwrap();
+        assert!(matches!(tokens.access_token().await, Err(OAuthError::Http { .. })));
+        let mut s = settings("http://x", &file);
+        s.client_id = None;
+        assert!(matches!(TokenSource::new(&s), Err(OAuthError::Config(_))));
+    }
+}
