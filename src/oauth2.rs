@@ -232,7 +232,10 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), OAuthError> {
         path: path.display().to_string(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -313,7 +316,8 @@ mod tests {
                             .lines()
                             .find_map(|l| {
                                 let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
                             })
                             .unwrap_or(0);
                         if body.len() >= len {
@@ -416,7 +420,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let text = err.to_string();
-        assert!(text.contains("invalid_grant") && text.contains("revoked"), "{text}");
+        assert!(
+            text.contains("invalid_grant") && text.contains("revoked"),
+            "{text}"
+        );
         assert!(!text.contains("revoked-token-123"), "{text}");
         // The file is left as it was.
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "revoked-token-123");
@@ -433,7 +440,10 @@ mod tests {
         std::fs::write(&file, "rt-1").unwrap();
         let tokens =
             TokenSource::new(&settings(&format!("http://127.0.0.1:{free}/token"), &file)).unwrap();
-        assert!(matches!(tokens.access_token().await, Err(OAuthError::Http { .. })));
+        assert!(matches!(
+            tokens.access_token().await,
+            Err(OAuthError::Http { .. })
+        ));
         let mut s = settings("http://x", &file);
         s.client_id = None;
         assert!(matches!(TokenSource::new(&s), Err(OAuthError::Config(_))));

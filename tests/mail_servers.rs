@@ -73,9 +73,9 @@ fn script_path() -> PathBuf {
 fn start_stack() -> Result<Stack, String> {
     // KLACHTD_STACK_DIR: use (and keep) a stack in that directory, to read its logs afterwards.
     let keep = std::env::var_os("KLACHTD_STACK_DIR").map(PathBuf::from);
-    let dir = keep
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id())));
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id()))
+    });
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(script_path())
@@ -190,8 +190,16 @@ async fn helper(stack: &Stack, user: &str) -> Helper {
         .await
         .expect("connect");
     let mut client = async_imap::Client::new(tcp);
-    client.read_response().await.expect("greeting").expect("greeting");
-    client.login(user, "secret").await.map_err(|(e, _)| e).expect("login")
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting");
+    client
+        .login(user, "secret")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
 }
 
 async fn append(h: &mut Helper, folder: &str, mail: &str, date: Option<&str>) {
@@ -213,7 +221,9 @@ async fn seen_flags(h: &mut Helper, folder: &str) -> Vec<(u32, bool)> {
     let mut out: Vec<(u32, bool)> = fetches
         .iter()
         .map(|f| {
-            let seen = f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen));
+            let seen = f
+                .flags()
+                .any(|fl| matches!(fl, async_imap::types::Flag::Seen));
             (f.uid.unwrap_or(0), seen)
         })
         .collect();
@@ -233,11 +243,26 @@ async fn imap_pending_fetch_and_mark_over_starttls() {
     let _g = DISRUPT.read().await;
     let user = "starttls@example.test";
     let mut h = helper(stack, user).await;
-    append(&mut h, "INBOX", &mail("a1", "eerste"), Some("01-Jan-2024 10:00:00 +0100")).await;
-    append(&mut h, "INBOX", &mail("a2", "tweede"), Some("02-Jan-2024 11:30:00 +0000")).await;
+    append(
+        &mut h,
+        "INBOX",
+        &mail("a1", "eerste"),
+        Some("01-Jan-2024 10:00:00 +0100"),
+    )
+    .await;
+    append(
+        &mut h,
+        "INBOX",
+        &mail("a2", "tweede"),
+        Some("02-Jan-2024 11:30:00 +0000"),
+    )
+    .await;
 
-    let mut src = ImapSource::new(&mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login), None)
-        .expect("new");
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
     assert_eq!(src.id(), format!("imap:{user}@127.0.0.1/INBOX"));
     let keys = src.pending(None).await.expect("pending");
     assert_eq!(keys.len(), 2, "{keys:?}");
@@ -247,14 +272,25 @@ async fn imap_pending_fetch_and_mark_over_starttls() {
     assert!(String::from_utf8_lossy(&mails[0].bytes).contains("eerste"));
     assert!(String::from_utf8_lossy(&mails[1].bytes).contains("tweede"));
     // INTERNALDATE, not the Date header.
-    assert_eq!(mails[0].received_at, Utc.with_ymd_and_hms(2024, 1, 1, 9, 0, 0).unwrap());
-    assert_eq!(mails[1].received_at, Utc.with_ymd_and_hms(2024, 1, 2, 11, 30, 0).unwrap());
+    assert_eq!(
+        mails[0].received_at,
+        Utc.with_ymd_and_hms(2024, 1, 1, 9, 0, 0).unwrap()
+    );
+    assert_eq!(
+        mails[1].received_at,
+        Utc.with_ymd_and_hms(2024, 1, 2, 11, 30, 0).unwrap()
+    );
     // BODY.PEEK: fetching does not mark read.
     assert!(seen_flags(&mut h, "INBOX").await.iter().all(|(_, s)| !s));
 
     // The cursor: nothing new after the last key, then only the newer mail.
     let last = keys.last().cloned();
-    assert!(src.pending(last.as_deref()).await.expect("pending").is_empty());
+    assert!(
+        src.pending(last.as_deref())
+            .await
+            .expect("pending")
+            .is_empty()
+    );
     append(&mut h, "INBOX", &mail("a3", "derde"), None).await;
     let newer = src.pending(last.as_deref()).await.expect("pending");
     assert_eq!(newer.len(), 1, "{newer:?}");
@@ -262,13 +298,29 @@ async fn imap_pending_fetch_and_mark_over_starttls() {
 
     // A mail someone read is still pending (never rely on \Seen).
     h.select("INBOX").await.expect("select");
-    let _: Vec<_> = h.uid_store("1:*", "+FLAGS (\\Seen)").await.expect("store").try_collect().await.expect("store");
+    let _: Vec<_> = h
+        .uid_store("1:*", "+FLAGS (\\Seen)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store");
     assert_eq!(src.pending(None).await.expect("pending").len(), 3);
-    let _: Vec<_> = h.uid_store("1:*", "-FLAGS (\\Seen)").await.expect("store").try_collect().await.expect("store");
+    let _: Vec<_> = h
+        .uid_store("1:*", "-FLAGS (\\Seen)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store");
 
     src.mark_processed(&keys).await.expect("mark");
     let flags = seen_flags(&mut h, "INBOX").await;
-    assert_eq!(flags.len(), 3, "nothing moved or deleted without processed_folder");
+    assert_eq!(
+        flags.len(),
+        3,
+        "nothing moved or deleted without processed_folder"
+    );
     assert!(flags[0].1 && flags[1].1 && !flags[2].1, "{flags:?}");
 }
 
@@ -322,8 +374,15 @@ async fn imap_uidvalidity_change_gives_new_keys() {
     append(&mut h, "Klachten", &mail("u1", "een"), None).await;
     append(&mut h, "Klachten", &mail("u2", "twee"), None).await;
 
-    let after = src.pending(before.last().map(String::as_str)).await.expect("pending");
-    assert_eq!(after.len(), 2, "all mail is pending under the new UIDVALIDITY: {after:?}");
+    let after = src
+        .pending(before.last().map(String::as_str))
+        .await
+        .expect("pending");
+    assert_eq!(
+        after.len(),
+        2,
+        "all mail is pending under the new UIDVALIDITY: {after:?}"
+    );
     let (old_v, _) = before[0].split_once(':').unwrap();
     let (new_v, _) = after[0].split_once(':').unwrap();
     assert_ne!(old_v, new_v);
@@ -351,19 +410,31 @@ async fn imap_idle_wakes_on_new_mail() {
         })
     };
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(30), src.wait_for_mail(Duration::from_secs(120)))
-        .await
-        .expect("IDLE did not wake within 30 s")
-        .expect("wait_for_mail");
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        src.wait_for_mail(Duration::from_secs(120)),
+    )
+    .await
+    .expect("IDLE did not wake within 30 s")
+    .expect("wait_for_mail");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1000), "woke before the mail came: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "woke before the mail came: {waited:?}"
+    );
     appender.await.expect("appender");
     assert_eq!(src.pending(None).await.expect("pending").len(), 1);
 
     // Nothing new: it waits out `max` (and returns Ok), instead of returning at once.
     let started = Instant::now();
-    src.wait_for_mail(Duration::from_secs(2)).await.expect("wait");
-    assert!(started.elapsed() >= Duration::from_millis(1900), "{:?}", started.elapsed());
+    src.wait_for_mail(Duration::from_secs(2))
+        .await
+        .expect("wait");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -371,14 +442,23 @@ async fn imap_mail_arriving_before_idle_is_not_slept_through() {
     let Some(stack) = stack() else { return };
     let _g = DISRUPT.read().await;
     let user = "race@example.test";
-    let mut src = ImapSource::new(&mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login), None)
-        .expect("new");
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
     assert!(src.pending(None).await.expect("pending").is_empty());
     let mut h = helper(stack, user).await;
     append(&mut h, "INBOX", &mail("r1", "tussendoor"), None).await;
     let started = Instant::now();
-    src.wait_for_mail(Duration::from_secs(20)).await.expect("wait");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    src.wait_for_mail(Duration::from_secs(20))
+        .await
+        .expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -389,8 +469,11 @@ async fn imap_reconnects_after_dovecot_restart() {
     let mut h = helper(stack, user).await;
     append(&mut h, "INBOX", &mail("c1", "een"), None).await;
     drop(h);
-    let mut src = ImapSource::new(&mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login), None)
-        .expect("new");
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
     assert_eq!(src.pending(None).await.expect("pending").len(), 1);
 
     stack.script("dovecot-stop");
@@ -403,7 +486,10 @@ async fn imap_reconnects_after_dovecot_restart() {
 
     // A restart between two calls is invisible to the caller: reconnect and retry once.
     stack.script("dovecot-restart");
-    assert_eq!(src.fetch(&keys).await.expect("fetch after restart").len(), 1);
+    assert_eq!(
+        src.fetch(&keys).await.expect("fetch after restart").len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -416,10 +502,18 @@ async fn imap_wrong_password_is_auth_error() {
         let mut src = ImapSource::new(&settings, None).expect("new");
         let err = src.pending(None).await.expect_err("must fail");
         assert!(err.is_auth(), "{auth:?}: {err:?}");
-        assert!(!err.to_string().contains("wrong password"), "password in error: {err}");
+        assert!(
+            !err.to_string().contains("wrong password"),
+            "password in error: {err}"
+        );
     }
     // Right password, unknown domain.
-    let settings = mailbox(stack, "wrong@other.test", TlsMode::Implicit, AuthMethod::Login);
+    let settings = mailbox(
+        stack,
+        "wrong@other.test",
+        TlsMode::Implicit,
+        AuthMethod::Login,
+    );
     let err = ImapSource::new(&settings, None)
         .expect("new")
         .pending(None)
@@ -435,7 +529,12 @@ async fn imap_unreachable_port_is_connect_error_quickly() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let mut settings = mailbox(stack, "nobody@example.test", TlsMode::Implicit, AuthMethod::Login);
+    let mut settings = mailbox(
+        stack,
+        "nobody@example.test",
+        TlsMode::Implicit,
+        AuthMethod::Login,
+    );
     settings.port = Some(free);
     let mut src = ImapSource::new(&settings, None).expect("new");
     let started = Instant::now();
@@ -448,7 +547,12 @@ async fn imap_unreachable_port_is_connect_error_quickly() {
 async fn imap_tls_without_our_ca_is_refused() {
     let Some(stack) = stack() else { return };
     let _g = DISRUPT.read().await;
-    let mut settings = mailbox(stack, "ca@example.test", TlsMode::Implicit, AuthMethod::Login);
+    let mut settings = mailbox(
+        stack,
+        "ca@example.test",
+        TlsMode::Implicit,
+        AuthMethod::Login,
+    );
     settings.ca_file = None;
     let err = ImapSource::new(&settings, None)
         .expect("new")
@@ -460,8 +564,11 @@ async fn imap_tls_without_our_ca_is_refused() {
 }
 
 async fn wait_for_delivery(stack: &Stack, user: &str, marker: &str) -> Vec<u8> {
-    let mut src = ImapSource::new(&mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login), None)
-        .expect("new");
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let keys = src.pending(None).await.expect("pending");
@@ -470,7 +577,10 @@ async fn wait_for_delivery(stack: &Stack, user: &str, marker: &str) -> Vec<u8> {
                 return m.bytes;
             }
         }
-        assert!(Instant::now() < deadline, "mail {marker} not delivered to {user} within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "mail {marker} not delivered to {user} within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -486,13 +596,20 @@ fn envelope(to: &str) -> Envelope {
 async fn smtp_starttls_with_auth_delivers_to_imap() {
     let Some(stack) = stack() else { return };
     let _g = DISRUPT.read().await;
-    let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, Some("service@example.test")), None)
-        .expect("new");
+    let t = SmtpTransport::new(
+        &outgoing(stack, TlsMode::Starttls, Some("service@example.test")),
+        None,
+    )
+    .expect("new");
     assert_eq!(t.guarantee(), "at least once");
     let raw = mail("s1", "verzonden-over-starttls");
-    t.send("s1@example.org", &envelope("ontvanger@example.test"), raw.replace('\n', "\r\n").as_bytes())
-        .await
-        .expect("send");
+    t.send(
+        "s1@example.org",
+        &envelope("ontvanger@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
     let got = wait_for_delivery(stack, "ontvanger@example.test", "verzonden-over-starttls").await;
     assert!(String::from_utf8_lossy(&got).contains("Message-ID: <s1@example.org>"));
 }
@@ -503,9 +620,13 @@ async fn smtp_implicit_tls_without_auth_delivers() {
     let _g = DISRUPT.read().await;
     let t = SmtpTransport::new(&outgoing(stack, TlsMode::Implicit, None), None).expect("new");
     let raw = mail("s2", "verzonden-over-smtps");
-    t.send("s2@example.org", &envelope("smtps@example.test"), raw.replace('\n', "\r\n").as_bytes())
-        .await
-        .expect("send");
+    t.send(
+        "s2@example.org",
+        &envelope("smtps@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
     wait_for_delivery(stack, "smtps@example.test", "verzonden-over-smtps").await;
 }
 
@@ -517,7 +638,11 @@ async fn smtp_wrong_password_fails() {
     settings.password = Secret::new("wrong");
     let t = SmtpTransport::new(&settings, None).expect("new");
     let err = t
-        .send("s3@example.org", &envelope("x@example.test"), b"Subject: x\r\n\r\nx\r\n")
+        .send(
+            "s3@example.org",
+            &envelope("x@example.test"),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
         .await
         .expect_err("must fail");
     // 535 (RFC 4954): permanent, retrying with the same password will not help.
@@ -531,14 +656,22 @@ async fn smtp_rejected_recipient_is_permanent() {
     let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, None), None).expect("new");
     let rejected = stack.env["REJECT_RCPT"].clone();
     let err = t
-        .send("p1@example.org", &envelope(&rejected), b"Subject: x\r\n\r\nx\r\n")
+        .send(
+            "p1@example.org",
+            &envelope(&rejected),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
         .await
         .expect_err("rejected");
     assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
     assert!(!err.is_transient());
     // Relaying elsewhere is refused with 554 too.
     let err = t
-        .send("p2@example.org", &envelope("someone@elsewhere.invalid"), b"Subject: x\r\n\r\nx\r\n")
+        .send(
+            "p2@example.org",
+            &envelope("someone@elsewhere.invalid"),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
         .await
         .expect_err("relay denied");
     assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
@@ -551,13 +684,21 @@ async fn smtp_server_down_is_transient() {
     let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, None), None).expect("new");
     stack.script("postfix-stop");
     let result = t
-        .send("d1@example.org", &envelope("down@example.test"), b"Subject: x\r\n\r\nx\r\n")
+        .send(
+            "d1@example.org",
+            &envelope("down@example.test"),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
         .await;
     stack.script("postfix-start");
     let err = result.expect_err("postfix is down");
     assert!(err.is_transient(), "{err:?}");
     // Back up: the same transport sends again.
-    t.send("d1@example.org", &envelope("down@example.test"), b"Subject: x\r\n\r\nweer-op\r\n")
-        .await
-        .expect("send after restart");
+    t.send(
+        "d1@example.org",
+        &envelope("down@example.test"),
+        b"Subject: x\r\n\r\nweer-op\r\n",
+    )
+    .await
+    .expect("send after restart");
 }

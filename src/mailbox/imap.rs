@@ -74,12 +74,14 @@ impl ImapSource {
     /// Checks the settings and prepares TLS; connects lazily, on the first call that needs the
     /// server, so the daemon starts (and alerts) even while the server is down.
     pub fn new(settings: &Mailbox, tokens: Option<Arc<TokenSource>>) -> Result<Self, MailboxError> {
-        let host = settings.host.clone().filter(|h| !h.is_empty()).ok_or_else(|| {
-            MailboxError::Connect {
+        let host = settings
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| MailboxError::Connect {
                 server: "(none)".into(),
                 reason: "mailbox.host is required".into(),
-            }
-        })?;
+            })?;
         // RFC 8314 section 3.3 (993, implicit TLS), RFC 3501 (143, plain or STARTTLS).
         let port = settings.port.unwrap_or(match settings.tls {
             TlsMode::Implicit => 993,
@@ -105,7 +107,9 @@ impl ImapSource {
             _ => settings.password.clone(),
         };
         if settings.auth == AuthMethod::Xoauth2 && tokens.is_none() {
-            return Err(config_err("auth = \"xoauth2\" needs the OAuth2 settings".into()));
+            return Err(config_err(
+                "auth = \"xoauth2\" needs the OAuth2 settings".into(),
+            ));
         }
         let tls_config = match settings.tls {
             TlsMode::None => None,
@@ -173,7 +177,8 @@ impl ImapSource {
         if self.failures == 0 {
             return Duration::ZERO;
         }
-        let wait = Duration::from_secs(1u64 << self.failures.saturating_sub(1).min(6)).min(MAX_BACKOFF);
+        let wait =
+            Duration::from_secs(1u64 << self.failures.saturating_sub(1).min(6)).min(MAX_BACKOFF);
         wait.saturating_sub(at.elapsed())
     }
 
@@ -202,10 +207,13 @@ impl ImapSource {
     }
 
     async fn connect(&self) -> Result<Conn, MailboxError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((self.host.as_str(), self.port)))
-            .await
-            .map_err(|_| self.connect_err("timed out"))?
-            .map_err(|e| self.connect_err(e))?;
+        let tcp = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| self.connect_err("timed out"))?
+        .map_err(|e| self.connect_err(e))?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn ImapIo> = match self.tls {
             TlsMode::None => Box::new(tcp),
@@ -252,17 +260,23 @@ impl ImapSource {
         })
     }
 
-    async fn tls_handshake(&self, tcp: TcpStream) -> Result<tokio_rustls::client::TlsStream<TcpStream>, MailboxError> {
+    async fn tls_handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, MailboxError> {
         let config = self
             .tls_config
             .clone()
             .ok_or_else(|| self.connect_err("TLS is not configured"))?;
         let name = ServerName::try_from(self.host.clone())
             .map_err(|e| self.connect_err(format!("invalid host name for TLS: {e}")))?;
-        tokio::time::timeout(CONNECT_TIMEOUT, TlsConnector::from(config).connect(name, tcp))
-            .await
-            .map_err(|_| self.connect_err("TLS handshake timed out"))?
-            .map_err(|e| self.connect_err(format!("TLS: {e}")))
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| self.connect_err("TLS handshake timed out"))?
+        .map_err(|e| self.connect_err(format!("TLS: {e}")))
     }
 
     /// RFC 3501 section 6.2.1 / RFC 2595: read the greeting, ask for STARTTLS, wait for the
@@ -287,7 +301,10 @@ impl ImapSource {
         }
     }
 
-    async fn login(&self, client: async_imap::Client<Box<dyn ImapIo>>) -> Result<Session, MailboxError> {
+    async fn login(
+        &self,
+        client: async_imap::Client<Box<dyn ImapIo>>,
+    ) -> Result<Session, MailboxError> {
         // A NO or BAD answer to the login is an authentication failure, alerted to the admin;
         // a broken connection meanwhile is not.
         let classify = |e: ImapError| match e {
@@ -373,7 +390,10 @@ impl ImapSource {
             _ => conn.session.uid_search("ALL").await?.into_iter().collect(),
         };
         uids.sort_unstable();
-        Ok(uids.into_iter().map(|u| format!("{validity}:{u}")).collect())
+        Ok(uids
+            .into_iter()
+            .map(|u| format!("{validity}:{u}"))
+            .collect())
     }
 
     async fn try_fetch(&mut self, keys: &[String]) -> Result<Vec<RawMail>, ImapError> {
@@ -592,7 +612,9 @@ impl MailSource for ImapSource {
             Err(e) => {
                 // Return the error, but not at once: a caller looping on wait_for_mail must not
                 // spin while the server is away.
-                let left = max.saturating_sub(started.elapsed()).min(Duration::from_secs(1));
+                let left = max
+                    .saturating_sub(started.elapsed())
+                    .min(Duration::from_secs(1));
                 tokio::time::sleep(left).await;
                 Err(e)
             }
@@ -650,7 +672,10 @@ async fn read_line(tcp: &mut TcpStream) -> std::io::Result<String> {
 fn drain_unsolicited(session: &Session) -> bool {
     let mut new_mail = false;
     while let Ok(r) = session.unsolicited_responses.try_recv() {
-        if matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)) {
+        if matches!(
+            r,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        ) {
             new_mail = true;
         }
     }
@@ -673,7 +698,10 @@ fn uids_for(keys: &[String], validity: u32) -> Vec<u32> {
 }
 
 fn uid_set(uids: &[u32]) -> String {
-    uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// An IMAP quoted string (RFC 3501 section 4.3).
@@ -709,7 +737,12 @@ impl async_imap::Authenticator for Xoauth2 {
         if self.rounds > 1 {
             return Vec::new();
         }
-        format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token.expose()).into_bytes()
+        format!(
+            "user={}\x01auth=Bearer {}\x01\x01",
+            self.user,
+            self.token.expose()
+        )
+        .into_bytes()
     }
 }
 
@@ -736,7 +769,10 @@ mod tests {
             rounds: 0,
         };
         use async_imap::Authenticator;
-        assert_eq!(x.process(b""), b"user=u@example.org\x01auth=Bearer T\x01\x01".to_vec());
+        assert_eq!(
+            x.process(b""),
+            b"user=u@example.org\x01auth=Bearer T\x01\x01".to_vec()
+        );
         assert_eq!(x.process(b"{\"status\":\"400\"}"), Vec::<u8>::new());
     }
 }

@@ -102,7 +102,6 @@ impl SmtpTransport {
         build(&self.host, self.port, &self.tls, &self.auth, token)
     }
 
-
     async fn transport(&self) -> Result<Inner, SendError> {
         let mut current = self.current.lock().await;
         if let Some(tokens) = &self.tokens
@@ -124,25 +123,25 @@ impl SmtpTransport {
 type Auth = Option<(String, AuthMethod, Secret)>;
 
 fn build(host: &str, port: u16, tls: &Option<Tls>, auth: &Auth, token: Option<&Secret>) -> Inner {
-        // builder_dangerous: TLS is configured right below, from the `tls` setting.
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .timeout(Some(Duration::from_secs(30)));
-        b = match tls {
-            Some(tls) => b.tls(tls.clone()),
-            None => b.tls(Tls::None),
+    // builder_dangerous: TLS is configured right below, from the `tls` setting.
+    let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port)
+        .timeout(Some(Duration::from_secs(30)));
+    b = match tls {
+        Some(tls) => b.tls(tls.clone()),
+        None => b.tls(Tls::None),
+    };
+    if let Some((user, method, password)) = auth {
+        let (secret, mechanism) = match method {
+            AuthMethod::Login => (password.expose(), Mechanism::Login),
+            AuthMethod::Plain => (password.expose(), Mechanism::Plain),
+            AuthMethod::Xoauth2 => (token.map(Secret::expose).unwrap_or(""), Mechanism::Xoauth2),
         };
-        if let Some((user, method, password)) = auth {
-            let (secret, mechanism) = match method {
-                AuthMethod::Login => (password.expose(), Mechanism::Login),
-                AuthMethod::Plain => (password.expose(), Mechanism::Plain),
-                AuthMethod::Xoauth2 => (token.map(Secret::expose).unwrap_or(""), Mechanism::Xoauth2),
-            };
-            b = b
-                .credentials(Credentials::new(user.clone(), secret.to_string()))
-                .authentication(vec![mechanism]);
-        }
-        b.build()
+        b = b
+            .credentials(Credentials::new(user.clone(), secret.to_string()))
+            .authentication(vec![mechanism]);
+    }
+    b.build()
 }
 
 fn parse_address(a: &str, what: &str) -> Result<Address, SendError> {
