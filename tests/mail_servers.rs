@@ -702,3 +702,21 @@ async fn smtp_server_down_is_transient() {
     .await
     .expect("send after restart");
 }
+
+#[tokio::test]
+async fn imap_plain_tcp_when_tls_is_none() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "plain@example.test";
+    let mut h = helper(stack, user).await;
+    append(&mut h, "INBOX", &mail("n1", "zonder-tls"), None).await;
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::None, AuthMethod::Plain),
+        None,
+    )
+    .expect("new");
+    let keys = src.pending(None).await.expect("pending");
+    let mails = src.fetch(&keys).await.expect("fetch");
+    assert_eq!(mails.len(), 1);
+    assert!(String::from_utf8_lossy(&mails[0].bytes).contains("zonder-tls"));
+}
