@@ -20,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod mail;
 pub mod mailbox;
+pub mod oauth2;
 pub mod outgoing;
 pub mod procedure_runtime;
 pub mod service;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub mod imap;
 pub mod maildir;
 
 /// One mail as the source holds it.

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 pub mod file;
+pub mod smtp;
 
 /// SMTP envelope of one queued mail (the envelope sender is our per-message VERP address).
 #[derive(Debug, Clone)]

@@ -1,0 +1,722 @@
+//! The IMAP source and the SMTP transport against a real Dovecot and Postfix on 127.0.0.1,
+//! started once per test binary by `scripts/mailstack.sh`. Without the packages (and without
+//! root) the tests skip loudly, unless `KLACHTD_REQUIRE_STACK` is set (CI), when they fail.
+//!
+//! Every test uses its own mailbox address, so they run in parallel; the tests that stop a
+//! server take the write half of `DISRUPT`, the others the read half.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use futures_util::TryStreamExt;
+use klachtd::config::{
+    AuthMethod, Mailbox, MailboxKind, OAuth2, Outgoing, OutgoingKind, Secret, TlsMode,
+};
+use klachtd::mailbox::imap::ImapSource;
+use klachtd::mailbox::{MailSource, MailboxError};
+use klachtd::outgoing::smtp::SmtpTransport;
+use klachtd::outgoing::{Envelope, SendError, Transport};
+use tokio::sync::RwLock;
+
+static DISRUPT: RwLock<()> = RwLock::const_new(());
+
+struct Stack {
+    dir: PathBuf,
+    env: HashMap<String, String>,
+}
+
+impl Stack {
+    fn port(&self, key: &str) -> u16 {
+        self.env
+            .get(key)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing in stack.env"))
+    }
+
+    fn ca(&self) -> PathBuf {
+        PathBuf::from(&self.env["CA_FILE"])
+    }
+
+    fn script(&self, cmd: &str) {
+        let status = Command::new("bash")
+            .arg(script_path())
+            .arg(cmd)
+            .arg(&self.dir)
+            .status()
+            .expect("run mailstack.sh");
+        assert!(status.success(), "mailstack.sh {cmd} failed");
+    }
+
+    fn doveadm(&self, args: &[&str]) {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.env["DOVECOT_CONF"])
+            .args(args)
+            .output()
+            .expect("run doveadm");
+        assert!(
+            out.status.success(),
+            "doveadm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn script_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
+}
+
+fn start_stack() -> Result<Stack, String> {
+    // KLACHTD_STACK_DIR: use (and keep) a stack in that directory, to read its logs afterwards.
+    let keep = std::env::var_os("KLACHTD_STACK_DIR").map(PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id()))
+    });
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(script_path())
+        .arg("start")
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("cannot run mailstack.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mailstack.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    eprintln!("mail stack started in {:?}", started.elapsed());
+    // The servers outlive this process unless stopped: a watcher stops them when it exits
+    // (statics are never dropped, so no Drop can do it).
+    if keep.is_none() {
+        spawn_reaper(&dir);
+    }
+    let text = std::fs::read_to_string(dir.join("stack.env"))
+        .map_err(|e| format!("cannot read stack.env: {e}"))?;
+    let env = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    Ok(Stack { dir, env })
+}
+
+fn spawn_reaper(dir: &Path) {
+    let _ = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash {script} stop {dir} >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            script = script_path().display(),
+            dir = dir.display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+fn stack() -> Option<&'static Stack> {
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    match STACK.get_or_init(start_stack) {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var_os("KLACHTD_REQUIRE_STACK").is_some() => {
+            panic!("KLACHTD_REQUIRE_STACK is set and the mail stack cannot start: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n!!!!! SKIPPED: real mail servers unavailable ({e}); set KLACHTD_REQUIRE_STACK=1 to fail instead !!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+fn mailbox(stack: &Stack, user: &str, tls: TlsMode, auth: AuthMethod) -> Mailbox {
+    let port = match tls {
+        TlsMode::Implicit => stack.port("IMAPS_PORT"),
+        _ => stack.port("IMAP_PORT"),
+    };
+    Mailbox {
+        kind: MailboxKind::Imap,
+        path: None,
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        tls,
+        ca_file: Some(stack.ca()),
+        username: Some(user.into()),
+        password: Secret::new("secret"),
+        password_file: None,
+        auth,
+        folder: "INBOX".into(),
+        processed_folder: None,
+        idle: true,
+        poll_interval: 600,
+        oauth2: OAuth2::default(),
+    }
+}
+
+fn outgoing(stack: &Stack, tls: TlsMode, user: Option<&str>) -> Outgoing {
+    let port = match tls {
+        TlsMode::Implicit => stack.port("SMTPS_PORT"),
+        _ => stack.port("SMTP_PORT"),
+    };
+    Outgoing {
+        kind: OutgoingKind::Smtp,
+        from: "service@example.test".into(),
+        from_name: None,
+        path: None,
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        tls,
+        ca_file: Some(stack.ca()),
+        username: user.map(str::to_string),
+        password: Secret::new("secret"),
+        password_file: None,
+        auth: AuthMethod::Plain,
+        oauth2: OAuth2::default(),
+    }
+}
+
+type Helper = async_imap::Session<tokio::net::TcpStream>;
+
+/// A second, independent IMAP connection (plain, loopback) playing the other side.
+async fn helper(stack: &Stack, user: &str) -> Helper {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", stack.port("IMAP_PORT")))
+        .await
+        .expect("connect");
+    let mut client = async_imap::Client::new(tcp);
+    client
+        .read_response()
+        .await
+        .expect("greeting")
+        .expect("greeting");
+    client
+        .login(user, "secret")
+        .await
+        .map_err(|(e, _)| e)
+        .expect("login")
+}
+
+async fn append(h: &mut Helper, folder: &str, mail: &str, date: Option<&str>) {
+    let quoted = date.map(|d| format!("\"{d}\""));
+    h.append(folder, None, quoted.as_deref(), mail.replace('\n', "\r\n"))
+        .await
+        .expect("APPEND");
+}
+
+async fn seen_flags(h: &mut Helper, folder: &str) -> Vec<(u32, bool)> {
+    h.select(folder).await.expect("select");
+    let fetches: Vec<_> = h
+        .uid_fetch("1:*", "(UID FLAGS)")
+        .await
+        .expect("fetch")
+        .try_collect()
+        .await
+        .expect("fetch");
+    let mut out: Vec<(u32, bool)> = fetches
+        .iter()
+        .map(|f| {
+            let seen = f
+                .flags()
+                .any(|fl| matches!(fl, async_imap::types::Flag::Seen));
+            (f.uid.unwrap_or(0), seen)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn mail(id: &str, body: &str) -> String {
+    format!(
+        "From: Klager <klager@example.org>\nTo: klachten@example.test\nSubject: Klacht {id}\nMessage-ID: <{id}@example.org>\nDate: Mon, 1 Jan 2024 09:00:00 +0100\n\n{body}\n"
+    )
+}
+
+#[tokio::test]
+async fn imap_pending_fetch_and_mark_over_starttls() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "starttls@example.test";
+    let mut h = helper(stack, user).await;
+    append(
+        &mut h,
+        "INBOX",
+        &mail("a1", "eerste"),
+        Some("01-Jan-2024 10:00:00 +0100"),
+    )
+    .await;
+    append(
+        &mut h,
+        "INBOX",
+        &mail("a2", "tweede"),
+        Some("02-Jan-2024 11:30:00 +0000"),
+    )
+    .await;
+
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
+    assert_eq!(src.id(), format!("imap:{user}@127.0.0.1/INBOX"));
+    let keys = src.pending(None).await.expect("pending");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let mails = src.fetch(&keys).await.expect("fetch");
+    assert_eq!(mails.len(), 2);
+    assert_eq!(mails[0].key, keys[0]);
+    assert!(String::from_utf8_lossy(&mails[0].bytes).contains("eerste"));
+    assert!(String::from_utf8_lossy(&mails[1].bytes).contains("tweede"));
+    // INTERNALDATE, not the Date header.
+    assert_eq!(
+        mails[0].received_at,
+        Utc.with_ymd_and_hms(2024, 1, 1, 9, 0, 0).unwrap()
+    );
+    assert_eq!(
+        mails[1].received_at,
+        Utc.with_ymd_and_hms(2024, 1, 2, 11, 30, 0).unwrap()
+    );
+    // BODY.PEEK: fetching does not mark read.
+    assert!(seen_flags(&mut h, "INBOX").await.iter().all(|(_, s)| !s));
+
+    // The cursor: nothing new after the last key, then only the newer mail.
+    let last = keys.last().cloned();
+    assert!(
+        src.pending(last.as_deref())
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    append(&mut h, "INBOX", &mail("a3", "derde"), None).await;
+    let newer = src.pending(last.as_deref()).await.expect("pending");
+    assert_eq!(newer.len(), 1, "{newer:?}");
+    assert_ne!(newer[0], keys[1]);
+
+    // A mail someone read is still pending (never rely on \Seen).
+    h.select("INBOX").await.expect("select");
+    let _: Vec<_> = h
+        .uid_store("1:*", "+FLAGS (\\Seen)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store");
+    assert_eq!(src.pending(None).await.expect("pending").len(), 3);
+    let _: Vec<_> = h
+        .uid_store("1:*", "-FLAGS (\\Seen)")
+        .await
+        .expect("store")
+        .try_collect()
+        .await
+        .expect("store");
+
+    src.mark_processed(&keys).await.expect("mark");
+    let flags = seen_flags(&mut h, "INBOX").await;
+    assert_eq!(
+        flags.len(),
+        3,
+        "nothing moved or deleted without processed_folder"
+    );
+    assert!(flags[0].1 && flags[1].1 && !flags[2].1, "{flags:?}");
+}
+
+#[tokio::test]
+async fn imap_mark_processed_moves_to_processed_folder_over_implicit_tls() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "move@example.test";
+    let mut h = helper(stack, user).await;
+    append(&mut h, "INBOX", &mail("m1", "een"), None).await;
+    append(&mut h, "INBOX", &mail("m2", "twee"), None).await;
+    let mut settings = mailbox(stack, user, TlsMode::Implicit, AuthMethod::Plain);
+    settings.processed_folder = Some("Verwerkt/2024".into());
+    let mut src = ImapSource::new(&settings, None).expect("new");
+    let keys = src.pending(None).await.expect("pending");
+    assert_eq!(keys.len(), 2);
+    src.mark_processed(&keys[..1]).await.expect("mark");
+    let inbox = seen_flags(&mut h, "INBOX").await;
+    assert_eq!(inbox.len(), 1, "one moved, one left: {inbox:?}");
+    assert!(!inbox[0].1);
+    let done = seen_flags(&mut h, "Verwerkt/2024").await;
+    assert_eq!(done.len(), 1);
+    assert!(done[0].1, "moved mail is \\Seen");
+    // The folder exists now; a second batch uses it as is.
+    src.mark_processed(&keys[1..]).await.expect("mark");
+    assert!(seen_flags(&mut h, "INBOX").await.is_empty());
+    assert_eq!(seen_flags(&mut h, "Verwerkt/2024").await.len(), 2);
+    assert!(src.pending(None).await.expect("pending").is_empty());
+}
+
+#[tokio::test]
+async fn imap_uidvalidity_change_gives_new_keys() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "uidvalidity@example.test";
+    stack.doveadm(&["mailbox", "create", "-u", user, "Klachten"]);
+    let mut h = helper(stack, user).await;
+    append(&mut h, "Klachten", &mail("u1", "een"), None).await;
+    let mut settings = mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login);
+    settings.folder = "Klachten".into();
+    let mut src = ImapSource::new(&settings, None).expect("new");
+    let before = src.pending(None).await.expect("pending");
+    assert_eq!(before.len(), 1);
+    h.logout().await.ok();
+
+    stack.doveadm(&["mailbox", "delete", "-u", user, "-s", "Klachten"]);
+    // Dovecot derives UIDVALIDITY from the clock: let a second pass.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    stack.doveadm(&["mailbox", "create", "-u", user, "Klachten"]);
+    let mut h = helper(stack, user).await;
+    append(&mut h, "Klachten", &mail("u1", "een"), None).await;
+    append(&mut h, "Klachten", &mail("u2", "twee"), None).await;
+
+    let after = src
+        .pending(before.last().map(String::as_str))
+        .await
+        .expect("pending");
+    assert_eq!(
+        after.len(),
+        2,
+        "all mail is pending under the new UIDVALIDITY: {after:?}"
+    );
+    let (old_v, _) = before[0].split_once(':').unwrap();
+    let (new_v, _) = after[0].split_once(':').unwrap();
+    assert_ne!(old_v, new_v);
+    // A key of the old UIDVALIDITY is skipped, not mistaken for the new UID 1.
+    assert!(src.fetch(&before).await.expect("fetch").is_empty());
+    assert_eq!(src.fetch(&after).await.expect("fetch").len(), 2);
+}
+
+#[tokio::test]
+async fn imap_idle_wakes_on_new_mail() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "idle@example.test";
+    let settings = mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login);
+    assert_eq!(settings.poll_interval, 600);
+    let mut src = ImapSource::new(&settings, None).expect("new");
+    let last = src.pending(None).await.expect("pending");
+    assert!(last.is_empty());
+
+    let appender = {
+        let mut h = helper(stack, user).await;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            append(&mut h, "INBOX", &mail("i1", "wakker"), None).await;
+        })
+    };
+    let started = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        src.wait_for_mail(Duration::from_secs(120)),
+    )
+    .await
+    .expect("IDLE did not wake within 30 s")
+    .expect("wait_for_mail");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "woke before the mail came: {waited:?}"
+    );
+    appender.await.expect("appender");
+    assert_eq!(src.pending(None).await.expect("pending").len(), 1);
+
+    // Nothing new: it waits out `max` (and returns Ok), instead of returning at once.
+    let started = Instant::now();
+    src.wait_for_mail(Duration::from_secs(2))
+        .await
+        .expect("wait");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn imap_mail_arriving_before_idle_is_not_slept_through() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "race@example.test";
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
+    assert!(src.pending(None).await.expect("pending").is_empty());
+    let mut h = helper(stack, user).await;
+    append(&mut h, "INBOX", &mail("r1", "tussendoor"), None).await;
+    let started = Instant::now();
+    src.wait_for_mail(Duration::from_secs(20))
+        .await
+        .expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn imap_reconnects_after_dovecot_restart() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.write().await;
+    let user = "reconnect@example.test";
+    let mut h = helper(stack, user).await;
+    append(&mut h, "INBOX", &mail("c1", "een"), None).await;
+    drop(h);
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
+    assert_eq!(src.pending(None).await.expect("pending").len(), 1);
+
+    stack.script("dovecot-stop");
+    let err = src.pending(None).await.expect_err("server is down");
+    assert!(matches!(err, MailboxError::Connect { .. }), "{err:?}");
+    stack.script("dovecot-start");
+    // The backoff after one failure is a second; the next call connects again.
+    let keys = src.pending(None).await.expect("pending after restart");
+    assert_eq!(keys.len(), 1);
+
+    // A restart between two calls is invisible to the caller: reconnect and retry once.
+    stack.script("dovecot-restart");
+    assert_eq!(
+        src.fetch(&keys).await.expect("fetch after restart").len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn imap_wrong_password_is_auth_error() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    for auth in [AuthMethod::Login, AuthMethod::Plain] {
+        let mut settings = mailbox(stack, "wrong@example.test", TlsMode::Starttls, auth);
+        settings.password = Secret::new("wrong password");
+        let mut src = ImapSource::new(&settings, None).expect("new");
+        let err = src.pending(None).await.expect_err("must fail");
+        assert!(err.is_auth(), "{auth:?}: {err:?}");
+        assert!(
+            !err.to_string().contains("wrong password"),
+            "password in error: {err}"
+        );
+    }
+    // Right password, unknown domain.
+    let settings = mailbox(
+        stack,
+        "wrong@other.test",
+        TlsMode::Implicit,
+        AuthMethod::Login,
+    );
+    let err = ImapSource::new(&settings, None)
+        .expect("new")
+        .pending(None)
+        .await
+        .expect_err("must fail");
+    assert!(err.is_auth(), "{err:?}");
+}
+
+#[tokio::test]
+async fn imap_unreachable_port_is_connect_error_quickly() {
+    let Some(stack) = stack() else { return };
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut settings = mailbox(
+        stack,
+        "nobody@example.test",
+        TlsMode::Implicit,
+        AuthMethod::Login,
+    );
+    settings.port = Some(free);
+    let mut src = ImapSource::new(&settings, None).expect("new");
+    let started = Instant::now();
+    let err = src.pending(None).await.expect_err("nothing listens");
+    assert!(matches!(err, MailboxError::Connect { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn imap_tls_without_our_ca_is_refused() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let mut settings = mailbox(
+        stack,
+        "ca@example.test",
+        TlsMode::Implicit,
+        AuthMethod::Login,
+    );
+    settings.ca_file = None;
+    let err = ImapSource::new(&settings, None)
+        .expect("new")
+        .pending(None)
+        .await
+        .expect_err("certificate must not verify");
+    assert!(matches!(err, MailboxError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+}
+
+async fn wait_for_delivery(stack: &Stack, user: &str, marker: &str) -> Vec<u8> {
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login),
+        None,
+    )
+    .expect("new");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let keys = src.pending(None).await.expect("pending");
+        for m in src.fetch(&keys).await.expect("fetch") {
+            if String::from_utf8_lossy(&m.bytes).contains(marker) {
+                return m.bytes;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mail {marker} not delivered to {user} within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn envelope(to: &str) -> Envelope {
+    Envelope {
+        mail_from: "bounces+x@example.test".into(),
+        rcpt_to: vec![to.into()],
+    }
+}
+
+#[tokio::test]
+async fn smtp_starttls_with_auth_delivers_to_imap() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let t = SmtpTransport::new(
+        &outgoing(stack, TlsMode::Starttls, Some("service@example.test")),
+        None,
+    )
+    .expect("new");
+    assert_eq!(t.guarantee(), "at least once");
+    let raw = mail("s1", "verzonden-over-starttls");
+    t.send(
+        "s1@example.org",
+        &envelope("ontvanger@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
+    let got = wait_for_delivery(stack, "ontvanger@example.test", "verzonden-over-starttls").await;
+    assert!(String::from_utf8_lossy(&got).contains("Message-ID: <s1@example.org>"));
+}
+
+#[tokio::test]
+async fn smtp_implicit_tls_without_auth_delivers() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let t = SmtpTransport::new(&outgoing(stack, TlsMode::Implicit, None), None).expect("new");
+    let raw = mail("s2", "verzonden-over-smtps");
+    t.send(
+        "s2@example.org",
+        &envelope("smtps@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
+    wait_for_delivery(stack, "smtps@example.test", "verzonden-over-smtps").await;
+}
+
+#[tokio::test]
+async fn smtp_wrong_password_fails() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let mut settings = outgoing(stack, TlsMode::Starttls, Some("service@example.test"));
+    settings.password = Secret::new("wrong");
+    let t = SmtpTransport::new(&settings, None).expect("new");
+    let err = t
+        .send(
+            "s3@example.org",
+            &envelope("x@example.test"),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await
+        .expect_err("must fail");
+    // 535 (RFC 4954): permanent, retrying with the same password will not help.
+    assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn smtp_rejected_recipient_is_permanent() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, None), None).expect("new");
+    let rejected = stack.env["REJECT_RCPT"].clone();
+    let err = t
+        .send(
+            "p1@example.org",
+            &envelope(&rejected),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await
+        .expect_err("rejected");
+    assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
+    assert!(!err.is_transient());
+    // Relaying elsewhere is refused with 554 too.
+    let err = t
+        .send(
+            "p2@example.org",
+            &envelope("someone@elsewhere.invalid"),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await
+        .expect_err("relay denied");
+    assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn smtp_server_down_is_transient() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.write().await;
+    let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, None), None).expect("new");
+    stack.script("postfix-stop");
+    let result = t
+        .send(
+            "d1@example.org",
+            &envelope("down@example.test"),
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await;
+    stack.script("postfix-start");
+    let err = result.expect_err("postfix is down");
+    assert!(err.is_transient(), "{err:?}");
+    // Back up: the same transport sends again.
+    t.send(
+        "d1@example.org",
+        &envelope("down@example.test"),
+        b"Subject: x\r\n\r\nweer-op\r\n",
+    )
+    .await
+    .expect("send after restart");
+}
+
+#[tokio::test]
+async fn imap_plain_tcp_when_tls_is_none() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    let user = "plain@example.test";
+    let mut h = helper(stack, user).await;
+    append(&mut h, "INBOX", &mail("n1", "zonder-tls"), None).await;
+    let mut src = ImapSource::new(
+        &mailbox(stack, user, TlsMode::None, AuthMethod::Plain),
+        None,
+    )
+    .expect("new");
+    let keys = src.pending(None).await.expect("pending");
+    let mails = src.fetch(&keys).await.expect("fetch");
+    assert_eq!(mails.len(), 1);
+    assert!(String::from_utf8_lossy(&mails[0].bytes).contains("zonder-tls"));
+}
