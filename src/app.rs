@@ -70,13 +70,25 @@ impl App {
                 })?)
             }
             OutgoingKind::Smtp => {
-                return Err(AppError::Setup {
-                    what: "outgoing".into(),
-                    reason: "kind = \"smtp\" is not available in this build".into(),
-                });
+                let tokens = token_source(
+                    &settings.outgoing.oauth2,
+                    settings.outgoing.auth,
+                    "outgoing",
+                )?;
+                Arc::new(
+                    crate::outgoing::smtp::SmtpTransport::new(&settings.outgoing, tokens).map_err(
+                        |e| AppError::Setup {
+                            what: "outgoing SMTP".into(),
+                            reason: e.to_string(),
+                        },
+                    )?,
+                )
             }
         };
-        let procedure = ProcedureRuntime::load(&settings).map_err(|e| AppError::Setup { what: "procedure".into(), reason: e.to_string() })?;
+        let procedure = ProcedureRuntime::load(&settings).map_err(|e| AppError::Setup {
+            what: "procedure".into(),
+            reason: e.to_string(),
+        })?;
         let blobs = BlobStore::new(&settings.data_dir);
         Ok(App {
             ctx: Arc::new(Context {
@@ -108,10 +120,17 @@ impl App {
                     }
                 })?))
             }
-            MailboxKind::Imap => Err(AppError::Setup {
-                what: "mailbox".into(),
-                reason: "kind = \"imap\" is not available in this build".into(),
-            }),
+            MailboxKind::Imap => {
+                let tokens = token_source(&m.oauth2, m.auth, "mailbox")?;
+                Ok(Box::new(
+                    crate::mailbox::imap::ImapSource::new(m, tokens).map_err(|e| {
+                        AppError::Setup {
+                            what: "mailbox IMAP".into(),
+                            reason: e.to_string(),
+                        }
+                    })?,
+                ))
+            }
         }
     }
 
@@ -250,13 +269,34 @@ impl App {
             }
         });
         let _ = shutdown.changed().await;
-        for (name, task) in [("mailbox watcher", watcher), ("outbox sender", sender), ("scheduler", scheduler)] {
+        for (name, task) in [
+            ("mailbox watcher", watcher),
+            ("outbox sender", sender),
+            ("scheduler", scheduler),
+        ] {
             if let Err(e) = task.await {
                 tracing::error!(task = name, error = %e, "task ended abnormally");
             }
         }
         Ok(())
     }
+}
+
+/// An XOAUTH2 token source when the section authenticates with OAuth2.
+fn token_source(
+    oauth2: &crate::config::OAuth2,
+    auth: crate::config::AuthMethod,
+    section: &str,
+) -> Result<Option<Arc<crate::oauth2::TokenSource>>, AppError> {
+    if auth != crate::config::AuthMethod::Xoauth2 {
+        return Ok(None);
+    }
+    crate::oauth2::TokenSource::new(oauth2)
+        .map(|t| Some(Arc::new(t)))
+        .map_err(|e| AppError::Setup {
+            what: format!("{section} OAuth2"),
+            reason: e.to_string(),
+        })
 }
 
 /// The HMAC key: from config (or `KLACHTD__ORGANISATION__SECRET`), else made once and kept in

@@ -281,32 +281,58 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tick { format, .. } => {
             let now = ctx.clock.now();
             let report = klachtd::service::scheduler::run_due(&ctx, now).await?;
-            let delivery = klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
+            let delivery =
+                klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
             if format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "at": klachtd::store::ts(now), "actions": report.actions, "jobs": report.jobs, "outbox": delivery }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "at": klachtd::store::ts(now), "actions": report.actions, "jobs": report.jobs, "outbox": delivery })
+                    )?
+                );
             } else {
                 print_actions(&report.actions, format)?;
                 for j in &report.jobs {
                     println!("job: {j}");
                 }
-                println!("outbox: {} sent, {} retrying, {} failed", delivery.sent, delivery.retrying, delivery.failed);
+                println!(
+                    "outbox: {} sent, {} retrying, {} failed",
+                    delivery.sent, delivery.retrying, delivery.failed
+                );
             }
         }
-        Command::Set { reference, field, value } => {
-            let note = klachtd::service::scheduler::set_field(&ctx, &reference, &field, &value, "cli")
-                .await
-                .map_err(usage_if_invalid)?;
+        Command::Set {
+            reference,
+            field,
+            value,
+        } => {
+            let note =
+                klachtd::service::scheduler::set_field(&ctx, &reference, &field, &value, "cli")
+                    .await
+                    .map_err(usage_if_invalid)?;
             klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
             println!("{reference}: {note}");
         }
-        Command::Complete { reference, milestone, at, verdict } => {
+        Command::Complete {
+            reference,
+            milestone,
+            at,
+            verdict,
+        } => {
             let at = match at {
                 Some(t) => parse_time(&t)?,
                 None => ctx.clock.now(),
             };
-            let note = klachtd::service::scheduler::complete(&ctx, &reference, &milestone, at, verdict.as_deref(), "cli")
-                .await
-                .map_err(usage_if_invalid)?;
+            let note = klachtd::service::scheduler::complete(
+                &ctx,
+                &reference,
+                &milestone,
+                at,
+                verdict.as_deref(),
+                "cli",
+            )
+            .await
+            .map_err(usage_if_invalid)?;
             klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
             println!("{reference}: {note}");
         }
@@ -568,14 +594,27 @@ async fn check(
     }
     match klachtd::procedure_runtime::ProcedureRuntime::load(settings) {
         Ok(rt) => {
-            let engine = klachtd::mail::templates::TemplateEngine::load(&settings.templates.dir).ok();
-            let has_template = |t: &str| engine.as_ref().is_some_and(|e| klachtd::mail::templates::LANGUAGES.iter().all(|l| e.has(l, t)));
+            let engine =
+                klachtd::mail::templates::TemplateEngine::load(&settings.templates.dir).ok();
+            let has_template = |t: &str| {
+                engine.as_ref().is_some_and(|e| {
+                    klachtd::mail::templates::LANGUAGES
+                        .iter()
+                        .all(|l| e.has(l, t))
+                })
+            };
             let has_role = |r: &str| r == "handler" || !settings.staff.addresses(r).is_empty();
             for e in rt.current().check(&has_template, &has_role) {
-                problems.push(klachtd::config::Problem::new("procedure.preset", e.to_string()));
+                problems.push(klachtd::config::Problem::new(
+                    "procedure.preset",
+                    e.to_string(),
+                ));
             }
         }
-        Err(e) => problems.push(klachtd::config::Problem::new("procedure.preset", e.to_string())),
+        Err(e) => problems.push(klachtd::config::Problem::new(
+            "procedure.preset",
+            e.to_string(),
+        )),
     }
     if problems.is_empty() {
         println!("configuration, procedure and templates are valid");
@@ -597,7 +636,10 @@ fn usage_if_invalid(e: klachtd::service::ServiceError) -> anyhow::Error {
     }
 }
 
-fn print_actions(rows: &[klachtd::service::scheduler::DueAction], format: Format) -> anyhow::Result<()> {
+fn print_actions(
+    rows: &[klachtd::service::scheduler::DueAction],
+    format: Format,
+) -> anyhow::Result<()> {
     if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(rows)?);
         return Ok(());
@@ -628,13 +670,23 @@ fn procedure_cmd(settings: &Settings, action: &ProcedureCmd) -> anyhow::Result<E
                 }
             }
         }
-        ProcedureCmd::Explain { preset, received, format, lang } => {
+        ProcedureCmd::Explain {
+            preset,
+            received,
+            format,
+            lang,
+        } => {
             let mut s = settings.clone();
             s.procedure.preset = preset.clone();
-            let rt = klachtd::procedure_runtime::ProcedureRuntime::load(&s).map_err(|e| UsageError(e.to_string()))?;
+            let rt = klachtd::procedure_runtime::ProcedureRuntime::load(&s)
+                .map_err(|e| UsageError(e.to_string()))?;
             let received = parse_time(received)?;
-            let lang = lang.clone().unwrap_or_else(|| settings.organisation.language.clone());
-            let e = rt.current().explain(&rt.calendar, rt.tz, rt.hours, received, &lang);
+            let lang = lang
+                .clone()
+                .unwrap_or_else(|| settings.organisation.language.clone());
+            let e = rt
+                .current()
+                .explain(&rt.calendar, rt.tz, rt.hours, received, &lang);
             if *format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {

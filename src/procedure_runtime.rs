@@ -46,14 +46,26 @@ pub fn procedure_path(settings: &Settings) -> PathBuf {
 /// Presets shipped in the procedure directory, by name.
 pub fn list_presets(dir: &std::path::Path) -> Vec<(String, Result<Procedure, Vec<String>>)> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
     paths.sort();
     for path in paths {
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| vec![e.to_string()])
-            .and_then(|t| Procedure::parse(&name, &t, &path.display().to_string()).map_err(|es| es.iter().map(|e| e.to_string()).collect()));
+            .and_then(|t| {
+                Procedure::parse(&name, &t, &path.display().to_string())
+                    .map_err(|es| es.iter().map(|e| e.to_string()).collect())
+            });
         out.push((name, parsed));
     }
     out
@@ -72,7 +84,8 @@ impl ProcedureRuntime {
             .unwrap_or_else(|| settings.procedure.preset.clone());
         let procedure = Procedure::parse(&name, &text, &path.display().to_string())
             .map_err(|es| RuntimeError::Invalid(es.iter().map(|e| e.to_string()).collect()))?;
-        let calendar = Calendar::new(&settings.calendar).map_err(|e| RuntimeError::Calendar(e.to_string()))?;
+        let calendar =
+            Calendar::new(&settings.calendar).map_err(|e| RuntimeError::Calendar(e.to_string()))?;
         Ok(Self {
             current: Arc::new(procedure),
             current_text: text,
@@ -101,8 +114,18 @@ impl ProcedureRuntime {
 
     /// Remember the current procedure text under its version (once), so complaints registered
     /// now keep it when the file is edited later.
-    pub async fn record_current(&self, tx: &mut dyn StoreTx, now: DateTime<Utc>) -> Result<(), crate::store::StoreError> {
-        tx.save_procedure_version(&self.current.name, &self.current.version, &self.current_text, now).await
+    pub async fn record_current(
+        &self,
+        tx: &mut dyn StoreTx,
+        now: DateTime<Utc>,
+    ) -> Result<(), crate::store::StoreError> {
+        tx.save_procedure_version(
+            &self.current.name,
+            &self.current.version,
+            &self.current_text,
+            now,
+        )
+        .await
     }
 
     /// The procedure a complaint started with.
@@ -116,17 +139,29 @@ impl ProcedureRuntime {
             return Ok(self.current.clone());
         }
         let key = (name.to_string(), version.to_string());
-        if let Some(p) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(p) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(p.clone());
         }
         let Some(text) = tx.procedure_text(name, version).await? else {
-            tracing::warn!(name, version, "procedure version not stored: using the current one");
+            tracing::warn!(
+                name,
+                version,
+                "procedure version not stored: using the current one"
+            );
             return Ok(self.current.clone());
         };
         match Procedure::parse(name, &text, &format!("{name}@{version}")) {
             Ok(p) => {
                 let p = Arc::new(p);
-                self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, p.clone());
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, p.clone());
                 Ok(p)
             }
             Err(_) => Ok(self.current.clone()),
@@ -134,11 +169,19 @@ impl ProcedureRuntime {
     }
 
     /// Formatted due dates of a complaint's milestones, for templates.
-    pub fn deadline_map(&self, procedure: &Procedure, progress: &Progress, lang: &str) -> serde_json::Map<String, serde_json::Value> {
+    pub fn deadline_map(
+        &self,
+        procedure: &Procedure,
+        progress: &Progress,
+        lang: &str,
+    ) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
         for d in procedure.deadlines(&self.calendar, self.tz, progress) {
             if let Some(due) = d.due {
-                map.insert(d.milestone.to_string(), serde_json::Value::String(format_date(due, lang)));
+                map.insert(
+                    d.milestone.to_string(),
+                    serde_json::Value::String(format_date(due, lang)),
+                );
             }
         }
         map

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use super::outbound::{MailSpec, queue};
 use super::{Context, ServiceError};
 use crate::domain::calendar::{at_local, end_of_day, local_date};
-use crate::domain::procedure::{CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, Trigger};
+use crate::domain::procedure::{
+    CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, Trigger,
+};
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::compose::AutoKind;
 use crate::store::{ComplaintState, StoreTx};
@@ -64,19 +66,31 @@ pub fn template_context(
     let rt = &ctx.procedure;
     let lang = state.language.as_str();
     let deadlines = rt.deadline_map(procedure, progress, lang);
-    let label = |m: &str| Milestone::parse(m).map(|m| m.label(lang).to_string()).unwrap_or_else(|| m.to_string());
+    let label = |m: &str| {
+        Milestone::parse(m)
+            .map(|m| m.label(lang).to_string())
+            .unwrap_or_else(|| m.to_string())
+    };
     let (due_date, concerns, deadline) = match action {
         Some(a) => (
             rt.format_day(a.due_at, lang),
             a.concerns.as_deref().map(label).unwrap_or_default(),
-            a.deadline.map(|d| crate::domain::calendar::format_date(d, lang)).unwrap_or_default(),
+            a.deadline
+                .map(|d| crate::domain::calendar::format_date(d, lang))
+                .unwrap_or_default(),
         ),
         None => (String::new(), String::new(), String::new()),
     };
     let reply_hint = if lang == "en" {
-        format!("Reply to this email and keep {} in the subject.", state.reference)
+        format!(
+            "Reply to this email and keep {} in the subject.",
+            state.reference
+        )
     } else {
-        format!("Antwoord op deze e-mail en laat {} in het onderwerp staan.", state.reference)
+        format!(
+            "Antwoord op deze e-mail en laat {} in het onderwerp staan.",
+            state.reference
+        )
     };
     json!({
         "organisation": { "name": ctx.settings.organisation.name },
@@ -104,7 +118,12 @@ pub fn template_context(
 /// The first lines of a mail, for summaries in mail to staff and the complainant.
 fn summary(text: &str) -> String {
     let mut out = String::new();
-    for line in text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).take(8) {
+    for line in text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .take(8)
+    {
         if out.len() + line.len() > 600 {
             out.push_str(" …");
             break;
@@ -127,14 +146,21 @@ async fn load(
         .complaint_state(complaint_id)
         .await?
         .ok_or_else(|| ServiceError::Invalid(format!("no complaint {complaint_id}")))?;
-    let procedure = ctx.procedure.for_complaint(tx, &state.procedure_name, &state.procedure_version).await?;
+    let procedure = ctx
+        .procedure
+        .for_complaint(tx, &state.procedure_name, &state.procedure_version)
+        .await?;
     let completed = tx.milestones(complaint_id).await?;
     let progress = progress_of(&state, completed);
     Ok((state, procedure, progress))
 }
 
 /// The acknowledgement context for a complaint just inserted in `tx`.
-pub async fn context_for(ctx: &Context, tx: &mut dyn StoreTx, complaint_id: i64) -> Result<Value, ServiceError> {
+pub async fn context_for(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    complaint_id: i64,
+) -> Result<Value, ServiceError> {
     let (state, procedure, progress) = load(ctx, tx, complaint_id).await?;
     Ok(template_context(ctx, &state, &procedure, &progress, None))
 }
@@ -142,7 +168,9 @@ pub async fn context_for(ctx: &Context, tx: &mut dyn StoreTx, complaint_id: i64)
 fn in_working_hours(ctx: &Context, now: DateTime<Utc>) -> bool {
     let rt = &ctx.procedure;
     let day = local_date(now, rt.tz);
-    rt.calendar.is_working_day(day) && now >= at_local(day, rt.hours.0, rt.tz) && now < at_local(day, rt.hours.1, rt.tz)
+    rt.calendar.is_working_day(day)
+        && now >= at_local(day, rt.hours.0, rt.tz)
+        && now < at_local(day, rt.hours.1, rt.tz)
 }
 
 /// The next moment mail to people may go out, at or after `t`.
@@ -164,11 +192,18 @@ fn next_working_moment(ctx: &Context, t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// When this planned action may actually run.
 fn runnable_at(ctx: &Context, a: &PlannedAction) -> DateTime<Utc> {
-    if a.immediate { a.due_at } else { next_working_moment(ctx, a.due_at) }
+    if a.immediate {
+        a.due_at
+    } else {
+        next_working_moment(ctx, a.due_at)
+    }
 }
 
 fn is_reminder(procedure: &Procedure, action_id: &str) -> bool {
-    procedure.actions.iter().any(|a| a.id == action_id && matches!(a.trigger, Trigger::Before { .. }))
+    procedure
+        .actions
+        .iter()
+        .any(|a| a.id == action_id && matches!(a.trigger, Trigger::Before { .. }))
 }
 
 /// Run every due action of one complaint inside `tx` (or, with `dry_run`, only say what would run).
@@ -184,7 +219,12 @@ pub async fn run_for_complaint(
         return Ok(vec![]);
     }
     let done = tx.actions_done(complaint_id).await?;
-    let plan = procedure.plan(&ctx.procedure.calendar, ctx.procedure.tz, ctx.procedure.hours, &progress);
+    let plan = procedure.plan(
+        &ctx.procedure.calendar,
+        ctx.procedure.tz,
+        ctx.procedure.hours,
+        &progress,
+    );
     let mut out = Vec::new();
     for a in plan {
         if done.contains(&a.key) || runnable_at(ctx, &a) > now {
@@ -208,22 +248,35 @@ pub async fn run_for_complaint(
         let skip = if a.send.as_deref() == Some("acknowledgement") {
             Some("handled at intake".to_string())
         } else if is_reminder(&procedure, &a.action_id)
-            && a.deadline.is_some_and(|d| end_of_day(d, ctx.procedure.tz) <= now)
+            && a.deadline
+                .is_some_and(|d| end_of_day(d, ctx.procedure.tz) <= now)
         {
             Some("deadline already passed; the escalation covers it".to_string())
         } else {
             None
         };
         if dry_run {
-            item.result = skip.map(|s| format!("skip: {s}")).unwrap_or_else(|| "will run".into());
+            item.result = skip
+                .map(|s| format!("skip: {s}"))
+                .unwrap_or_else(|| "will run".into());
             out.push(item);
             continue;
         }
-        if !tx.mark_action_done(complaint_id, &a.key, a.due_at, now).await? {
+        if !tx
+            .mark_action_done(complaint_id, &a.key, a.due_at, now)
+            .await?
+        {
             continue;
         }
         if let Some(reason) = skip {
-            tx.history(Some(complaint_id), now, SCHEDULER, "action_skipped", &format!("{}: {reason}", a.action_id)).await?;
+            tx.history(
+                Some(complaint_id),
+                now,
+                SCHEDULER,
+                "action_skipped",
+                &format!("{}: {reason}", a.action_id),
+            )
+            .await?;
             item.result = format!("skipped: {reason}");
             out.push(item);
             continue;
@@ -246,7 +299,11 @@ async fn execute(
 ) -> Result<String, ServiceError> {
     let late = now - a.due_at > Duration::hours(1);
     let when = if late {
-        format!("due {}, run late at {}", crate::store::ts(a.due_at), crate::store::ts(now))
+        format!(
+            "due {}, run late at {}",
+            crate::store::ts(a.due_at),
+            crate::store::ts(now)
+        )
     } else {
         format!("due {}", crate::store::ts(a.due_at))
     };
@@ -255,7 +312,8 @@ async fn execute(
         let context = template_context(ctx, state, procedure, progress, Some(a));
         match &a.recipients {
             Recipients::Complainant => {
-                let to = EmailAddress::parse(&state.complainant_address).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                let to = EmailAddress::parse(&state.complainant_address)
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
                 send_to_complainant(ctx, tx, state, template, &context, now).await?;
                 sent_to.push(to.to_string());
             }
@@ -263,7 +321,14 @@ async fn execute(
                 for role in roles {
                     let addresses = role_addresses(ctx, state, role);
                     if addresses.is_empty() {
-                        tx.history(Some(state.id), now, SCHEDULER, "action_unaddressed", &format!("{}: role {role} has no address", a.action_id)).await?;
+                        tx.history(
+                            Some(state.id),
+                            now,
+                            SCHEDULER,
+                            "action_unaddressed",
+                            &format!("{}: role {role} has no address", a.action_id),
+                        )
+                        .await?;
                         continue;
                     }
                     queue(
@@ -295,17 +360,31 @@ async fn execute(
         "{} ({} to {}) {when}",
         a.action_id,
         a.send.as_deref().unwrap_or("no mail"),
-        if sent_to.is_empty() { "nobody".to_string() } else { sent_to.join(", ") }
+        if sent_to.is_empty() {
+            "nobody".to_string()
+        } else {
+            sent_to.join(", ")
+        }
     );
-    tx.history(Some(state.id), now, SCHEDULER, "action", &detail).await?;
-    Ok(if late { "sent late".into() } else { "sent".into() })
+    tx.history(Some(state.id), now, SCHEDULER, "action", &detail)
+        .await?;
+    Ok(if late {
+        "sent late".into()
+    } else {
+        "sent".into()
+    })
 }
 
 fn role_addresses(ctx: &Context, state: &ComplaintState, role: &str) -> Vec<EmailAddress> {
     let configured = ctx.settings.staff.addresses(role);
     if role == "handler" && configured.is_empty() {
         // The handler is per complaint: whoever `set REF handler ADDRESS` named.
-        return state.handler.as_deref().and_then(|h| EmailAddress::parse(h).ok()).into_iter().collect();
+        return state
+            .handler
+            .as_deref()
+            .and_then(|h| EmailAddress::parse(h).ok())
+            .into_iter()
+            .collect();
     }
     configured
 }
@@ -318,8 +397,12 @@ async fn send_to_complainant(
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
-    let to = EmailAddress::parse(&state.complainant_address).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    let first = state.first_message_id.as_deref().and_then(|m| MessageId::parse(m).ok());
+    let to = EmailAddress::parse(&state.complainant_address)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let first = state
+        .first_message_id
+        .as_deref()
+        .and_then(|m| MessageId::parse(m).ok());
     let (_, mid) = queue(
         ctx,
         tx,
@@ -337,7 +420,14 @@ async fn send_to_complainant(
         },
     )
     .await?;
-    tx.history(Some(state.id), now, SCHEDULER, "message_out", &format!("{template} queued to {to} ({mid})")).await?;
+    tx.history(
+        Some(state.id),
+        now,
+        SCHEDULER,
+        "message_out",
+        &format!("{template} queued to {to} ({mid})"),
+    )
+    .await?;
     Ok(())
 }
 
@@ -352,7 +442,9 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
                 tx.commit().await?;
                 report.actions.extend(actions);
             }
-            Err(e) => tracing::error!(complaint = id, error = %e, "scheduler step failed; will retry"),
+            Err(e) => {
+                tracing::error!(complaint = id, error = %e, "scheduler step failed; will retry")
+            }
         }
     }
     if let Some(job) = run_digest(ctx, now).await? {
@@ -381,7 +473,12 @@ pub async fn next_wakeup(ctx: &Context) -> Result<Option<DateTime<Utc>>, Service
         let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
         let done = tx.actions_done(state.id).await?;
         drop(tx);
-        for a in procedure.plan(&ctx.procedure.calendar, ctx.procedure.tz, ctx.procedure.hours, &progress) {
+        for a in procedure.plan(
+            &ctx.procedure.calendar,
+            ctx.procedure.tz,
+            ctx.procedure.hours,
+            &progress,
+        ) {
             if !done.contains(&a.key) {
                 let t = runnable_at(ctx, &a);
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -404,16 +501,24 @@ fn digest_schedule(ctx: &Context) -> Option<cron::Schedule> {
 
 fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let s = digest_schedule(ctx)?;
-    s.after(&after.with_timezone(&ctx.procedure.tz)).next().map(|t| t.with_timezone(&Utc))
+    s.after(&after.with_timezone(&ctx.procedure.tz))
+        .next()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The digest fires for the latest scheduled time at or before `now` that has not fired yet:
 /// after downtime it runs once, not once per missed day.
 async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>, ServiceError> {
-    let Some(schedule) = digest_schedule(ctx) else { return Ok(None) };
+    let Some(schedule) = digest_schedule(ctx) else {
+        return Ok(None);
+    };
     let tz = ctx.procedure.tz;
     let from = (now - Duration::days(8)).with_timezone(&tz);
-    let Some(fire) = schedule.after(&from).take_while(|t| t.with_timezone(&Utc) <= now).last() else {
+    let Some(fire) = schedule
+        .after(&from)
+        .take_while(|t| t.with_timezone(&Utc) <= now)
+        .last()
+    else {
         return Ok(None);
     };
     let fire = fire.with_timezone(&Utc);
@@ -422,7 +527,10 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         return Ok(None);
     }
     let today = local_date(now, tz);
-    let horizon = ctx.procedure.calendar.add_working_days(today, ctx.settings.schedule.digest_days_ahead);
+    let horizon = ctx
+        .procedure
+        .calendar
+        .add_working_days(today, ctx.settings.schedule.digest_days_ahead);
     let lang = ctx.settings.organisation.language.clone();
     let mut items = Vec::new();
     for id in ctx.store.open_complaint_ids().await? {
@@ -458,45 +566,76 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
             "digest": { "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>() },
             "links": { "reply_hint": "" },
         });
-        super::outbound::queue_to_role(ctx, tx.as_mut(), "receiver", "digest", &context, None, now).await?;
+        super::outbound::queue_to_role(ctx, tx.as_mut(), "receiver", "digest", &context, None, now)
+            .await?;
     }
-    tx.history(None, now, SCHEDULER, "digest", &format!("digest for {} with {n} item(s)", crate::store::ts(fire))).await?;
+    tx.history(
+        None,
+        now,
+        SCHEDULER,
+        "digest",
+        &format!("digest for {} with {n} item(s)", crate::store::ts(fire)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(format!("digest ({n} items)")))
 }
 
 /// After a complaint is registered (inside the intake transaction): remember the procedure
 /// version it runs under and run its immediate actions (notify the receiver, serious alert).
-pub async fn on_registered(ctx: &Context, tx: &mut dyn StoreTx, complaint_id: i64, now: DateTime<Utc>) -> Result<(), ServiceError> {
+pub async fn on_registered(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    complaint_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
     ctx.procedure.record_current(tx, now).await?;
     run_for_complaint(ctx, tx, complaint_id, now, false).await?;
     Ok(())
 }
 
 /// `klachtd set REF FIELD VALUE`.
-pub async fn set_field(ctx: &Context, reference: &str, field: &str, value: &str, actor: &str) -> Result<String, ServiceError> {
+pub async fn set_field(
+    ctx: &Context,
+    reference: &str,
+    field: &str,
+    value: &str,
+    actor: &str,
+) -> Result<String, ServiceError> {
     let now = ctx.clock.now();
-    let reference = ComplaintRef::parse(reference).map_err(|e| ServiceError::Invalid(e.to_string()))?.to_string();
+    let reference = ComplaintRef::parse(reference)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?
+        .to_string();
     let mut tx = ctx.store.begin().await?;
-    let id = tx.complaint_id_by_reference(&reference).await?.ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
+    let id = tx
+        .complaint_id_by_reference(&reference)
+        .await?
+        .ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
     let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
     let value = value.trim();
     let note = match field {
         "handler" => {
-            let a = EmailAddress::parse(value).map_err(|e| ServiceError::Invalid(format!("handler must be an email address: {e}")))?;
+            let a = EmailAddress::parse(value).map_err(|e| {
+                ServiceError::Invalid(format!("handler must be an email address: {e}"))
+            })?;
             tx.set_field(id, "handler", Some(a.as_str())).await?;
             format!("handler set to {a}")
         }
         "kind" => {
             if !procedure.kinds.iter().any(|k| k == value) {
-                return Err(ServiceError::Invalid(format!("kind must be one of: {}", procedure.kinds.join(", "))));
+                return Err(ServiceError::Invalid(format!(
+                    "kind must be one of: {}",
+                    procedure.kinds.join(", ")
+                )));
             }
             tx.set_field(id, "kind", Some(value)).await?;
             format!("kind set to {value}")
         }
         "status" => {
             if !matches!(value, "open" | "closed") {
-                return Err(ServiceError::Invalid("status must be open or closed".into()));
+                return Err(ServiceError::Invalid(
+                    "status must be open or closed".into(),
+                ));
             }
             tx.set_field(id, "status", Some(value)).await?;
             format!("status set to {value}")
@@ -510,20 +649,35 @@ pub async fn set_field(ctx: &Context, reference: &str, field: &str, value: &str,
         }
         "incident_kind" => {
             if !matches!(value, "incident" | "structural") {
-                return Err(ServiceError::Invalid("incident_kind must be incident or structural".into()));
+                return Err(ServiceError::Invalid(
+                    "incident_kind must be incident or structural".into(),
+                ));
             }
             tx.set_field(id, "incident_kind", Some(value)).await?;
             format!("incident_kind set to {value}")
         }
         "extension" => {
-            let weeks: u32 = value.parse().map_err(|_| ServiceError::Invalid("extension is a number of weeks".into()))?;
+            let weeks: u32 = value
+                .parse()
+                .map_err(|_| ServiceError::Invalid("extension is a number of weeks".into()))?;
             let (milestone, max, notice) = procedure
                 .milestones
                 .iter()
-                .find_map(|m| m.extension.as_ref().map(|e| (m.id, e.max_weeks, e.notice.clone())))
-                .ok_or_else(|| ServiceError::Invalid(format!("procedure {} allows no extension", procedure.name)))?;
+                .find_map(|m| {
+                    m.extension
+                        .as_ref()
+                        .map(|e| (m.id, e.max_weeks, e.notice.clone()))
+                })
+                .ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "procedure {} allows no extension",
+                        procedure.name
+                    ))
+                })?;
             if weeks == 0 || weeks > max {
-                return Err(ServiceError::Invalid(format!("extension must be 1 to {max} weeks")));
+                return Err(ServiceError::Invalid(format!(
+                    "extension must be 1 to {max} weeks"
+                )));
             }
             tx.set_progress(id, state.round, weeks).await?;
             progress.extended_weeks = weeks;
@@ -546,7 +700,8 @@ pub async fn set_field(ctx: &Context, reference: &str, field: &str, value: &str,
             )));
         }
     };
-    tx.history(Some(id), now, actor, "set", &format!("{note}: {value}")).await?;
+    tx.history(Some(id), now, actor, "set", &format!("{note}: {value}"))
+        .await?;
     tx.commit().await?;
     Ok(note)
 }
@@ -562,42 +717,74 @@ pub async fn complete(
     actor: &str,
 ) -> Result<String, ServiceError> {
     let now = ctx.clock.now();
-    let reference = ComplaintRef::parse(reference).map_err(|e| ServiceError::Invalid(e.to_string()))?.to_string();
+    let reference = ComplaintRef::parse(reference)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?
+        .to_string();
     let m = Milestone::parse(milestone).ok_or_else(|| {
         ServiceError::Invalid(format!(
             "unknown milestone {milestone}; milestones: {}",
-            Milestone::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+            Milestone::ALL
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let mut tx = ctx.store.begin().await?;
-    let id = tx.complaint_id_by_reference(&reference).await?.ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
+    let id = tx
+        .complaint_id_by_reference(&reference)
+        .await?
+        .ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
     let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
     if state.status != "open" {
-        return Err(ServiceError::Invalid(format!("{reference} is {}", state.status)));
+        return Err(ServiceError::Invalid(format!(
+            "{reference} is {}",
+            state.status
+        )));
     }
-    let def = procedure
-        .milestone(m)
-        .ok_or_else(|| ServiceError::Invalid(format!("procedure {} has no milestone {milestone}", procedure.name)))?;
+    let def = procedure.milestone(m).ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "procedure {} has no milestone {milestone}",
+            procedure.name
+        ))
+    })?;
     if progress.completed.contains_key(m.as_str()) {
-        return Err(ServiceError::Invalid(format!("{milestone} of {reference} is already completed")));
+        return Err(ServiceError::Invalid(format!(
+            "{milestone} of {reference} is already completed"
+        )));
     }
     let note = match &def.completed_by {
-        CompletedBy::Auto => return Err(ServiceError::Invalid(format!("{milestone} is completed automatically"))),
+        CompletedBy::Auto => {
+            return Err(ServiceError::Invalid(format!(
+                "{milestone} is completed automatically"
+            )));
+        }
         CompletedBy::Email(template) => {
             if template == "acknowledgement" {
-                return Err(ServiceError::Invalid("the acknowledgement is sent at intake".into()));
+                return Err(ServiceError::Invalid(
+                    "the acknowledgement is sent at intake".into(),
+                ));
             }
-            if matches!(template.as_str(), "solution" | "outcome_awb" | "closure") && state.solution.as_deref().unwrap_or("").is_empty() {
-                return Err(ServiceError::Invalid(format!("set the solution first: klachtd set {reference} solution \"...\"")));
+            if matches!(template.as_str(), "solution" | "outcome_awb" | "closure")
+                && state.solution.as_deref().unwrap_or("").is_empty()
+            {
+                return Err(ServiceError::Invalid(format!(
+                    "set the solution first: klachtd set {reference} solution \"...\""
+                )));
             }
             if template == "handler_assigned" && state.handler.is_none() {
-                return Err(ServiceError::Invalid(format!("set the handler first: klachtd set {reference} handler ADDRESS")));
+                return Err(ServiceError::Invalid(format!(
+                    "set the handler first: klachtd set {reference} handler ADDRESS"
+                )));
             }
             progress.completed.insert(m.as_str().to_string(), at);
             let context = template_context(ctx, &state, &procedure, &progress, None);
             send_to_complainant(ctx, tx.as_mut(), &state, template, &context, now).await?;
             tx.complete_milestone(id, m.as_str(), at, actor).await?;
-            format!("{milestone} completed; {template} sent to {}", state.complainant_address)
+            format!(
+                "{milestone} completed; {template} sent to {}",
+                state.complainant_address
+            )
         }
         CompletedBy::Staff => {
             tx.complete_milestone(id, m.as_str(), at, actor).await?;
@@ -613,13 +800,21 @@ pub async fn complete(
                 tx.set_field(id, "agreement", Some("no")).await?;
                 let before = progress.completed.clone();
                 procedure.reopen(&mut progress, at);
-                for key in before.keys().filter(|k| !progress.completed.contains_key(*k)) {
+                for key in before
+                    .keys()
+                    .filter(|k| !progress.completed.contains_key(*k))
+                {
                     tx.reset_milestone(id, key, None, actor).await?;
                 }
-                for (key, t) in progress.completed.iter().filter(|(k, t)| before.get(*k) != Some(*t)) {
+                for (key, t) in progress
+                    .completed
+                    .iter()
+                    .filter(|(k, t)| before.get(*k) != Some(*t))
+                {
                     tx.reset_milestone(id, key, Some(*t), actor).await?;
                 }
-                tx.set_progress(id, progress.round, progress.extended_weeks).await?;
+                tx.set_progress(id, progress.round, progress.extended_weeks)
+                    .await?;
                 // A complainant who does not agree is an escalation: the procedure's
                 // escalation roles hear at once.
                 let roles = escalation_roles(&procedure);
@@ -636,18 +831,43 @@ pub async fn complete(
                     deadline: None,
                 };
                 if tx.mark_action_done(id, &planned.key, now, now).await? {
-                    execute(ctx, tx.as_mut(), &state, &procedure, &progress, &planned, now).await?;
+                    execute(
+                        ctx,
+                        tx.as_mut(),
+                        &state,
+                        &procedure,
+                        &progress,
+                        &planned,
+                        now,
+                    )
+                    .await?;
                 }
-                format!("{milestone}: the complainant does not agree; round {} reopened; {} alerted", progress.round, roles.join(", "))
+                format!(
+                    "{milestone}: the complainant does not agree; round {} reopened; {} alerted",
+                    progress.round,
+                    roles.join(", ")
+                )
             }
-            _ => return Err(ServiceError::Invalid("the verdict needs --verdict agree or --verdict disagree".into())),
+            _ => {
+                return Err(ServiceError::Invalid(
+                    "the verdict needs --verdict agree or --verdict disagree".into(),
+                ));
+            }
         },
     };
     tx.history(Some(id), now, actor, "milestone", &note).await?;
-    if m == Milestone::Closed || (m == Milestone::Handled && !procedure.uses(Milestone::Closed) && !procedure.actions.iter().any(|a| matches!(a.trigger, Trigger::On(Milestone::Handled)) || matches!(&a.trigger, Trigger::After(t) if t.after == Milestone::Handled))) {
+    if m == Milestone::Closed
+        || (m == Milestone::Handled
+            && !procedure.uses(Milestone::Closed)
+            && !procedure.actions.iter().any(|a| {
+                matches!(a.trigger, Trigger::On(Milestone::Handled))
+                    || matches!(&a.trigger, Trigger::After(t) if t.after == Milestone::Handled)
+            }))
+    {
         // Nothing follows in this procedure: the complaint is closed.
         tx.set_field(id, "status", Some("closed")).await?;
-        tx.history(Some(id), now, actor, "closed", "procedure complete").await?;
+        tx.history(Some(id), now, actor, "closed", "procedure complete")
+            .await?;
     }
     // Whatever the completion made due now (a survey on handling, ...) runs in this transaction.
     run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;

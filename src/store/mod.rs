@@ -365,19 +365,62 @@ pub trait StoreTx: Send {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError>;
-    async fn complaint_id_by_reference(&mut self, reference: &str) -> Result<Option<i64>, StoreError>;
-    async fn milestones(&mut self, id: i64) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError>;
-    async fn reset_milestone(&mut self, id: i64, milestone: &str, at: Option<DateTime<Utc>>, actor: &str) -> Result<(), StoreError>;
+    async fn complaint_id_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    async fn milestones(
+        &mut self,
+        id: i64,
+    ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError>;
+    async fn reset_milestone(
+        &mut self,
+        id: i64,
+        milestone: &str,
+        at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<(), StoreError>;
     async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError>;
     /// Record that an action ran; false when it already had (exactly once).
-    async fn mark_action_done(&mut self, id: i64, key: &str, due_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn mark_action_done(
+        &mut self,
+        id: i64,
+        key: &str,
+        due_at: DateTime<Utc>,
+        done_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Set one of [`SETTABLE_FIELDS`].
-    async fn set_field(&mut self, id: i64, field: &str, value: Option<&str>) -> Result<(), StoreError>;
-    async fn set_progress(&mut self, id: i64, round: u32, extended_weeks: u32) -> Result<(), StoreError>;
+    async fn set_field(
+        &mut self,
+        id: i64,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError>;
+    async fn set_progress(
+        &mut self,
+        id: i64,
+        round: u32,
+        extended_weeks: u32,
+    ) -> Result<(), StoreError>;
     /// Record that a periodic job fired for `fire_at`; false when it already had.
-    async fn mark_job_done(&mut self, job: &str, fire_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError>;
-    async fn save_procedure_version(&mut self, name: &str, version: &str, text: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
-    async fn procedure_text(&mut self, name: &str, version: &str) -> Result<Option<String>, StoreError>;
+    async fn mark_job_done(
+        &mut self,
+        job: &str,
+        fire_at: DateTime<Utc>,
+        done_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn save_procedure_version(
+        &mut self,
+        name: &str,
+        version: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn procedure_text(
+        &mut self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<String>, StoreError>;
     async fn complete_milestone(
         &mut self,
         complaint_id: i64,

@@ -405,9 +405,11 @@ impl Store for SqliteStore {
     }
 
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM complaints WHERE status = 'open' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT id FROM complaints WHERE status = 'open' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -888,26 +890,44 @@ impl StoreTx for SqliteTx {
         .transpose()
     }
 
-    async fn complaint_id_by_reference(&mut self, reference: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM complaints WHERE reference = ?")
-            .bind(reference.to_ascii_uppercase())
-            .fetch_optional(&mut *self.tx)
-            .await?)
+    async fn complaint_id_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM complaints WHERE reference = ?")
+                .bind(reference.to_ascii_uppercase())
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
     }
 
-    async fn milestones(&mut self, id: i64) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
-        let rows = sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = ?")
-            .bind(id)
-            .fetch_all(&mut *self.tx)
-            .await?;
+    async fn milestones(
+        &mut self,
+        id: i64,
+    ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
+        let rows =
+            sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = ?")
+                .bind(id)
+                .fetch_all(&mut *self.tx)
+                .await?;
         let mut out = std::collections::BTreeMap::new();
         for r in rows {
-            out.insert(r.try_get("milestone")?, parse_ts(&r.try_get::<String, _>("completed_at")?)?);
+            out.insert(
+                r.try_get("milestone")?,
+                parse_ts(&r.try_get::<String, _>("completed_at")?)?,
+            );
         }
         Ok(out)
     }
 
-    async fn reset_milestone(&mut self, id: i64, milestone: &str, at: Option<DateTime<Utc>>, actor: &str) -> Result<(), StoreError> {
+    async fn reset_milestone(
+        &mut self,
+        id: i64,
+        milestone: &str,
+        at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM milestones WHERE complaint_id = ? AND milestone = ?")
             .bind(id)
             .bind(milestone)
@@ -926,14 +946,21 @@ impl StoreTx for SqliteTx {
     }
 
     async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError> {
-        let keys: Vec<String> = sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = ?")
-            .bind(id)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = ?")
+                .bind(id)
+                .fetch_all(&mut *self.tx)
+                .await?;
         Ok(keys.into_iter().collect())
     }
 
-    async fn mark_action_done(&mut self, id: i64, key: &str, due_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn mark_action_done(
+        &mut self,
+        id: i64,
+        key: &str,
+        due_at: DateTime<Utc>,
+        done_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (complaint_id, action_key) DO NOTHING",
@@ -947,17 +974,31 @@ impl StoreTx for SqliteTx {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn set_field(&mut self, id: i64, field: &str, value: Option<&str>) -> Result<(), StoreError> {
+    async fn set_field(
+        &mut self,
+        id: i64,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
         if !SETTABLE_FIELDS.contains(&field) {
             return Err(StoreError::Conflict(format!("field {field} cannot be set")));
         }
         // The column name comes from the fixed list above, never from input.
         let sql = format!("UPDATE complaints SET {field} = ? WHERE id = ?");
-        sqlx::query(&sql).bind(value).bind(id).execute(&mut *self.tx).await?;
+        sqlx::query(&sql)
+            .bind(value)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
-    async fn set_progress(&mut self, id: i64, round: u32, extended_weeks: u32) -> Result<(), StoreError> {
+    async fn set_progress(
+        &mut self,
+        id: i64,
+        round: u32,
+        extended_weeks: u32,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE complaints SET round = ?, extended_weeks = ? WHERE id = ?")
             .bind(round)
             .bind(extended_weeks)
@@ -967,7 +1008,12 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
-    async fn mark_job_done(&mut self, job: &str, fire_at: DateTime<Utc>, done_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn mark_job_done(
+        &mut self,
+        job: &str,
+        fire_at: DateTime<Utc>,
+        done_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let r = sqlx::query(
             "INSERT INTO jobs_done (job, fire_at, done_at) VALUES (?, ?, ?) ON CONFLICT (job, fire_at) DO NOTHING",
         )
@@ -979,7 +1025,13 @@ impl StoreTx for SqliteTx {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn save_procedure_version(&mut self, name: &str, version: &str, text: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn save_procedure_version(
+        &mut self,
+        name: &str,
+        version: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO procedure_versions (name, version, text, first_used) VALUES (?, ?, ?, ?)
              ON CONFLICT (name, version) DO NOTHING",
@@ -993,12 +1045,20 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
-    async fn procedure_text(&mut self, name: &str, version: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT text FROM procedure_versions WHERE name = ? AND version = ?")
+    async fn procedure_text(
+        &mut self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT text FROM procedure_versions WHERE name = ? AND version = ?",
+            )
             .bind(name)
             .bind(version)
             .fetch_optional(&mut *self.tx)
-            .await?)
+            .await?,
+        )
     }
 
     async fn complete_milestone(
