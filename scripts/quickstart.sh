@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo is needed: https://rustup.rs" >&2; exit 1; }
-cargo build --release --quiet
-bin=target/release/klachtd
+cargo build --quiet
+bin=target/debug/klachtd
 rm -rf demo
 mkdir -p demo/maildir/{new,cur,tmp}
 i=0

@@ -379,8 +379,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<14} {:<20} {:<8} {:<8} {:<30} {}",
-                    "REFERENCE", "RECEIVED", "STATUS", "SEVERITY", "COMPLAINANT", "SUBJECT"
+                    "{:<14} {:<20} {:<8} {:<8} {:<30} SUBJECT",
+                    "REFERENCE", "RECEIVED", "STATUS", "SEVERITY", "COMPLAINANT"
                 );
                 for r in &rows {
                     println!(
