@@ -28,7 +28,10 @@ impl Scenario {
         });
         // The daily digest has its own test; here it would add a mail every working morning.
         app.set_env("KLACHTD__SCHEDULE__DIGEST", "\"\"");
-        Scenario { app, seen: Cell::new(0) }
+        Scenario {
+            app,
+            seen: Cell::new(0),
+        }
     }
 
     /// Deliver a complaint "received" at `received` and run intake at that moment.
@@ -38,7 +41,10 @@ impl Scenario {
         self.app.set_now(received);
         self.app.run_once();
         let list = self.app.list();
-        list.last().and_then(|c| c["reference"].as_str()).map(str::to_string).expect("registered")
+        list.last()
+            .and_then(|c| c["reference"].as_str())
+            .map(str::to_string)
+            .expect("registered")
     }
 
     /// Mails queued since the last call: (template, recipients, created_at).
@@ -75,33 +81,57 @@ impl Scenario {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[test]
 fn mzo_across_christmas_and_new_year_with_escalations_and_catch_up() {
     let s = Scenario::new("mzo");
     // Wednesday 23 December 2026, 10:00.
-    let r = s.receive("2026-12-23T10:00:00+01:00", "school@example.nl", "Les niet doorgegaan", "De les van groep 5 ging niet door.");
+    let r = s.receive(
+        "2026-12-23T10:00:00+01:00",
+        "school@example.nl",
+        "Les niet doorgegaan",
+        "De les van groep 5 ging niet door.",
+    );
     assert_eq!(r, "KL-2026-0001");
     let intake = s.new_mails();
     assert_eq!(intake.len(), 2, "{intake:?}");
-    assert!(intake.iter().any(|(t, to, _)| t == "acknowledgement" && to == "school@example.nl"));
-    assert!(intake.iter().any(|(t, to, _)| t == "new_complaint" && to == common::RECEIVER));
+    assert!(
+        intake
+            .iter()
+            .any(|(t, to, _)| t == "acknowledgement" && to == "school@example.nl")
+    );
+    assert!(
+        intake
+            .iter()
+            .any(|(t, to, _)| t == "new_complaint" && to == common::RECEIVER)
+    );
 
     // First reaction: 5 working days after Wed 23 Dec = Thu 31 Dec (24, 28, 29, 30, 31; the
     // 25th and 26th are Christmas). Reminder one working day before: Wed 30 Dec, 08:00.
     assert!(s.tick("2026-12-29T17:00:00+01:00").is_empty());
     assert!(s.tick("2026-12-30T07:59:00+01:00").is_empty());
-    assert_eq!(s.tick("2026-12-30T08:00:00+01:00"), pairs(&[("reminder", common::RECEIVER)]));
+    assert_eq!(
+        s.tick("2026-12-30T08:00:00+01:00"),
+        pairs(&[("reminder", common::RECEIVER)])
+    );
     // Exactly once: the same tick again (a new process) sends nothing.
     assert!(s.tick("2026-12-30T08:00:00+01:00").is_empty());
-    s.cli("2026-12-30T11:00:00+01:00", &["complete", &r, "first_reaction"]);
+    s.cli(
+        "2026-12-30T11:00:00+01:00",
+        &["complete", &r, "first_reaction"],
+    );
 
     // Solution proposed: 7 working days = Tue 5 Jan 2027 (1 Jan is Nieuwjaarsdag). Missed: the
     // management team hears at the start of the next working day, Wed 6 Jan 08:00.
     assert!(s.tick("2027-01-06T07:00:00+01:00").is_empty());
-    assert_eq!(s.tick("2027-01-06T08:00:00+01:00"), pairs(&[("escalation", "mt@example.org")]));
+    assert_eq!(
+        s.tick("2027-01-06T08:00:00+01:00"),
+        pairs(&[("escalation", "mt@example.org")])
+    );
 
     // Downtime until Wed 20 Jan: each missed action runs once, late. Handled (14 working days)
     // was due Thu 14 Jan: its reminder (Tue 12 Jan) is skipped as stale, the escalation to the
@@ -114,20 +144,46 @@ fn mzo_across_christmas_and_new_year_with_escalations_and_catch_up() {
     let history = s.app.history_events(&r);
     assert!(history.iter().any(|e| e == "action_skipped"), "{history:?}");
     let show = s.app.show(&r);
-    let details: Vec<&str> = show["history"].as_array().unwrap().iter().filter_map(|h| h["detail"].as_str()).collect();
-    assert!(details.iter().any(|d| d.contains("escalate_handled") && d.contains("run late")), "{details:?}");
+    let details: Vec<&str> = show["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["detail"].as_str())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("escalate_handled") && d.contains("run late")),
+        "{details:?}"
+    );
 }
 
 #[test]
 fn friday_evening_and_saturday_receipt_share_their_deadline() {
     let s = Scenario::new("mzo");
-    s.receive("2026-11-27T20:30:00+01:00", "a@example.nl", "Vrijdagavond", "klacht");
-    s.receive("2026-11-28T11:00:00+01:00", "b@example.nl", "Zaterdag", "klacht");
+    s.receive(
+        "2026-11-27T20:30:00+01:00",
+        "a@example.nl",
+        "Vrijdagavond",
+        "klacht",
+    );
+    s.receive(
+        "2026-11-28T11:00:00+01:00",
+        "b@example.nl",
+        "Zaterdag",
+        "klacht",
+    );
     s.new_mails();
     // 5 working days after either: Fri 4 Dec. Reminders both Thu 3 Dec 08:00.
     assert!(s.tick("2026-12-02T18:00:00+01:00").is_empty());
     let mails = s.tick("2026-12-03T08:00:00+01:00");
-    assert_eq!(mails, pairs(&[("reminder", common::RECEIVER), ("reminder", common::RECEIVER)]));
+    assert_eq!(
+        mails,
+        pairs(&[
+            ("reminder", common::RECEIVER),
+            ("reminder", common::RECEIVER)
+        ])
+    );
 }
 
 #[test]
@@ -141,28 +197,67 @@ fn korein_saturday_serious_complaint_alerts_director_and_cluster_manager_at_once
         "Er was sprake van agressie van een andere ouder bij het ophalen.",
     );
     let intake = s.new_mails();
-    let templates: Vec<(&str, &str)> = intake.iter().map(|(t, to, _)| (t.as_str(), to.as_str())).collect();
-    assert!(templates.contains(&("acknowledgement", "ouder@example.nl")), "{templates:?}");
-    assert!(templates.contains(&("serious_alert", "directeur@example.org,cluster@example.org")) || templates.contains(&("serious_alert", common::DIRECTOR)), "{templates:?}");
-    assert!(templates.iter().any(|(t, to)| *t == "serious_alert" && to.contains("cluster@example.org")), "{templates:?}");
+    let templates: Vec<(&str, &str)> = intake
+        .iter()
+        .map(|(t, to, _)| (t.as_str(), to.as_str()))
+        .collect();
+    assert!(
+        templates.contains(&("acknowledgement", "ouder@example.nl")),
+        "{templates:?}"
+    );
+    assert!(
+        templates.contains(&("serious_alert", "directeur@example.org,cluster@example.org"))
+            || templates.contains(&("serious_alert", common::DIRECTOR)),
+        "{templates:?}"
+    );
+    assert!(
+        templates
+            .iter()
+            .any(|(t, to)| *t == "serious_alert" && to.contains("cluster@example.org")),
+        "{templates:?}"
+    );
     assert_eq!(s.app.show(&r)["complaint"]["severity"], "serious");
 
     // Handler known within 1 week: Sat 5 Dec, moved to Mon 7 Dec (Atw art. 1). Reminder one
     // working day before: Fri 4 Dec 08:00.
     assert!(s.tick("2026-12-03T12:00:00+01:00").is_empty());
-    assert_eq!(s.tick("2026-12-04T08:00:00+01:00"), pairs(&[("reminder", common::RECEIVER)]));
+    assert_eq!(
+        s.tick("2026-12-04T08:00:00+01:00"),
+        pairs(&[("reminder", common::RECEIVER)])
+    );
     // Missed: escalation to the director on Tue 8 Dec 08:00.
-    assert_eq!(s.tick("2026-12-08T08:00:00+01:00"), pairs(&[("escalation", common::DIRECTOR)]));
+    assert_eq!(
+        s.tick("2026-12-08T08:00:00+01:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
     // The handler is named: the parent is told who handles it.
-    s.cli("2026-12-08T10:00:00+01:00", &["set", &r, "handler", "leidster@example.org"]);
-    s.cli("2026-12-08T10:05:00+01:00", &["complete", &r, "handler_known"]);
-    assert_eq!(s.new_mails().iter().map(|(t, to, _)| (t.clone(), to.clone())).collect::<Vec<_>>(), pairs(&[("handler_assigned", "ouder@example.nl")]));
+    s.cli(
+        "2026-12-08T10:00:00+01:00",
+        &["set", &r, "handler", "leidster@example.org"],
+    );
+    s.cli(
+        "2026-12-08T10:05:00+01:00",
+        &["complete", &r, "handler_known"],
+    );
+    assert_eq!(
+        s.new_mails()
+            .iter()
+            .map(|(t, to, _)| (t.clone(), to.clone()))
+            .collect::<Vec<_>>(),
+        pairs(&[("handler_assigned", "ouder@example.nl")])
+    );
     // Solution within 3 weeks: Sat 19 Dec -> Mon 21 Dec; reminder to the handler 2 working
     // days before: Thu 17 Dec 08:00.
-    assert_eq!(s.tick("2026-12-17T08:00:00+01:00"), pairs(&[("reminder", "leidster@example.org")]));
+    assert_eq!(
+        s.tick("2026-12-17T08:00:00+01:00"),
+        pairs(&[("reminder", "leidster@example.org")])
+    );
     assert_eq!(
         s.tick("2026-12-22T08:00:00+01:00"),
-        pairs(&[("escalation", common::DIRECTOR), ("escalation", "cluster@example.org")])
+        pairs(&[
+            ("escalation", common::DIRECTOR),
+            ("escalation", "cluster@example.org")
+        ])
     );
 }
 
@@ -171,19 +266,42 @@ fn leefstijlwijzer_across_easter_and_koningsdag_with_a_chained_deadline() {
     let s = Scenario::new("leefstijlwijzer");
     // Thursday 25 March 2027. Reaction within 5 working days: Mon 5 Apr (Goede Vrijdag 26 Mar
     // and Tweede Paasdag 29 Mar do not count). Reminder one working day before: Fri 2 Apr.
-    let r = s.receive("2027-03-25T14:00:00+01:00", "cursist@example.nl", "Examen", "Mijn examen is kwijt.");
+    let r = s.receive(
+        "2027-03-25T14:00:00+01:00",
+        "cursist@example.nl",
+        "Examen",
+        "Mijn examen is kwijt.",
+    );
     s.new_mails();
     assert!(s.tick("2027-04-01T12:00:00+02:00").is_empty());
-    assert_eq!(s.tick("2027-04-02T08:00:00+02:00"), pairs(&[("reminder", common::RECEIVER)]));
+    assert_eq!(
+        s.tick("2027-04-02T08:00:00+02:00"),
+        pairs(&[("reminder", common::RECEIVER)])
+    );
     // Missed: Tue 6 Apr 08:00, to the director.
-    assert_eq!(s.tick("2027-04-06T08:00:00+02:00"), pairs(&[("escalation", common::DIRECTOR)]));
-    s.cli("2027-04-06T10:00:00+02:00", &["set", &r, "handler", "docent@example.org"]);
-    s.cli("2027-04-06T10:00:00+02:00", &["complete", &r, "first_reaction"]);
+    assert_eq!(
+        s.tick("2027-04-06T08:00:00+02:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
+    s.cli(
+        "2027-04-06T10:00:00+02:00",
+        &["set", &r, "handler", "docent@example.org"],
+    );
+    s.cli(
+        "2027-04-06T10:00:00+02:00",
+        &["complete", &r, "first_reaction"],
+    );
     // Handled within 14 working days after that reaction: Mon 26 Apr. Reminder 2 working days
     // before: Thu 22 Apr. Missed: Tue 27 Apr is Koningsdag, so Wed 28 Apr 08:00.
-    assert_eq!(s.tick("2027-04-22T08:00:00+02:00"), pairs(&[("reminder", "docent@example.org")]));
+    assert_eq!(
+        s.tick("2027-04-22T08:00:00+02:00"),
+        pairs(&[("reminder", "docent@example.org")])
+    );
     assert!(s.tick("2027-04-27T09:00:00+02:00").is_empty());
-    assert_eq!(s.tick("2027-04-28T08:00:00+02:00"), pairs(&[("escalation", common::DIRECTOR)]));
+    assert_eq!(
+        s.tick("2027-04-28T08:00:00+02:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
 }
 
 #[test]
@@ -192,29 +310,93 @@ fn gelukwerkt_across_ascension_and_pentecost_with_the_verdict_loop() {
     // Monday 3 May 2027. Explanation within 2 weeks: Mon 17 May is Tweede Pinksterdag, so
     // Tue 18 May. Reminder 2 working days before: Fri 14 May (1), Thu 13 May (2)... but
     // Thursday 13 May is no holiday in 2027 (Hemelvaart is 6 May, the Friday after it 7 May).
-    let r = s.receive("2027-05-03T11:00:00+02:00", "klant@example.nl", "Training", "De training was slecht.");
+    let r = s.receive(
+        "2027-05-03T11:00:00+02:00",
+        "klant@example.nl",
+        "Training",
+        "De training was slecht.",
+    );
     let intake = s.new_mails();
-    assert!(intake.iter().any(|(t, to, _)| t == "new_complaint" && to == "kf@example.org"), "{intake:?}");
+    assert!(
+        intake
+            .iter()
+            .any(|(t, to, _)| t == "new_complaint" && to == "kf@example.org"),
+        "{intake:?}"
+    );
     assert!(s.tick("2027-05-12T12:00:00+02:00").is_empty());
-    assert_eq!(s.tick("2027-05-13T08:00:00+02:00"), pairs(&[("reminder", "kf@example.org")]));
+    assert_eq!(
+        s.tick("2027-05-13T08:00:00+02:00"),
+        pairs(&[("reminder", "kf@example.org")])
+    );
     assert!(s.tick("2027-05-18T17:00:00+02:00").is_empty());
-    assert_eq!(s.tick("2027-05-19T08:00:00+02:00"), pairs(&[("escalation", "kf@example.org")]));
+    assert_eq!(
+        s.tick("2027-05-19T08:00:00+02:00"),
+        pairs(&[("escalation", "kf@example.org")])
+    );
 
     // The loop: a proposal, the complainant asks for another, a second proposal, agreement.
-    s.cli("2027-05-19T10:00:00+02:00", &["set", &r, "solution", "Een gratis herhaling van de training."]);
-    s.cli("2027-05-19T10:01:00+02:00", &["complete", &r, "solution_proposed"]);
-    assert_eq!(s.new_mails().iter().map(|(t, to, _)| (t.clone(), to.clone())).collect::<Vec<_>>(), pairs(&[("solution", "klant@example.nl")]));
-    s.cli("2027-05-20T10:00:00+02:00", &["complete", &r, "verdict", "--verdict", "disagree"]);
-    assert_eq!(s.new_mails().iter().map(|(t, to, _)| (t.clone(), to.clone())).collect::<Vec<_>>(), pairs(&[("escalation", "kf@example.org")]));
-    s.cli("2027-05-21T10:00:00+02:00", &["set", &r, "solution", "Een herhaling met een andere trainer."]);
-    s.cli("2027-05-21T10:01:00+02:00", &["complete", &r, "solution_proposed"]);
-    assert_eq!(s.new_mails().iter().map(|(t, to, _)| (t.clone(), to.clone())).collect::<Vec<_>>(), pairs(&[("solution", "klant@example.nl")]));
-    s.cli("2027-05-24T10:00:00+02:00", &["complete", &r, "verdict", "--verdict", "agree"]);
+    s.cli(
+        "2027-05-19T10:00:00+02:00",
+        &[
+            "set",
+            &r,
+            "solution",
+            "Een gratis herhaling van de training.",
+        ],
+    );
+    s.cli(
+        "2027-05-19T10:01:00+02:00",
+        &["complete", &r, "solution_proposed"],
+    );
+    assert_eq!(
+        s.new_mails()
+            .iter()
+            .map(|(t, to, _)| (t.clone(), to.clone()))
+            .collect::<Vec<_>>(),
+        pairs(&[("solution", "klant@example.nl")])
+    );
+    s.cli(
+        "2027-05-20T10:00:00+02:00",
+        &["complete", &r, "verdict", "--verdict", "disagree"],
+    );
+    assert_eq!(
+        s.new_mails()
+            .iter()
+            .map(|(t, to, _)| (t.clone(), to.clone()))
+            .collect::<Vec<_>>(),
+        pairs(&[("escalation", "kf@example.org")])
+    );
+    s.cli(
+        "2027-05-21T10:00:00+02:00",
+        &[
+            "set",
+            &r,
+            "solution",
+            "Een herhaling met een andere trainer.",
+        ],
+    );
+    s.cli(
+        "2027-05-21T10:01:00+02:00",
+        &["complete", &r, "solution_proposed"],
+    );
+    assert_eq!(
+        s.new_mails()
+            .iter()
+            .map(|(t, to, _)| (t.clone(), to.clone()))
+            .collect::<Vec<_>>(),
+        pairs(&[("solution", "klant@example.nl")])
+    );
+    s.cli(
+        "2027-05-24T10:00:00+02:00",
+        &["complete", &r, "verdict", "--verdict", "agree"],
+    );
     let c = &s.app.show(&r)["complaint"];
     assert_eq!(c["solution"], "Een herhaling met een andere trainer.");
     // Completing twice is refused with exit code 2 and nothing changes.
     s.app.set_now("2027-05-24T11:00:00+02:00");
-    let again = s.app.cmd(&["complete", &r, "verdict", "--verdict", "agree"]);
+    let again = s
+        .app
+        .cmd(&["complete", &r, "verdict", "--verdict", "agree"]);
     assert_eq!(again.status.code(), Some(2));
 }
 
@@ -223,13 +405,29 @@ fn academie_seven_days_roll_past_christmas() {
     let s = Scenario::new("academie");
     // Friday 18 December 2026: 7 days is Fri 25 Dec (Eerste Kerstdag), then 26 Dec (Tweede
     // Kerstdag), Sun 27: the term ends Mon 28 Dec. Missed: director on Tue 29 Dec 08:00.
-    s.receive("2026-12-18T09:30:00+01:00", "student@example.nl", "Rooster", "Het rooster klopt niet.");
+    s.receive(
+        "2026-12-18T09:30:00+01:00",
+        "student@example.nl",
+        "Rooster",
+        "Het rooster klopt niet.",
+    );
     let intake = s.new_mails();
-    assert!(intake.iter().any(|(t, to, _)| t == "new_complaint" && to == common::DIRECTOR), "{intake:?}");
+    assert!(
+        intake
+            .iter()
+            .any(|(t, to, _)| t == "new_complaint" && to == common::DIRECTOR),
+        "{intake:?}"
+    );
     // Reminder 2 working days before Mon 28 Dec: Wed 23 Dec 08:00.
-    assert_eq!(s.tick("2026-12-23T08:00:00+01:00"), pairs(&[("reminder", common::RECEIVER)]));
+    assert_eq!(
+        s.tick("2026-12-23T08:00:00+01:00"),
+        pairs(&[("reminder", common::RECEIVER)])
+    );
     assert!(s.tick("2026-12-28T17:59:00+01:00").is_empty());
-    assert_eq!(s.tick("2026-12-29T08:00:00+01:00"), pairs(&[("escalation", common::DIRECTOR)]));
+    assert_eq!(
+        s.tick("2026-12-29T08:00:00+01:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
 }
 
 #[test]
@@ -237,54 +435,140 @@ fn awb_six_weeks_and_a_written_extension() {
     let s = Scenario::new("awb");
     // Monday 2 November 2026: 6 weeks is Mon 14 Dec. Extended by 4 weeks with written notice:
     // Mon 11 Jan 2027; the escalation moves with it (Tue 12 Jan 08:00).
-    let r = s.receive("2026-11-02T10:00:00+01:00", "burger@example.nl", "Bejegening", "Ik ben onheus bejegend.");
+    let r = s.receive(
+        "2026-11-02T10:00:00+01:00",
+        "burger@example.nl",
+        "Bejegening",
+        "Ik ben onheus bejegend.",
+    );
     s.new_mails();
     s.cli("2026-12-01T10:00:00+01:00", &["set", &r, "extension", "4"]);
-    assert_eq!(s.new_mails().iter().map(|(t, to, _)| (t.clone(), to.clone())).collect::<Vec<_>>(), pairs(&[("delay_notice", "burger@example.nl")]));
+    assert_eq!(
+        s.new_mails()
+            .iter()
+            .map(|(t, to, _)| (t.clone(), to.clone()))
+            .collect::<Vec<_>>(),
+        pairs(&[("delay_notice", "burger@example.nl")])
+    );
     // More than the law allows is refused.
     s.app.set_now("2026-12-01T10:00:00+01:00");
-    assert_eq!(s.app.cmd(&["set", &r, "extension", "5"]).status.code(), Some(2));
+    assert_eq!(
+        s.app.cmd(&["set", &r, "extension", "5"]).status.code(),
+        Some(2)
+    );
     let _ = s.tick("2027-01-04T12:00:00+01:00");
-    assert!(s.tick("2026-12-15T08:00:00+01:00").is_empty(), "no escalation on the original date");
-    assert_eq!(s.tick("2027-01-12T08:00:00+01:00"), pairs(&[("escalation", common::DIRECTOR)]));
+    assert!(
+        s.tick("2026-12-15T08:00:00+01:00").is_empty(),
+        "no escalation on the original date"
+    );
+    assert_eq!(
+        s.tick("2027-01-12T08:00:00+01:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
 }
 
 #[test]
 fn due_is_a_dry_run_and_procedure_explain_gives_dates() {
     let s = Scenario::new("mzo");
-    s.receive("2026-12-23T10:00:00+01:00", "school@example.nl", "Les", "klacht");
+    s.receive(
+        "2026-12-23T10:00:00+01:00",
+        "school@example.nl",
+        "Les",
+        "klacht",
+    );
     s.new_mails();
-    let due: Value = serde_json::from_str(&s.cli("2026-12-30T09:00:00+01:00", &["due", "--at", "2026-12-30T09:00:00+01:00", "--format", "json"])).unwrap();
+    let due: Value = serde_json::from_str(&s.cli(
+        "2026-12-30T09:00:00+01:00",
+        &[
+            "due",
+            "--at",
+            "2026-12-30T09:00:00+01:00",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
     assert_eq!(due.as_array().unwrap().len(), 1, "{due}");
     assert_eq!(due[0]["action"], "remind_first_reaction");
     // Dry run: nothing was sent, the tick still sends it.
     assert!(s.new_mails().is_empty());
     assert_eq!(s.tick("2026-12-30T09:00:00+01:00").len(), 1);
 
-    let explain: Value = serde_json::from_str(&s.cli("2026-12-01T00:00:00Z", &["procedure", "explain", "mzo", "--received", "2026-12-23T10:00:00+01:00", "--format", "json"])).unwrap();
+    let explain: Value = serde_json::from_str(&s.cli(
+        "2026-12-01T00:00:00Z",
+        &[
+            "procedure",
+            "explain",
+            "mzo",
+            "--received",
+            "2026-12-23T10:00:00+01:00",
+            "--format",
+            "json",
+        ],
+    ))
+    .unwrap();
     let due_of = |m: &str| {
-        explain["milestones"].as_array().unwrap().iter().find(|x| x["milestone"] == m).and_then(|x| x["due"].as_str()).map(str::to_string)
+        explain["milestones"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["milestone"] == m)
+            .and_then(|x| x["due"].as_str())
+            .map(str::to_string)
     };
     assert_eq!(due_of("first_reaction").as_deref(), Some("2026-12-31"));
     assert_eq!(due_of("solution_proposed").as_deref(), Some("2027-01-05"));
     assert_eq!(due_of("handled").as_deref(), Some("2027-01-14"));
     assert_eq!(due_of("follow_up").as_deref(), Some("2027-01-13"));
-    let text = s.cli("2026-12-01T00:00:00Z", &["procedure", "explain", "mzo", "--received", "2026-12-23T10:00:00+01:00"]);
+    let text = s.cli(
+        "2026-12-01T00:00:00Z",
+        &[
+            "procedure",
+            "explain",
+            "mzo",
+            "--received",
+            "2026-12-23T10:00:00+01:00",
+        ],
+    );
     assert!(text.contains("donderdag 31 december 2026"), "{text}");
 }
 
 #[test]
 fn an_edited_procedure_applies_to_new_complaints_only() {
     let s = Scenario::new("mzo");
-    let first = s.receive("2026-12-01T10:00:00+01:00", "a@example.nl", "Eerste", "klacht");
-    let v1 = s.app.show(&first)["complaint"]["procedure_version"].as_str().unwrap().to_string();
+    let first = s.receive(
+        "2026-12-01T10:00:00+01:00",
+        "a@example.nl",
+        "Eerste",
+        "klacht",
+    );
+    let v1 = s.app.show(&first)["complaint"]["procedure_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The admin copies the preset and changes the reaction term from 5 to 3 working days.
     let text = std::fs::read_to_string(common::repo().join("config/procedures/mzo.toml")).unwrap();
     let edited = s.app.root.join("mzo-edited.toml");
-    std::fs::write(&edited, text.replace("{ after = \"received\", working_days = 5 }", "{ after = \"received\", working_days = 3 }")).unwrap();
-    s.app.set_env("KLACHTD__PROCEDURE__PRESET", edited.to_str().unwrap());
-    let second = s.receive("2026-12-01T10:05:00+01:00", "b@example.nl", "Tweede", "klacht");
-    let v2 = s.app.show(&second)["complaint"]["procedure_version"].as_str().unwrap().to_string();
+    std::fs::write(
+        &edited,
+        text.replace(
+            "{ after = \"received\", working_days = 5 }",
+            "{ after = \"received\", working_days = 3 }",
+        ),
+    )
+    .unwrap();
+    s.app
+        .set_env("KLACHTD__PROCEDURE__PRESET", edited.to_str().unwrap());
+    let second = s.receive(
+        "2026-12-01T10:05:00+01:00",
+        "b@example.nl",
+        "Tweede",
+        "klacht",
+    );
+    let v2 = s.app.show(&second)["complaint"]["procedure_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(v1, v2);
     s.new_mails();
     // New complaint: first reaction due Fri 4 Dec -> reminder Thu 3 Dec. Old complaint keeps
@@ -297,17 +581,33 @@ fn an_edited_procedure_applies_to_new_complaints_only() {
 #[test]
 fn daily_digest_runs_once_per_morning_and_once_after_downtime() {
     let s = Scenario::new("mzo");
-    s.app.set_env("KLACHTD__SCHEDULE__DIGEST", "0 0 8 * * Mon-Fri");
-    s.receive("2026-12-23T10:00:00+01:00", "school@example.nl", "Les", "klacht");
+    s.app
+        .set_env("KLACHTD__SCHEDULE__DIGEST", "0 0 8 * * Mon-Fri");
+    s.receive(
+        "2026-12-23T10:00:00+01:00",
+        "school@example.nl",
+        "Les",
+        "klacht",
+    );
     s.new_mails();
     // Thu 24 Dec 08:00: first reaction (Thu 31 Dec) is not within 3 working days yet, so the
     // digest has nothing to say and sends nothing.
     assert!(s.tick("2026-12-24T08:30:00+01:00").is_empty());
     // Tue 29 Dec 08:00: 31 Dec is within 3 working days.
-    assert_eq!(s.tick("2026-12-29T08:30:00+01:00"), pairs(&[("digest", common::RECEIVER)]));
-    assert!(s.tick("2026-12-29T09:30:00+01:00").is_empty(), "once per fire time");
+    assert_eq!(
+        s.tick("2026-12-29T08:30:00+01:00"),
+        pairs(&[("digest", common::RECEIVER)])
+    );
+    assert!(
+        s.tick("2026-12-29T09:30:00+01:00").is_empty(),
+        "once per fire time"
+    );
     // Off from Tue 29 Dec until Mon 4 Jan 10:00: one digest (for Mon 08:00), not one per day;
     // the reminder of 30 Dec is stale and skipped, the missed escalation waits for 6 Jan.
     let mails = s.tick("2027-01-04T10:00:00+01:00");
-    assert_eq!(mails.iter().filter(|(t, _)| t == "digest").count(), 1, "{mails:?}");
+    assert_eq!(
+        mails.iter().filter(|(t, _)| t == "digest").count(),
+        1,
+        "{mails:?}"
+    );
 }
