@@ -10,10 +10,6 @@ use std::cell::Cell;
 use common::{Mail, TestApp, ts};
 use serde_json::Value;
 
-const EXTRA_ROLES: &str = r#"management_team = ["mt@example.org"]
-cluster_manager = ["cluster@example.org"]
-complaints_officer = ["kf@example.org"]
-"#;
 
 struct Scenario {
     app: TestApp,
@@ -24,7 +20,6 @@ impl Scenario {
     fn new(preset: &str) -> Self {
         let app = TestApp::spawn_with_config(|c| {
             *c = c.replace("preset = \"mzo\"", &format!("preset = \"{preset}\""));
-            *c = c.replace("[procedure]", &format!("{EXTRA_ROLES}\n[procedure]"));
         });
         // The daily digest has its own test; here it would add a mail every working morning.
         app.set_env("KLACHTD__SCHEDULE__DIGEST", "\"\"");
@@ -130,7 +125,7 @@ fn mzo_across_christmas_and_new_year_with_escalations_and_catch_up() {
     assert!(s.tick("2027-01-06T07:00:00+01:00").is_empty());
     assert_eq!(
         s.tick("2027-01-06T08:00:00+01:00"),
-        pairs(&[("escalation", "mt@example.org")])
+        pairs(&[("escalation", common::MANAGEMENT)])
     );
 
     // Downtime until Wed 20 Jan: each missed action runs once, late. Handled (14 working days)
@@ -206,14 +201,14 @@ fn korein_saturday_serious_complaint_alerts_director_and_cluster_manager_at_once
         "{templates:?}"
     );
     assert!(
-        templates.contains(&("serious_alert", "directeur@example.org,cluster@example.org"))
+        templates.contains(&("serious_alert", "directeur@example.org,clustermanager@example.org"))
             || templates.contains(&("serious_alert", common::DIRECTOR)),
         "{templates:?}"
     );
     assert!(
         templates
             .iter()
-            .any(|(t, to)| *t == "serious_alert" && to.contains("cluster@example.org")),
+            .any(|(t, to)| *t == "serious_alert" && to.contains("clustermanager@example.org")),
         "{templates:?}"
     );
     assert_eq!(s.app.show(&r)["complaint"]["severity"], "serious");
@@ -256,7 +251,7 @@ fn korein_saturday_serious_complaint_alerts_director_and_cluster_manager_at_once
         s.tick("2026-12-22T08:00:00+01:00"),
         pairs(&[
             ("escalation", common::DIRECTOR),
-            ("escalation", "cluster@example.org")
+            ("escalation", "clustermanager@example.org")
         ])
     );
 }
@@ -320,18 +315,18 @@ fn gelukwerkt_across_ascension_and_pentecost_with_the_verdict_loop() {
     assert!(
         intake
             .iter()
-            .any(|(t, to, _)| t == "new_complaint" && to == "kf@example.org"),
+            .any(|(t, to, _)| t == "new_complaint" && to == "klachtenfunctionaris@example.org"),
         "{intake:?}"
     );
     assert!(s.tick("2027-05-12T12:00:00+02:00").is_empty());
     assert_eq!(
         s.tick("2027-05-13T08:00:00+02:00"),
-        pairs(&[("reminder", "kf@example.org")])
+        pairs(&[("reminder", "klachtenfunctionaris@example.org")])
     );
     assert!(s.tick("2027-05-18T17:00:00+02:00").is_empty());
     assert_eq!(
         s.tick("2027-05-19T08:00:00+02:00"),
-        pairs(&[("escalation", "kf@example.org")])
+        pairs(&[("escalation", "klachtenfunctionaris@example.org")])
     );
 
     // The loop: a proposal, the complainant asks for another, a second proposal, agreement.
@@ -364,7 +359,7 @@ fn gelukwerkt_across_ascension_and_pentecost_with_the_verdict_loop() {
             .iter()
             .map(|(t, to, _)| (t.clone(), to.clone()))
             .collect::<Vec<_>>(),
-        pairs(&[("escalation", "kf@example.org")])
+        pairs(&[("escalation", "klachtenfunctionaris@example.org")])
     );
     s.cli(
         "2027-05-21T10:00:00+02:00",
@@ -609,5 +604,48 @@ fn daily_digest_runs_once_per_morning_and_once_after_downtime() {
         mails.iter().filter(|(t, _)| t == "digest").count(),
         1,
         "{mails:?}"
+    );
+}
+
+#[test]
+fn a_withheld_acknowledgement_still_starts_the_procedure() {
+    // A forged From (DMARC failed at our own receiving server) gets no acknowledgement, but
+    // the receiver is told and a serious complaint still reaches the director at once.
+    let s = Scenario::new("mzo");
+    s.app
+        .set_env("KLACHTD__INTAKE__TRUSTED_AUTHSERV_ID", "mx.example.org");
+    let mail = Mail::new("ouder@example.nl", "Onveilige situatie")
+        .header(
+            "Authentication-Results",
+            "mx.example.org; spf=fail; dmarc=fail (p=reject) header.from=example.nl",
+        )
+        .body("Er was geweld op het schoolplein.")
+        .build();
+    s.app.deliver_eml(&mail, ts("2026-11-24T10:00:00+01:00"));
+    s.app.set_now("2026-11-24T10:00:00+01:00");
+    s.app.run_once();
+    let r = s.app.references()[0].clone();
+    let mails: Vec<(String, String)> = s
+        .new_mails()
+        .into_iter()
+        .map(|(t, to, _)| (t, to))
+        .collect();
+    assert!(
+        !mails.iter().any(|(t, _)| t == "acknowledgement"),
+        "{mails:?}"
+    );
+    assert!(
+        mails.contains(&("new_complaint".into(), common::RECEIVER.into())),
+        "{mails:?}"
+    );
+    assert!(
+        mails.contains(&("serious_alert".into(), common::DIRECTOR.into())),
+        "{mails:?}"
+    );
+    assert!(
+        s.app
+            .history_events(&r)
+            .iter()
+            .any(|e| e == "acknowledgement_withheld")
     );
 }

@@ -1,9 +1,7 @@
 //! Admin operations on the register: release a quarantined mail, promote an unfiled one,
 //! void a registration made by mistake. Each is one transaction: nothing is half-applied.
 
-use chrono::Datelike;
-
-use super::ingest::{Outcome, SYSTEM, register};
+use super::ingest::{Outcome, register};
 use super::{Context, ServiceError};
 use crate::domain::types::{ComplaintRef, EmailAddress};
 use crate::mail::parse::parse;
@@ -80,97 +78,52 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
         .filter_map(|a| EmailAddress::parse(a).ok())
         .any(|a| a == from);
     let complainant = match (&m.reply_to, web_form) {
-        (Some(r), true) => {
-            EmailAddress::parse(r).map_err(|e| ServiceError::Invalid(e.to_string()))?
-        }
-        _ => from.clone(),
+        (Some(r), true) => (
+            EmailAddress::parse(r).map_err(|e| ServiceError::Invalid(e.to_string()))?,
+            None,
+        ),
+        _ => (from.clone(), m.from_name.clone()),
     };
-    let year = m.received_at.with_timezone(&s.time_zone()).year();
-    let prefix = s.organisation.reference_prefix.to_ascii_uppercase();
-    let lang = crate::domain::language::detect_language(
-        &format!("{}\n{}", m.subject, m.body_text),
-        &s.organisation.language,
-    );
-    let number = tx.next_reference_number(&prefix, year).await?;
-    let complaint_id = tx
-        .insert_complaint(
-            &crate::store::NewComplaint {
-                prefix: prefix.clone(),
-                year,
-                received_at: m.received_at,
-                complainant_address: complainant.to_string(),
-                complainant_name: m.from_name.clone(),
-                subject: m.subject.clone(),
-                kind: "klacht".into(),
-                severity: "normal".into(),
-                serious_keywords: None,
-                related_id: None,
-                language: lang.clone(),
-                procedure_name: ctx.procedure.name().to_string(),
-                procedure_version: ctx.procedure.version().to_string(),
-                created_at: now,
-            },
-            number,
-        )
-        .await?;
-    let reference = ComplaintRef::new(&prefix, year, number).to_string();
-    tx.file_message(id, complaint_id).await?;
-    tx.history(
-        Some(complaint_id),
-        now,
-        "admin",
-        "registered",
-        &format!("{reference}: unfiled message {id} promoted"),
+    let note = format!(" (unfiled message {id} promoted)");
+    let opened = super::register::open_complaint(
+        ctx,
+        tx.as_mut(),
+        super::register::Opening {
+            received_at: m.received_at,
+            complainant: &complainant,
+            subject: &m.subject,
+            text: &m.body_text,
+            related: None,
+            actor: "admin",
+            note: &note,
+        },
     )
     .await?;
-    tx.complete_milestone(complaint_id, "received", m.received_at, SYSTEM)
-        .await?;
-    if acknowledge && m.automatic.is_none() {
-        let context = super::scheduler::context_for(ctx, tx.as_mut(), complaint_id).await?;
-        let in_reply_to = m
-            .message_id
-            .as_deref()
-            .and_then(|x| crate::domain::types::MessageId::parse(x).ok());
-        super::outbound::queue(
-            ctx,
-            tx.as_mut(),
-            super::outbound::MailSpec {
-                template: "acknowledgement",
-                lang: &lang,
-                context: &context,
-                complaint_id: Some(complaint_id),
-                to: vec![(m.from_name.clone(), complainant.clone())],
-                role: None,
-                references: in_reply_to.iter().cloned().collect(),
-                in_reply_to,
-                auto: crate::mail::compose::AutoKind::Replied,
-                now,
-            },
-        )
-        .await?;
-        tx.history(
-            Some(complaint_id),
-            now,
-            SYSTEM,
-            "message_out",
-            &format!("acknowledgement queued to {complainant}"),
-        )
-        .await?;
-        tx.complete_milestone(complaint_id, "acknowledged", now, SYSTEM)
-            .await?;
+    tx.file_message(id, opened.id).await?;
+    let withheld = if !acknowledge {
+        Some("promoted with --no-acknowledge".to_string())
+    } else if let Some(auto) = &m.automatic {
+        Some(format!("automatic mail is never answered ({auto})"))
     } else {
-        tx.history(
-            Some(complaint_id),
-            now,
-            SYSTEM,
-            "acknowledgement_withheld",
-            "promoted automatic mail (or --no-acknowledge)",
-        )
-        .await?;
-    }
-    super::scheduler::on_registered(ctx, tx.as_mut(), complaint_id, now).await?;
+        None
+    };
+    let in_reply_to = m
+        .message_id
+        .as_deref()
+        .and_then(|x| crate::domain::types::MessageId::parse(x).ok());
+    super::register::acknowledge(
+        ctx,
+        tx.as_mut(),
+        &opened,
+        &complainant,
+        in_reply_to.clone(),
+        in_reply_to.into_iter().collect(),
+        withheld,
+    )
+    .await?;
+    super::scheduler::on_registered(ctx, tx.as_mut(), opened.id, now).await?;
     tx.commit().await?;
-    Ok(reference)
+    Ok(opened.reference)
 }
 
 /// Void a registration: its number stays taken, it leaves the register's figures.

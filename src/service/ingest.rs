@@ -3,22 +3,21 @@
 //! the source only after that transaction committed, so a crash at any point loses nothing and
 //! registers nothing twice (the source key and the dedupe key are both unique).
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::outbound::{MailSpec, queue, queue_to_role};
+use super::outbound::queue_to_role;
+use super::register::{Opening, acknowledge, open_complaint};
 use super::{Context, ServiceError, sha256_hex};
 use crate::domain::classify::{
     Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
     parse_verp, place,
 };
-use crate::domain::language::detect_language;
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
-use crate::mail::compose::AutoKind;
 use crate::mail::parse::{ParseFailure, ParsedMail, parse};
 use crate::mailbox::{MailSource, RawMail};
-use crate::store::{NewAttachment, NewComplaint, NewMessage, NewQuarantine, StoreTx};
+use crate::store::{NewAttachment, NewMessage, NewQuarantine, StoreTx};
 
 /// What happened to one mail; printed by `run --once` and used by tests.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -559,48 +558,23 @@ async fn new_complaint(
 ) -> Result<(String, bool), ServiceError> {
     let s = &ctx.settings;
     let now = ctx.clock.now();
-    let received_at = message.received_at;
-    let tz = s.time_zone();
-    let year = received_at.with_timezone(&tz).year();
-    let prefix = s.organisation.reference_prefix.to_ascii_uppercase();
     let facts = &parsed.facts;
-    let lang = detect_language(
-        &format!("{}\n{}", facts.subject, parsed.text),
-        &s.organisation.language,
-    );
-    let serious = ctx.procedure.serious_keywords(&facts.subject, &parsed.text);
-    let number = tx.next_reference_number(&prefix, year).await?;
-    let complaint_id = tx
-        .insert_complaint(
-            &NewComplaint {
-                prefix: prefix.clone(),
-                year,
-                received_at,
-                complainant_address: complainant.0.to_string(),
-                complainant_name: complainant.1.clone(),
-                subject: if facts.subject.is_empty() {
-                    "(geen onderwerp)".into()
-                } else {
-                    facts.subject.clone()
-                },
-                kind: "klacht".into(),
-                severity: if serious.is_empty() {
-                    "normal".into()
-                } else {
-                    "serious".into()
-                },
-                serious_keywords: (!serious.is_empty()).then(|| serious.join(", ")),
-                related_id: related,
-                language: lang.clone(),
-                procedure_name: ctx.procedure.name().to_string(),
-                procedure_version: ctx.procedure.version().to_string(),
-                created_at: now,
-            },
-            number,
-        )
-        .await?;
-    let reference = ComplaintRef::new(&prefix, year, number).to_string();
-    message.complaint_id = Some(complaint_id);
+    let actor = format!("mail:{}", facts.from);
+    let opened = open_complaint(
+        ctx,
+        tx,
+        Opening {
+            received_at: message.received_at,
+            complainant: &complainant,
+            subject: &facts.subject,
+            text: &parsed.text,
+            related,
+            actor: &actor,
+            note: "",
+        },
+    )
+    .await?;
+    message.complaint_id = Some(opened.id);
     let row = tx.insert_message(message).await?;
     store_attachments(
         tx,
@@ -611,34 +585,9 @@ async fn new_complaint(
         s.limits.max_mail_bytes,
     )
     .await?;
-    let actor = format!("mail:{}", facts.from);
-    tx.history(
-        Some(complaint_id),
-        now,
-        &actor,
-        "registered",
-        &format!(
-            "{reference} from {} received {}: {}",
-            complainant.0,
-            crate::store::ts(received_at),
-            facts.subject
-        ),
-    )
-    .await?;
-    if let Some(rel) = related {
-        let other = tx.complaint_reference(rel).await?;
-        tx.history(
-            Some(complaint_id),
-            now,
-            SYSTEM,
-            "linked",
-            &format!("subject names {other}; sender is not its complainant"),
-        )
-        .await?;
-    }
     if over_size && !parsed.attachments.is_empty() {
         tx.history(
-            Some(complaint_id),
+            Some(opened.id),
             now,
             SYSTEM,
             "attachments_refused",
@@ -650,10 +599,6 @@ async fn new_complaint(
         )
         .await?;
     }
-    tx.complete_milestone(complaint_id, "received", received_at, SYSTEM)
-        .await?;
-
-    // Acknowledge, unless something says we must not.
     let withheld = if !may_acknowledge {
         Some("automatic mail is never answered".to_string())
     } else if s.intake.dmarc_fail_blocks_acknowledgement
@@ -661,61 +606,24 @@ async fn new_complaint(
     {
         Some("DMARC failed at our receiving server: the From address may be forged".to_string())
     } else {
-        let since = now - chrono::Duration::hours(24);
-        let sent = tx
-            .count_sent_to_since("acknowledgement", complainant.0.as_str(), since)
-            .await?;
-        let cap = i64::from(s.limits.acknowledgements_per_address_per_day);
-        (sent >= cap).then(|| {
-            format!(
-                "{sent} acknowledgements to {} in 24 hours (cap {cap})",
-                complainant.0
-            )
-        })
+        None
     };
-    if let Some(reason) = withheld {
-        tx.history(
-            Some(complaint_id),
-            now,
-            SYSTEM,
-            "acknowledgement_withheld",
-            &reason,
-        )
-        .await?;
-        return Ok((reference, false));
-    }
-    let context = super::scheduler::context_for(ctx, tx, complaint_id).await?;
     let mut references = facts.references.clone();
     if let Some(m) = &facts.message_id {
         references.push(m.clone());
     }
-    let (_, message_id) = queue(
+    let acknowledged = acknowledge(
         ctx,
         tx,
-        MailSpec {
-            template: "acknowledgement",
-            lang: &lang,
-            context: &context,
-            complaint_id: Some(complaint_id),
-            to: vec![(complainant.1.clone(), complainant.0.clone())],
-            role: None,
-            in_reply_to: facts.message_id.clone(),
-            references,
-            auto: AutoKind::Replied,
-            now,
-        },
+        &opened,
+        &complainant,
+        facts.message_id.clone(),
+        references,
+        withheld,
     )
     .await?;
-    tx.history(
-        Some(complaint_id),
-        now,
-        SYSTEM,
-        "message_out",
-        &format!("acknowledgement queued to {} ({message_id})", complainant.0),
-    )
-    .await?;
-    tx.complete_milestone(complaint_id, "acknowledged", now, SYSTEM)
-        .await?;
-    super::scheduler::on_registered(ctx, tx, complaint_id, now).await?;
-    Ok((reference, true))
+    // The procedure's own first steps (notify the receiver, a serious alert) run whether or
+    // not the complainant could be answered.
+    super::scheduler::on_registered(ctx, tx, opened.id, now).await?;
+    Ok((opened.reference, acknowledged))
 }

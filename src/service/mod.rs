@@ -16,6 +16,7 @@ pub mod admin;
 pub mod ingest;
 pub mod outbound;
 pub mod outbox;
+pub mod register;
 pub mod scheduler;
 
 #[derive(Debug, thiserror::Error)]
