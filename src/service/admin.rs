@@ -102,10 +102,10 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
     tx.file_message(id, opened.id).await?;
     let withheld = if !acknowledge {
         Some("promoted with --no-acknowledge".to_string())
-    } else if let Some(auto) = &m.automatic {
-        Some(format!("automatic mail is never answered ({auto})"))
     } else {
-        None
+        m.automatic
+            .as_ref()
+            .map(|auto| format!("automatic mail is never answered ({auto})"))
     };
     let in_reply_to = m
         .message_id
