@@ -92,6 +92,16 @@ struct Snapshot {
     outbox: BTreeSet<i64>,
     /// Per complaint: incoming messages and bounced outgoing ones.
     messages: BTreeMap<String, (usize, usize)>,
+    rows: Rows,
+}
+
+/// The JSON the snapshot read, kept so nothing is asked twice.
+#[derive(Default)]
+struct Rows {
+    unfiled: Vec<Value>,
+    quarantine: Vec<Value>,
+    outbox: Vec<Value>,
+    shows: BTreeMap<String, Value>,
 }
 
 impl Snapshot {
@@ -102,6 +112,7 @@ impl Snapshot {
             quarantine: BTreeSet::new(),
             outbox: BTreeSet::new(),
             messages: BTreeMap::new(),
+            rows: Rows::default(),
         }
     }
 }
@@ -113,19 +124,28 @@ fn ids(rows: &[Value]) -> BTreeSet<i64> {
 fn snapshot(app: &TestApp) -> Snapshot {
     let refs: BTreeSet<String> = app.references().into_iter().collect();
     let mut messages = BTreeMap::new();
+    let mut shows = BTreeMap::new();
     for r in &refs {
         let show = app.show(r);
         let msgs = show["messages"].as_array().cloned().unwrap_or_default();
         let incoming = msgs.iter().filter(|m| m["direction"] == "in").count();
         let bounced = msgs.iter().filter(|m| m["status"] == "bounced").count();
         messages.insert(r.clone(), (incoming, bounced));
+        shows.insert(r.clone(), show);
     }
+    let rows = Rows {
+        unfiled: app.unfiled(),
+        quarantine: app.quarantine(),
+        outbox: app.outbox(),
+        shows,
+    };
     Snapshot {
         refs,
-        unfiled: ids(&app.unfiled()),
-        quarantine: ids(&app.quarantine()),
-        outbox: ids(&app.outbox()),
+        unfiled: ids(&rows.unfiled),
+        quarantine: ids(&rows.quarantine),
+        outbox: ids(&rows.outbox),
         messages,
+        rows,
     }
 }
 
@@ -141,10 +161,12 @@ fn strings(v: impl IntoIterator<Item = String>) -> toml::Value {
 fn observe(app: &TestApp, before: &Snapshot) -> toml::Table {
     let mut t = toml::Table::new();
     let after = snapshot(app);
-    let new_outbox: Vec<Value> = app
-        .outbox()
-        .into_iter()
+    let new_outbox: Vec<Value> = after
+        .rows
+        .outbox
+        .iter()
         .filter(|r| !before.outbox.contains(&r["id"].as_i64().unwrap_or(-1)))
+        .cloned()
         .collect();
     // Mail to the outside world (`sent`) and the templates of mail to staff (`staff_mail`).
     let staff = common::STAFF;
@@ -165,15 +187,19 @@ fn observe(app: &TestApp, before: &Snapshot) -> toml::Table {
     t.insert("sent".into(), strings(sent));
     t.insert("staff_mail".into(), strings(staff_mail));
 
-    let new_q: Vec<Value> = app
-        .quarantine()
-        .into_iter()
+    let new_q: Vec<Value> = after
+        .rows
+        .quarantine
+        .iter()
         .filter(|r| !before.quarantine.contains(&r["id"].as_i64().unwrap_or(-1)))
+        .cloned()
         .collect();
-    let new_u: Vec<Value> = app
-        .unfiled()
-        .into_iter()
+    let new_u: Vec<Value> = after
+        .rows
+        .unfiled
+        .iter()
         .filter(|r| !before.unfiled.contains(&r["id"].as_i64().unwrap_or(-1)))
+        .cloned()
         .collect();
     let new_refs: Vec<&String> = after.refs.difference(&before.refs).collect();
 
@@ -187,7 +213,7 @@ fn observe(app: &TestApp, before: &Snapshot) -> toml::Table {
         t.insert("complainant".into(), s(&u["from"]));
         t.insert("subject".into(), s(&u["subject"]));
     } else if let Some(r) = new_refs.first() {
-        let show = app.show(r);
+        let show = &after.rows.shows[*r];
         let c = &show["complaint"];
         let ack: Vec<&Value> = new_outbox
             .iter()
@@ -226,7 +252,7 @@ fn observe(app: &TestApp, before: &Snapshot) -> toml::Table {
             if *incoming > was_in {
                 t.insert("outcome".into(), "threaded".into());
                 t.insert("threaded_into".into(), r.as_str().into());
-                let show = app.show(r);
+                let show = &after.rows.shows[r];
                 message = show["messages"].as_array().and_then(|m| {
                     m.iter()
                         .filter(|m| m["direction"] == "in")

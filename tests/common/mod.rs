@@ -416,6 +416,9 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The name the test plan uses for [`SentMail`].
+pub type ParsedSentMail = SentMail;
+
 /// One mail klachtd wrote into the outbox directory.
 #[derive(Debug, Clone)]
 pub struct SentMail {
