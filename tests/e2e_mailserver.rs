@@ -1,0 +1,1268 @@
+//! End to end: the real `klachtd` binary, run as a daemon (`klachtd run`) or once
+//! (`klachtd run --once`), against a real Dovecot (IMAP, STARTTLS) and Postfix (SMTP, STARTTLS,
+//! delivering over LMTP into the same Dovecot) on 127.0.0.1, started once per test binary by
+//! `scripts/mailstack.sh`. Without the packages (or root) the tests skip loudly, unless
+//! `KLACHTD_REQUIRE_STACK` is set, when they fail.
+//!
+//! Every test has its own data directory, its own service mailbox (`service-<random>`) and its
+//! own complainant addresses, so they run in parallel; the tests that stop a server or load the
+//! machine take the write half of `DISRUPT`, the others the read half.
+//!
+//! The other side is played by a small blocking IMAP client over plain TCP on the STARTTLS port
+//! (the test stack allows plaintext login on loopback): APPEND (pipelined with LITERAL+ for bulk
+//! loads) and reading a user's INBOX.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use chrono::Datelike;
+use serde_json::Value;
+
+// ---- the mail stack ------------------------------------------------------------------------
+
+static DISRUPT: RwLock<()> = RwLock::new(());
+
+/// Tests that only add mail to their own mailboxes.
+fn shared() -> RwLockReadGuard<'static, ()> {
+    DISRUPT.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Tests that stop a server or load the machine: alone.
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    DISRUPT.write().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Stack {
+    dir: PathBuf,
+    env: HashMap<String, String>,
+}
+
+impl Stack {
+    fn port(&self, key: &str) -> u16 {
+        self.env
+            .get(key)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing in stack.env"))
+    }
+
+    fn script(&self, cmd: &str) {
+        let status = Command::new("bash")
+            .arg(script_path())
+            .arg(cmd)
+            .arg(&self.dir)
+            .status()
+            .expect("run mailstack.sh");
+        assert!(status.success(), "mailstack.sh {cmd} failed");
+    }
+
+    fn doveadm(&self, args: &[&str]) -> String {
+        let out = Command::new("doveadm")
+            .arg("-c")
+            .arg(&self.env["DOVECOT_CONF"])
+            .args(args)
+            .output()
+            .expect("run doveadm");
+        assert!(
+            out.status.success(),
+            "doveadm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn script_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
+}
+
+fn start_stack() -> Result<Stack, String> {
+    // KLACHTD_STACK_DIR: use (and keep) a stack in that directory, to read its logs afterwards.
+    let keep = std::env::var_os("KLACHTD_STACK_DIR").map(PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("klachtd-e2e-stack-{}", std::process::id()))
+    });
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(script_path())
+        .arg("start")
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("cannot run mailstack.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mailstack.sh start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    eprintln!("mail stack started in {:?}", started.elapsed());
+    if keep.is_none() {
+        spawn_reaper(&dir);
+    }
+    let text = std::fs::read_to_string(dir.join("stack.env"))
+        .map_err(|e| format!("cannot read stack.env: {e}"))?;
+    let env = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    Ok(Stack { dir, env })
+}
+
+/// Statics are never dropped: a watcher stops the servers when this process exits.
+fn spawn_reaper(dir: &Path) {
+    let _ = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash {script} stop {dir} >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            script = script_path().display(),
+            dir = dir.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
+
+fn stack() -> Option<&'static Stack> {
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    match STACK.get_or_init(start_stack) {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var_os("KLACHTD_REQUIRE_STACK").is_some() => {
+            panic!("KLACHTD_REQUIRE_STACK is set and the mail stack cannot start: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n!!!!! SKIPPED: real mail servers unavailable ({e}); set KLACHTD_REQUIRE_STACK=1 to fail instead !!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh local part: unique within this run and across runs on the same stack.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}-{:08x}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    )
+}
+
+/// Poll `f` every 200 ms until it gives a value; panic with `what` after `bound`.
+fn wait_until<T>(bound: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// ---- a minimal blocking IMAP client (the other side) ---------------------------------------
+
+struct Imap {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    tag: u32,
+}
+
+/// One response: the untagged lines and the literals ({N} blocks) in them.
+struct Reply {
+    lines: Vec<String>,
+    literals: Vec<Vec<u8>>,
+}
+
+impl Imap {
+    fn login(stack: &Stack, user: &str) -> Imap {
+        let tcp = TcpStream::connect(("127.0.0.1", stack.port("IMAP_PORT"))).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        let writer = tcp.try_clone().expect("clone");
+        let mut imap = Imap {
+            reader: BufReader::new(tcp),
+            writer,
+            tag: 0,
+        };
+        let greeting = imap.line();
+        assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
+        imap.cmd(&format!("LOGIN \"{user}\" \"secret\""));
+        imap
+    }
+
+    fn line(&mut self) -> String {
+        let mut buf = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut buf).expect("read");
+        assert!(n > 0, "IMAP server closed the connection");
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Read up to the tagged line `tag`; panics unless it says OK.
+    fn read_reply(&mut self, tag: &str) -> Reply {
+        let mut reply = Reply {
+            lines: Vec::new(),
+            literals: Vec::new(),
+        };
+        loop {
+            let mut line = self.line();
+            // A line ending in {N} announces N bytes of literal, then the line goes on.
+            while let Some(n) = literal_len(&line) {
+                let mut lit = vec![0u8; n];
+                self.reader.read_exact(&mut lit).expect("literal");
+                reply.literals.push(lit);
+                line.push_str("<literal>");
+                line.push_str(&self.line());
+            }
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                assert!(rest.starts_with("OK"), "{tag}: {}", line.trim_end());
+                return reply;
+            }
+            reply.lines.push(line);
+        }
+    }
+
+    fn cmd(&mut self, cmd: &str) -> Reply {
+        self.tag += 1;
+        let tag = format!("t{}", self.tag);
+        self.writer
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+            .expect("write");
+        self.read_reply(&tag)
+    }
+
+    /// SELECT; returns EXISTS.
+    fn select(&mut self, folder: &str) -> usize {
+        let reply = self.cmd(&format!("SELECT \"{folder}\""));
+        reply
+            .lines
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("* ")?
+                    .strip_suffix(" EXISTS\r\n")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every mail in the folder, raw, in UID order (without setting \Seen).
+    fn fetch_all(&mut self, folder: &str) -> Vec<Vec<u8>> {
+        if self.select(folder) == 0 {
+            return Vec::new();
+        }
+        self.cmd("UID FETCH 1:* (BODY.PEEK[])").literals
+    }
+
+    /// APPEND every mail: MULTIAPPEND (RFC 3502, one transaction per 100 mails in Dovecot)
+    /// with non-synchronising literals (LITERAL+, RFC 7888), the commands pipelined while the
+    /// answers are read, so a bulk load is neither a round trip nor an fsync per mail.
+    fn append_all(&mut self, folder: &str, mails: &[String]) {
+        let groups: Vec<&[String]> = mails.chunks(100).collect();
+        let first = self.tag + 1;
+        self.tag += groups.len() as u32;
+        let mut writer = self.writer.try_clone().expect("clone");
+        std::thread::scope(|s| {
+            let groups = &groups;
+            s.spawn(move || {
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut writer);
+                for (i, group) in groups.iter().enumerate() {
+                    let tag = first + i as u32;
+                    write!(out, "t{tag} APPEND \"{folder}\"").expect("write APPEND");
+                    for mail in group.iter() {
+                        write!(out, " {{{}+}}\r\n", mail.len())
+                            .and_then(|_| out.write_all(mail.as_bytes()))
+                            .expect("write APPEND");
+                    }
+                    out.write_all(b"\r\n").expect("write APPEND");
+                }
+                out.flush().expect("flush");
+            });
+            for i in 0..groups.len() {
+                self.read_reply(&format!("t{}", first + i as u32));
+            }
+        });
+    }
+}
+
+fn literal_len(line: &str) -> Option<usize> {
+    let body = line.strip_suffix("}\r\n")?;
+    let open = body.rfind('{')?;
+    body[open + 1..].parse().ok()
+}
+
+/// APPEND mails to a user's folder (the folder exists).
+fn append(stack: &Stack, user: &str, folder: &str, mails: &[String]) {
+    let mut imap = Imap::login(stack, user);
+    imap.append_all(folder, mails);
+    let _ = imap.cmd("LOGOUT");
+}
+
+/// The mails in a user's INBOX whose Subject starts with `[KL-` (our acknowledgements).
+fn acks_in(stack: &Stack, user: &str) -> Vec<Vec<u8>> {
+    let mut imap = Imap::login(stack, user);
+    let all = imap.fetch_all("INBOX");
+    let _ = imap.cmd("LOGOUT");
+    all.into_iter()
+        .filter(|m| subject(m).is_some_and(|s| s.starts_with("[KL-")))
+        .collect()
+}
+
+/// Wait (generously) until `user` has at least `n` acknowledgements; returns them all.
+fn wait_for_acks(stack: &Stack, user: &str, n: usize, bound: Duration) -> Vec<Vec<u8>> {
+    wait_until(
+        bound,
+        &format!("{n} acknowledgement(s) in the mailbox of {user}"),
+        || {
+            let acks = acks_in(stack, user);
+            (acks.len() >= n).then_some(acks)
+        },
+    )
+}
+
+/// Every mail in a user's INBOX.
+fn inbox(stack: &Stack, user: &str) -> Vec<Vec<u8>> {
+    let mut imap = Imap::login(stack, user);
+    let all = imap.fetch_all("INBOX");
+    let _ = imap.cmd("LOGOUT");
+    all
+}
+
+/// A header of a raw mail, unfolded (first occurrence; names case-insensitive).
+fn header(raw: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut found: Option<String> = None;
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(v) = found.as_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if found.is_some() {
+            break;
+        }
+        if let Some((n, v)) = line.split_once(':')
+            && n.trim().eq_ignore_ascii_case(name)
+        {
+            found = Some(v.trim().to_string());
+        }
+    }
+    found
+}
+
+/// The decoded Subject.
+fn subject(raw: &[u8]) -> Option<String> {
+    mail_parser::MessageParser::default()
+        .parse(raw)?
+        .subject()
+        .map(str::to_string)
+}
+
+/// The decoded first text part.
+fn body_text(raw: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
+}
+
+/// A plain complaint, CRLF line ends.
+fn complaint(message_id: &str, from: &str, to: &str, subject: &str, body: &str) -> String {
+    let date = chrono::Utc::now().to_rfc2822();
+    format!(
+        "From: Klager <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+}
+
+fn current_year() -> i32 {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Amsterdam)
+        .year()
+}
+
+// ---- the app under test --------------------------------------------------------------------
+
+#[derive(Clone)]
+enum Out {
+    /// SMTP to the stack's Postfix (STARTTLS).
+    Smtp,
+    /// One .eml per mail in DATA/outbox-files: ingest and queue only.
+    File,
+}
+
+#[derive(Clone)]
+struct Cfg {
+    folder: String,
+    imap_port: Option<u16>,
+    password: String,
+    outgoing: Out,
+    level: String,
+    env: Vec<(String, String)>,
+}
+
+impl Default for Cfg {
+    fn default() -> Self {
+        Cfg {
+            folder: "INBOX".into(),
+            imap_port: None,
+            password: "secret".into(),
+            outgoing: Out::Smtp,
+            level: "info".into(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// One klachtd installation: own data dir, own service mailbox, own staff addresses.
+struct TestApp {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    config: PathBuf,
+    service: String,
+    admin: String,
+    env: Vec<(String, String)>,
+    daemon: Option<Child>,
+    log: PathBuf,
+}
+
+impl TestApp {
+    /// Configure and start `klachtd run` with the defaults.
+    fn spawn(stack: &Stack) -> TestApp {
+        let mut app = TestApp::create(stack, Cfg::default());
+        app.start();
+        app
+    }
+
+    fn create(stack: &Stack, cfg: Cfg) -> TestApp {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().to_path_buf();
+        let service = format!("{}@example.test", unique("service"));
+        let admin = format!("{}@example.test", unique("admin"));
+        let staff = |role: &str| format!("{}@example.test", unique(role));
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ca = stack.env["CA_FILE"].clone();
+        let outgoing = match cfg.outgoing {
+            Out::Smtp => format!(
+                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = {ca:?}\nfrom = {service:?}",
+                stack.port("SMTP_PORT")
+            ),
+            Out::File => format!(
+                "kind = \"file\"\npath = {:?}\nfrom = {service:?}",
+                root.join("outbox-files").display().to_string()
+            ),
+        };
+        let toml = format!(
+            r#"data_dir = {data:?}
+
+[organisation]
+name = "Muziekcentrum Zuidoost"
+time_zone = "Europe/Amsterdam"
+language = "nl"
+reference_prefix = "KL"
+mail_domain = "example.test"
+secret = "e2e-test-secret"
+
+[mailbox]
+kind = "imap"
+host = "127.0.0.1"
+port = {imap_port}
+tls = "starttls"
+ca_file = {ca:?}
+username = {service:?}
+password = {password:?}
+folder = {folder:?}
+idle = true
+poll_interval = 600
+
+[outgoing]
+{outgoing}
+
+[staff]
+admin = [{admin:?}]
+receiver = [{receiver:?}]
+director = [{director:?}]
+management_team = [{mt:?}]
+
+[procedure]
+preset = "mzo"
+dir = {procedures:?}
+
+[templates]
+dir = {templates:?}
+
+[logging]
+format = "text"
+level = {level:?}
+"#,
+            data = root.join("data").display().to_string(),
+            imap_port = cfg.imap_port.unwrap_or_else(|| stack.port("IMAP_PORT")),
+            password = cfg.password,
+            folder = cfg.folder,
+            receiver = staff("receiver"),
+            director = staff("director"),
+            mt = staff("mt"),
+            procedures = repo.join("config/procedures").display().to_string(),
+            templates = repo.join("templates").display().to_string(),
+            level = cfg.level,
+        );
+        let config = root.join("klachtd.toml");
+        std::fs::write(&config, toml).expect("write config");
+        TestApp {
+            log: root.join("daemon.log"),
+            _tmp: tmp,
+            root,
+            config,
+            service,
+            admin,
+            env: cfg.env,
+            daemon: None,
+        }
+    }
+
+    /// `klachtd --config CONFIG ARGS` with our environment (inherited KLACHTD* removed).
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_klachtd"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("KLACHTD") || k == "RUST_LOG" {
+                c.env_remove(k);
+            }
+        }
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .current_dir(&self.root)
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run klachtd");
+        assert!(
+            out.status.success(),
+            "klachtd {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn json(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.cli(args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "klachtd {args:?}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    fn list(&self) -> Vec<Value> {
+        self.json(&["list", "--format", "json"])
+    }
+
+    fn outbox(&self) -> Vec<Value> {
+        self.json(&["outbox", "list", "--format", "json"])
+    }
+
+    fn outbox_of(&self, template: &str) -> Vec<Value> {
+        self.outbox()
+            .into_iter()
+            .filter(|r| r["template"] == template)
+            .collect()
+    }
+
+    /// Start `klachtd run`; stdout and stderr go to DIR/daemon.log.
+    fn start(&mut self) {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = self
+            .command(&["run"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn klachtd run");
+        self.daemon = Some(child);
+        wait_until(Duration::from_secs(30), "klachtd run to start", || {
+            self.assert_alive();
+            self.log().contains("klachtd running").then_some(())
+        });
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_alive(&mut self) {
+        let child = self.daemon.as_mut().expect("daemon started");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("klachtd run exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM, and wait for the exit (bounded).
+    fn stop(&mut self) -> ExitStatus {
+        let mut child = self.daemon.take().expect("daemon started");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "klachtd did not stop within 30 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stop with SIGTERM and require a clean exit.
+    fn stop_cleanly(&mut self) {
+        let status = self.stop();
+        assert!(status.success(), "exit {status}:\n{}", self.log());
+        assert!(self.log().contains("stopped cleanly"), "{}", self.log());
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                eprintln!("---- klachtd log ----\n{}", self.log());
+            }
+        }
+    }
+}
+
+fn complainant() -> String {
+    format!("{}@example.test", unique("klager"))
+}
+
+/// Every reference in the register.
+fn references(app: &TestApp) -> Vec<String> {
+    let mut refs: Vec<String> = app
+        .list()
+        .iter()
+        .map(|r| r["reference"].as_str().unwrap_or_default().to_string())
+        .collect();
+    refs.sort();
+    refs
+}
+
+fn wait_for_complaints(app: &TestApp, n: usize, bound: Duration) -> Vec<Value> {
+    wait_until(bound, &format!("{n} complaint(s) registered"), || {
+        let list = app.list();
+        (list.len() >= n).then_some(list)
+    })
+}
+
+// ---- 1. a complaint registered and acknowledged -------------------------------------------
+
+#[test]
+fn complaint_in_imap_is_registered_and_acknowledged_over_smtp() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let mut app = TestApp::create(stack, Cfg::default());
+    let klager = complainant();
+    let subject = "Geluidsoverlast tijdens het concert";
+    let msgid = format!("{}@klager.example.test", unique("m"));
+    // Waiting before the daemon starts: the first drain picks it up.
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &msgid,
+            &klager,
+            &app.service,
+            subject,
+            "De muziek was veel te hard.",
+        )],
+    );
+    app.start();
+
+    let list = wait_for_complaints(&app, 1, Duration::from_secs(60));
+    assert_eq!(list.len(), 1, "{list:?}");
+    let reference = format!("KL-{}-0001", current_year());
+    assert_eq!(list[0]["reference"], reference.as_str());
+    assert_eq!(list[0]["subject"], subject);
+    assert_eq!(list[0]["complainant"], klager.as_str());
+
+    let acks = wait_for_acks(stack, &klager, 1, Duration::from_secs(60));
+    assert_eq!(acks.len(), 1);
+    let ack = &acks[0];
+    assert_eq!(
+        self::subject(ack).as_deref(),
+        Some(format!("[{reference}] {subject}").as_str())
+    );
+    assert_eq!(
+        header(ack, "In-Reply-To").as_deref(),
+        Some(format!("<{msgid}>").as_str())
+    );
+    assert_eq!(
+        header(ack, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert!(
+        header(ack, "From").is_some_and(|f| f.contains(&app.service)),
+        "{:?}",
+        header(ack, "From")
+    );
+    // The outbox agrees: sent, once.
+    let sent = app.outbox_of("acknowledgement");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["status"], "sent");
+    assert!(sent[0]["sent_at"].is_string());
+    // The complaint was flagged \Seen at the source, not deleted.
+    let mut imap = Imap::login(stack, &app.service);
+    assert_eq!(imap.select("INBOX"), 1);
+    let flags = imap.cmd("UID FETCH 1:* (FLAGS)");
+    assert!(
+        flags.lines.iter().any(|l| l.contains("\\Seen")),
+        "{:?}",
+        flags.lines
+    );
+    app.stop_cleanly();
+}
+
+// ---- 2. IDLE ----------------------------------------------------------------------------
+
+#[test]
+fn idle_picks_up_new_mail_without_polling() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    // poll_interval = 600 s: only IDLE can make this quick.
+    let mut app = TestApp::spawn(stack);
+    // Let it drain the empty mailbox and settle into IDLE.
+    std::thread::sleep(Duration::from_secs(3));
+    app.assert_alive();
+    let klager = complainant();
+    let appended = Instant::now();
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &format!("{}@klager.example.test", unique("idle")),
+            &klager,
+            &app.service,
+            "Kapotte stoel in zaal 2",
+            "Stoel 14 in rij C is kapot.",
+        )],
+    );
+    wait_for_acks(stack, &klager, 1, Duration::from_secs(30));
+    let latency = appended.elapsed();
+    eprintln!("APPEND -> acknowledgement in the mailbox: {latency:?}");
+    assert!(latency < Duration::from_secs(30), "{latency:?}");
+    assert_eq!(app.list().len(), 1);
+    // Woken by IDLE, not by a failing wait turned into a quick poll.
+    assert!(
+        !app.log().contains("waiting for mail failed"),
+        "{}",
+        app.log()
+    );
+    app.stop_cleanly();
+}
+
+// ---- 3. Dovecot restarted while idling ---------------------------------------------------
+
+#[test]
+fn dovecot_restart_while_idling_loses_nothing_and_doubles_nothing() {
+    let Some(stack) = stack() else { return };
+    let _g = exclusive();
+    let mut app = TestApp::spawn(stack);
+    let (k1, k2) = (complainant(), complainant());
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &format!("{}@klager.example.test", unique("r1")),
+            &k1,
+            &app.service,
+            "Voor de herstart",
+            "een",
+        )],
+    );
+    wait_for_acks(stack, &k1, 1, Duration::from_secs(30));
+    // Back in IDLE, then the server goes away under it.
+    std::thread::sleep(Duration::from_secs(2));
+    stack.script("dovecot-restart");
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &format!("{}@klager.example.test", unique("r2")),
+            &k2,
+            &app.service,
+            "Na de herstart",
+            "twee",
+        )],
+    );
+    wait_for_acks(stack, &k2, 1, Duration::from_secs(60));
+    app.assert_alive();
+    // Anything doubled would show by now.
+    std::thread::sleep(Duration::from_secs(4));
+    let year = current_year();
+    assert_eq!(
+        references(&app),
+        vec![format!("KL-{year}-0001"), format!("KL-{year}-0002")]
+    );
+    assert_eq!(acks_in(stack, &k1).len(), 1);
+    assert_eq!(acks_in(stack, &k2).len(), 1);
+    assert_eq!(app.outbox_of("acknowledgement").len(), 2);
+    app.stop_cleanly();
+}
+
+// ---- 4. Postfix down: the outbox waits, then delivers exactly once ------------------------
+
+/// Starts Postfix again even when the test fails.
+struct PostfixBack<'a>(&'a Stack);
+
+impl Drop for PostfixBack<'_> {
+    fn drop(&mut self) {
+        self.0.script("postfix-start");
+    }
+}
+
+#[test]
+fn postfix_down_acks_wait_in_outbox_then_go_out_once() {
+    let Some(stack) = stack() else { return };
+    let _g = exclusive();
+    let cfg = Cfg {
+        env: vec![
+            ("KLACHTD__OUTBOX__RETRY_INITIAL_SECONDS".into(), "1".into()),
+            ("KLACHTD__OUTBOX__RETRY_MAX_SECONDS".into(), "2".into()),
+        ],
+        ..Cfg::default()
+    };
+    let mut app = TestApp::create(stack, cfg);
+    stack.script("postfix-stop");
+    let back = PostfixBack(stack);
+    app.start();
+    let (k1, k2) = (complainant(), complainant());
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[
+            complaint(
+                &format!("{}@klager.example.test", unique("p1")),
+                &k1,
+                &app.service,
+                "Postfix ligt eruit (1)",
+                "een",
+            ),
+            complaint(
+                &format!("{}@klager.example.test", unique("p2")),
+                &k2,
+                &app.service,
+                "Postfix ligt eruit (2)",
+                "twee",
+            ),
+        ],
+    );
+    wait_for_complaints(&app, 2, Duration::from_secs(30));
+    // Both acknowledgements tried, failed transiently, queued for a retry with the reason.
+    let queued = wait_until(
+        Duration::from_secs(30),
+        "both acknowledgements queued with last_error",
+        || {
+            let rows = app.outbox_of("acknowledgement");
+            (rows.len() == 2
+                && rows.iter().all(|r| {
+                    r["status"] == "queued"
+                        && r["last_error"].as_str().is_some_and(|e| !e.is_empty())
+                        && r["attempts"].as_i64().unwrap_or(0) >= 1
+                }))
+            .then_some(rows)
+        },
+    );
+    eprintln!("queued while Postfix is down: {queued:#?}");
+    assert!(acks_in(stack, &k1).is_empty() && acks_in(stack, &k2).is_empty());
+
+    drop(back); // Postfix starts again.
+    wait_for_acks(stack, &k1, 1, Duration::from_secs(60));
+    wait_for_acks(stack, &k2, 1, Duration::from_secs(60));
+    // Several retry periods (1-2 s) more: still exactly one each.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(acks_in(stack, &k1).len(), 1);
+    assert_eq!(acks_in(stack, &k2).len(), 1);
+    let rows = app.outbox_of("acknowledgement");
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r["status"], "sent", "{r}");
+        assert!(r["attempts"].as_i64().unwrap_or(0) >= 2, "{r}");
+    }
+    app.stop_cleanly();
+}
+
+// ---- 5. UIDVALIDITY changes ------------------------------------------------------------------
+
+#[test]
+fn uidvalidity_change_registers_only_the_new_mail() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let folder = "Klachten";
+    let cfg = Cfg {
+        folder: folder.into(),
+        ..Cfg::default()
+    };
+    let mut app = TestApp::create(stack, cfg);
+    stack.doveadm(&["mailbox", "create", "-u", &app.service, folder]);
+    let people: Vec<String> = (0..5).map(|_| complainant()).collect();
+    let mails: Vec<String> = people
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            complaint(
+                &format!("{}@klager.example.test", unique(&format!("u{i}"))),
+                p,
+                &app.service,
+                &format!("Klacht nummer {i}"),
+                &format!("inhoud {i}"),
+            )
+        })
+        .collect();
+    append(stack, &app.service, folder, &mails[..3]);
+    app.start();
+    wait_for_complaints(&app, 3, Duration::from_secs(60));
+    for p in &people[..3] {
+        wait_for_acks(stack, p, 1, Duration::from_secs(60));
+    }
+    let validity = |s: &Stack| {
+        s.doveadm(&[
+            "-f",
+            "flow",
+            "mailbox",
+            "status",
+            "-u",
+            &app.service,
+            "uidvalidity",
+            folder,
+        ])
+    };
+    let before = validity(stack);
+
+    // Same folder name, new folder: every UID is new again.
+    stack.doveadm(&["mailbox", "delete", "-u", &app.service, "-s", folder]);
+    // Dovecot derives UIDVALIDITY from the clock.
+    std::thread::sleep(Duration::from_millis(1100));
+    stack.doveadm(&["mailbox", "create", "-u", &app.service, folder]);
+    let after = validity(stack);
+    assert_ne!(before, after, "UIDVALIDITY did not change");
+    // The same three (a restored backup, say) and two new ones.
+    append(stack, &app.service, folder, &mails);
+
+    for p in &people[3..] {
+        wait_for_acks(stack, p, 1, Duration::from_secs(90));
+    }
+    let list = wait_for_complaints(&app, 5, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(4));
+    let list_now = app.list();
+    assert_eq!(list_now.len(), 5, "only the 2 new ones are added: {list:?}");
+    for p in &people {
+        assert_eq!(acks_in(stack, p).len(), 1, "{p}");
+    }
+    assert_eq!(app.outbox_of("acknowledgement").len(), 5);
+    app.assert_alive();
+    app.stop_cleanly();
+}
+
+// ---- 6. a large backlog drained with flat memory -------------------------------------------
+
+struct OnceRun {
+    peak_rss_kb: u64,
+    elapsed: Duration,
+    stdout: String,
+}
+
+/// `klachtd run --once` under `/usr/bin/time -v` (or, without it, polling VmHWM).
+fn run_once_measured(app: &TestApp) -> OnceRun {
+    let started = Instant::now();
+    let time = Path::new("/usr/bin/time");
+    if time.exists() {
+        let c = app.command(&[]);
+        let program = c.get_program().to_owned();
+        let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+        let mut timed = Command::new(time);
+        timed
+            .arg("-v")
+            .arg(program)
+            .args(args)
+            .args(["run", "--once"]);
+        // Same environment and directory.
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => timed.env(k, v),
+                None => timed.env_remove(k),
+            };
+        }
+        timed.current_dir(&app.root);
+        let out = timed.output().expect("run /usr/bin/time");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "run --once failed: {stderr}");
+        let peak = stderr
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Maximum resident set size (kbytes):")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no RSS in /usr/bin/time output: {stderr}"));
+        return OnceRun {
+            peak_rss_kb: peak,
+            elapsed: started.elapsed(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        };
+    }
+    let mut child = app
+        .command(&["run", "--once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let status = loop {
+        if let Ok(s) = std::fs::read_to_string(&status_path)
+            && let Some(v) = s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        {
+            peak = peak.max(v);
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    assert!(status.success(), "run --once failed");
+    OnceRun {
+        peak_rss_kb: peak,
+        elapsed: started.elapsed(),
+        stdout,
+    }
+}
+
+/// Fill a fresh service mailbox with `n` complaints from distinct people and drain it once.
+fn drain_backlog(stack: &Stack, n: usize) -> (TestApp, OnceRun) {
+    let cfg = Cfg {
+        outgoing: Out::File,
+        level: "warn".into(),
+        ..Cfg::default()
+    };
+    let app = TestApp::create(stack, cfg);
+    let tag = unique("bulk");
+    let body = "Ik wil een klacht indienen over de gang van zaken. ".repeat(20);
+    let mails: Vec<String> = (0..n)
+        .map(|i| {
+            complaint(
+                &format!("{tag}-{i}@klager.example.test"),
+                &format!("{tag}-{i}@example.test"),
+                &app.service,
+                &format!("Klacht {i}"),
+                &body,
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    append(stack, &app.service, "INBOX", &mails);
+    eprintln!("{n} mails appended in {:?}", started.elapsed());
+    let run = run_once_measured(&app);
+    eprintln!(
+        "run --once over {n} mails: {:?}, peak RSS {} kB: {}",
+        run.elapsed,
+        run.peak_rss_kb,
+        run.stdout.trim()
+    );
+    (app, run)
+}
+
+#[test]
+fn five_thousand_waiting_mails_drain_with_flat_memory() {
+    let Some(stack) = stack() else { return };
+    // Alone: it loads both cores, and the others have time bounds.
+    let _g = exclusive();
+    let (small_app, small) = drain_backlog(stack, 500);
+    assert!(
+        small
+            .stdout
+            .contains("processed 500 mail(s): 500 registered"),
+        "{}",
+        small.stdout
+    );
+    assert_eq!(small_app.list().len(), 500);
+    drop(small_app);
+
+    let (app, big) = drain_backlog(stack, 5000);
+    assert!(
+        big.stdout
+            .contains("processed 5000 mail(s): 5000 registered"),
+        "{}",
+        big.stdout
+    );
+    assert!(
+        big.stdout.contains(" sent, 0 retrying, 0 failed"),
+        "{}",
+        big.stdout
+    );
+    let acks = app.outbox_of("acknowledgement");
+    assert_eq!(acks.len(), 5000, "one acknowledgement per complaint");
+    assert!(acks.iter().all(|r| r["status"] == "sent"));
+    let list = app.list();
+    assert_eq!(list.len(), 5000);
+    let year = current_year();
+    let mut refs: Vec<&str> = list
+        .iter()
+        .filter_map(|r| r["reference"].as_str())
+        .collect();
+    refs.sort_unstable();
+    refs.dedup();
+    assert_eq!(refs.len(), 5000, "references are distinct");
+    assert_eq!(
+        refs.last().copied(),
+        Some(format!("KL-{year}-5000").as_str())
+    );
+
+    assert!(
+        big.peak_rss_kb < 100 * 1024,
+        "peak RSS {} kB over 5000 mails (limit 100 MB)",
+        big.peak_rss_kb
+    );
+    assert!(
+        big.peak_rss_kb < small.peak_rss_kb * 2,
+        "RSS grows with the backlog: {} kB for 5000 mails vs {} kB for 500",
+        big.peak_rss_kb,
+        small.peak_rss_kb
+    );
+    // A second run finds nothing new.
+    let again = run_once_measured(&app);
+    assert!(
+        again.stdout.contains("processed 0 mail(s)"),
+        "{}",
+        again.stdout
+    );
+}
+
+// ---- 7. mailbox login failing, server unreachable -----------------------------------------
+
+/// The daemon keeps running, says why on stderr, and alerts the admin once.
+fn assert_keeps_running_and_alerts(
+    stack: &Stack,
+    mut app: TestApp,
+    error: &str,
+    alert_subject: &str,
+) {
+    let started = Instant::now();
+    app.start();
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{error:?} on stderr"),
+        || app.log().contains(error).then_some(()),
+    );
+    let alerts = wait_until(
+        Duration::from_secs(60),
+        "operational alert to the admin delivered",
+        || {
+            let got: Vec<Vec<u8>> = inbox(stack, &app.admin)
+                .into_iter()
+                .filter(|m| subject(m).is_some_and(|s| s.contains(alert_subject)))
+                .collect();
+            (!got.is_empty()).then_some(got)
+        },
+    );
+    let text = body_text(&alerts[0]);
+    assert!(text.contains(error), "the alert says why: {text}");
+    // No crash loop: still up well after the first failures, still retrying.
+    let up = started.elapsed();
+    if up < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_secs(8) - up);
+    }
+    app.assert_alive();
+    let rows = app.outbox_of("operational_alert");
+    assert_eq!(rows.len(), 1, "alerted once, not per retry: {rows:?}");
+    assert_eq!(rows[0]["recipients"], app.admin.as_str());
+    let log = app.log();
+    assert!(
+        log.matches(error).count() >= 2,
+        "retries with backoff: {log}"
+    );
+    assert!(!log.contains("wrong-password-e2e"), "password in the log");
+    app.stop_cleanly();
+}
+
+#[test]
+fn wrong_imap_password_keeps_running_logs_and_alerts_admin() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let app = TestApp::create(
+        stack,
+        Cfg {
+            password: "wrong-password-e2e".into(),
+            ..Cfg::default()
+        },
+    );
+    assert_keeps_running_and_alerts(stack, app, "cannot log in", "mailbox login failed");
+}
+
+#[test]
+fn unreachable_imap_server_keeps_running_logs_and_alerts_admin() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = TestApp::create(
+        stack,
+        Cfg {
+            imap_port: Some(closed),
+            ..Cfg::default()
+        },
+    );
+    assert_keeps_running_and_alerts(stack, app, "cannot connect", "mailbox unreachable");
+}
