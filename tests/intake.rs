@@ -1031,8 +1031,6 @@ fn four_processes_four_maildirs_one_database() {
 }
 
 #[test]
-#[ignore = "BUG: concurrent first start races the migrations (store/sqlite.rs): \
-            'table ref_counters already exists'"]
 fn four_processes_start_together_on_a_fresh_database() {
     let app = TestApp::spawn();
     four_workers(&app, || {});

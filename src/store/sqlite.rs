@@ -36,13 +36,33 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| open_err(e.to_string()))?;
-        sqlx::migrate!("./migrations/sqlite")
+        // Several processes may start together on a new database (a cron `run --once` beside
+        // the daemon): migrations run under an exclusive file lock, or two of them would both
+        // try to create the tables.
+        let lock_path = {
+            let mut p = options.get_filename().as_os_str().to_owned();
+            p.push(".migrate-lock");
+            std::path::PathBuf::from(p)
+        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| open_err(format!("cannot open {}: {e}", lock_path.display())))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| open_err(e.to_string()))?
+            .map_err(|e| open_err(format!("cannot lock {}: {e}", lock_path.display())))?;
+        let migrated = sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+            .map_err(|e| StoreError::Migrate(e.to_string()));
+        drop(lock);
+        migrated?;
         Ok(Self { pool })
     }
 }
