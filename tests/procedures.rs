@@ -10,7 +10,6 @@ use std::cell::Cell;
 use common::{Mail, TestApp, ts};
 use serde_json::Value;
 
-
 struct Scenario {
     app: TestApp,
     seen: Cell<usize>,
@@ -201,8 +200,10 @@ fn korein_saturday_serious_complaint_alerts_director_and_cluster_manager_at_once
         "{templates:?}"
     );
     assert!(
-        templates.contains(&("serious_alert", "directeur@example.org,clustermanager@example.org"))
-            || templates.contains(&("serious_alert", common::DIRECTOR)),
+        templates.contains(&(
+            "serious_alert",
+            "directeur@example.org,clustermanager@example.org"
+        )) || templates.contains(&("serious_alert", common::DIRECTOR)),
         "{templates:?}"
     );
     assert!(
