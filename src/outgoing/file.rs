@@ -16,7 +16,6 @@ pub struct FileTransport {
 impl FileTransport {
     pub fn open(dir: &Path) -> Result<Self, std::io::Error> {
         std::fs::create_dir_all(dir)?;
-        std::fs::create_dir_all(dir.join(".tmp"))?;
         Ok(Self {
             dir: dir.to_path_buf(),
         })
@@ -61,6 +60,9 @@ impl Transport for FileTransport {
             envelope.rcpt_to.join(", ")
         );
         let write = || -> std::io::Result<()> {
+            // Made here rather than at start: a directory removed while the daemon runs comes
+            // back, and a broken one is a retryable send failure, not a crash.
+            std::fs::create_dir_all(self.dir.join(".tmp"))?;
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(envelope_header.as_bytes())?;
             f.write_all(raw)?;
