@@ -40,6 +40,7 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/klachtd
 [ -x "$BIN" ] || die "no binary at $BIN"
 
 WORK=$(mktemp -d /tmp/klachtd-bench.XXXXXX)
+chmod o+x "$WORK"   # postfix and dovecot run as other users below it
 STACK=$WORK/stack
 DAEMON_PID=
 cleanup() {
@@ -49,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 say "starting the mail stack (mdbox) in $STACK"
-MAIL_LOCATION=mdbox:~/mdbox bash "$ROOT/scripts/mailstack.sh" start "$STACK" >/dev/null
+MAIL_LOCATION='mdbox:~/mdbox' bash "$ROOT/scripts/mailstack.sh" start "$STACK" >/dev/null
 # shellcheck disable=SC1091
 . "$STACK/stack.env"
 
@@ -121,7 +122,7 @@ for n in $NS; do
     cfg=$(write_config "ingest-$n" "$user" file)
     say "(a) N=$n: appending (not timed)"
     fill=$("${PY[@]}" fill --port "$IMAP_PORT" --user "$user" --n "$n" --tag "a$n-$RANDOM" --attach-every 10)
-    FILL_SECS[$n]=$(json seconds <<<"$fill")
+    FILL_SECS[$n]=$(calc "round($(json seconds <<<"$fill"), 2)")
     say "(a) N=$n: appended $(json bytes <<<"$fill") bytes in ${FILL_SECS[$n]} s; klachtd run --once"
     d=$WORK/ingest-$n
     t0=$(now)
