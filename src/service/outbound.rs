@@ -33,7 +33,7 @@ pub async fn queue(
         .templates
         .render(spec.lang, spec.template, spec.context)?;
     let from = ctx.from_address()?;
-    let message_id = new_message_id(&ctx.settings.organisation.mail_domain, &ctx.key);
+    let message_id = new_message_id(&ctx.settings.organisation.mail_domain, &ctx.key)?;
     let mail = OutgoingMail {
         from_name: ctx.from_name(),
         from: from.clone(),

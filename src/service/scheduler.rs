@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -631,30 +631,21 @@ pub async fn set_field(
             tx.set_field(id, "kind", Some(value)).await?;
             format!("kind set to {value}")
         }
-        "status" => {
-            if !matches!(value, "open" | "closed") {
-                return Err(ServiceError::Invalid(
-                    "status must be open or closed".into(),
-                ));
+        "status" | "agreement" | "incident_kind" => {
+            // Fields with a fixed set of values: the register's figures count them.
+            let allowed: &[&str] = match field {
+                "status" => &["open", "closed"],
+                "agreement" => &["yes", "no"],
+                _ => &["incident", "structural"],
+            };
+            if !allowed.contains(&value) {
+                return Err(ServiceError::Invalid(format!(
+                    "{field} must be one of: {}",
+                    allowed.join(", ")
+                )));
             }
-            tx.set_field(id, "status", Some(value)).await?;
-            format!("status set to {value}")
-        }
-        "agreement" => {
-            if !matches!(value, "yes" | "no") {
-                return Err(ServiceError::Invalid("agreement must be yes or no".into()));
-            }
-            tx.set_field(id, "agreement", Some(value)).await?;
-            format!("agreement with the complainant: {value}")
-        }
-        "incident_kind" => {
-            if !matches!(value, "incident" | "structural") {
-                return Err(ServiceError::Invalid(
-                    "incident_kind must be incident or structural".into(),
-                ));
-            }
-            tx.set_field(id, "incident_kind", Some(value)).await?;
-            format!("incident_kind set to {value}")
+            tx.set_field(id, field, Some(value)).await?;
+            format!("{field} set to {value}")
         }
         "extension" => {
             let weeks: u32 = value
@@ -872,7 +863,6 @@ pub async fn complete(
     // Whatever the completion made due now (a survey on handling, ...) runs in this transaction.
     run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;
     tx.commit().await?;
-    let _ = at.year();
     Ok(note)
 }
 
