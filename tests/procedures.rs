@@ -439,10 +439,19 @@ fn awb_six_weeks_and_a_written_extension() {
         s.app.cmd(&["set", &r, "extension", "5"]).status.code(),
         Some(2)
     );
-    let _ = s.tick("2027-01-04T12:00:00+01:00");
+    // A field with a fixed set of values refuses anything else, naming the values.
+    let bad = s.app.cmd(&["set", &r, "agreement", "maybe"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("yes, no"));
     assert!(
         s.tick("2026-12-15T08:00:00+01:00").is_empty(),
         "no escalation on the original date"
+    );
+    // The reminder moves too: 5 working days before Mon 11 Jan is Mon 4 Jan (the handler has
+    // no address yet, so only the receiver gets it).
+    assert_eq!(
+        s.tick("2027-01-04T08:00:00+01:00"),
+        pairs(&[("reminder", common::RECEIVER)])
     );
     assert_eq!(
         s.tick("2027-01-12T08:00:00+01:00"),
