@@ -137,8 +137,22 @@ impl App {
     /// Process everything waiting, deliver the outbox, return.
     pub async fn run_once(&self) -> Result<(Vec<Outcome>, DeliveryReport), AppError> {
         let mut source = self.open_source()?;
+        let started = std::time::Instant::now();
         let outcomes = drain(&self.ctx, source.as_mut(), &|| false).await?;
+        tracing::info!(
+            mails = outcomes.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "mailbox drained"
+        );
+        let started = std::time::Instant::now();
         let report = deliver_due(&self.ctx, self.transport.as_ref()).await?;
+        tracing::info!(
+            sent = report.sent,
+            retrying = report.retrying,
+            failed = report.failed,
+            seconds = started.elapsed().as_secs_f64(),
+            "outbox delivered"
+        );
         Ok((outcomes, report))
     }
 

@@ -104,6 +104,8 @@ pub struct Settings {
     pub schedule: Schedule,
     #[serde(default)]
     pub logging: Logging,
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -245,8 +247,15 @@ pub struct Outgoing {
     pub password_file: Option<PathBuf>,
     #[serde(default)]
     pub auth: AuthMethod,
+    /// SMTP only: mails sent at the same time, each over its own kept-open connection.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
     #[serde(flatten)]
     pub oauth2: OAuth2,
+}
+
+fn default_connections() -> usize {
+    2
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -516,6 +525,21 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the process runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Keep all threads on the CPU klachtd starts on (see [`crate::cpu`]).
+    #[serde(default = "default_true")]
+    pub single_cpu: bool,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self { single_cpu: true }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
@@ -677,6 +701,12 @@ impl Settings {
                     p.push(Problem::new(
                         "outgoing.host",
                         "required for kind = \"smtp\"",
+                    ));
+                }
+                if !(1..=16).contains(&self.outgoing.connections) {
+                    p.push(Problem::new(
+                        "outgoing.connections",
+                        "must be between 1 and 16",
                     ));
                 }
                 if self.outgoing.auth == AuthMethod::Xoauth2 || self.outgoing.username.is_some() {

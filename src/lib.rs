@@ -6,17 +6,20 @@
 //!   classification of a parsed mail (automatic, bounce, spam, threading decision), the
 //!   Dutch working-day calendar and the procedure/deadline engine.
 //! - [`config`]: settings from TOML plus `KLACHTD__SECTION__KEY` overrides, validated at once.
+//! - [`cpu`]: keeps the process on one CPU (`[runtime] single_cpu`), measured to be faster.
 //! - [`clock`]: the settable clock every adapter and service gets its time from.
 //! - [`mail`]: mail-parser in (`parse`), Handlebars templates and lettre messages out.
 //! - [`mailbox`]: the mail source trait and its adapters (Maildir, IMAP).
 //! - [`outgoing`]: the transport trait and its adapters (outbox directory, SMTP).
 //! - [`store`]: the store trait, its error, and the SQLite implementation.
 //! - [`service`]: ingest (mail -> one transaction), the outbox sender, the scheduler.
+//! - [`tls`]: the rustls client configuration (verified certificates, optional CA file).
 //! - [`app`]: wires adapters and supervises the long-running tasks until shutdown.
 
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod domain;
 pub mod mail;
 pub mod mailbox;
@@ -25,3 +28,4 @@ pub mod outgoing;
 pub mod procedure_runtime;
 pub mod service;
 pub mod store;
+pub mod tls;

@@ -190,7 +190,12 @@ struct UsageError(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread is plenty for a mail daemon, and keeps the hand-overs to SQLite's worker
+    // thread cheap (see klachtd::cpu).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("klachtd: cannot start runtime: {e}");
@@ -251,6 +256,13 @@ fn parse_time(t: &str) -> anyhow::Result<DateTime<Utc>> {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(&cli.config, &env_vars())?;
     init_logging(&settings);
+    if settings.runtime.single_cpu {
+        // Before the database opens: SQLite's worker threads inherit the mask.
+        match klachtd::cpu::pin_to_current_cpu() {
+            Ok(cpu) => tracing::debug!(cpu, "running on one CPU ([runtime] single_cpu)"),
+            Err(e) => tracing::debug!(error = %e, "not pinned to one CPU"),
+        }
+    }
     let problems = settings.problems();
     if let Command::Check = cli.command {
         return check(&settings, problems).await;

@@ -178,6 +178,7 @@ fn outgoing(stack: &Stack, tls: TlsMode, user: Option<&str>) -> Outgoing {
         password: Secret::new("secret"),
         password_file: None,
         auth: AuthMethod::Plain,
+        connections: 2,
         oauth2: OAuth2::default(),
     }
 }
@@ -645,8 +646,10 @@ async fn smtp_wrong_password_fails() {
         )
         .await
         .expect_err("must fail");
-    // 535 (RFC 4954): permanent, retrying with the same password will not help.
-    assert!(matches!(err, SendError::Permanent(_)), "{err:?}");
+    // 535 (RFC 4954) is our configuration, not the mail: the mail stays queued and is retried
+    // until the password is fixed, and the error says what to check.
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("login refused"), "{err}");
 }
 
 #[tokio::test]
@@ -719,4 +722,69 @@ async fn imap_plain_tcp_when_tls_is_none() {
     let mails = src.fetch(&keys).await.expect("fetch");
     assert_eq!(mails.len(), 1);
     assert!(String::from_utf8_lossy(&mails[0].bytes).contains("zonder-tls"));
+}
+
+/// How many SMTP connections carried the mails of this SASL user: Postfix's log names the user
+/// on each accepted mail; an smtpd process serves one connection after another, each opened by
+/// a "connect from" line.
+fn smtp_connections_of(stack: &Stack, sasl_user: &str) -> usize {
+    let log =
+        std::fs::read_to_string(stack.dir.join("postfix").join("postfix.log")).unwrap_or_default();
+    let mut connection_of_pid = std::collections::HashMap::<String, usize>::new();
+    let mut used = std::collections::HashSet::new();
+    for line in log.lines() {
+        let Some(pid) = line
+            .split("postfix/smtpd[")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+        else {
+            continue;
+        };
+        if line.contains("]: connect from") {
+            *connection_of_pid.entry(pid.to_string()).or_default() += 1;
+        } else if line.ends_with(&format!("sasl_username={sasl_user}")) {
+            used.insert((pid.to_string(), connection_of_pid.get(pid).copied()));
+        }
+    }
+    used.len()
+}
+
+#[tokio::test]
+async fn smtp_connection_is_kept_for_the_next_mail_and_renewed_when_dropped() {
+    let Some(stack) = stack() else { return };
+    // Write half: Postfix is restarted below.
+    let _g = DISRUPT.write().await;
+    let user = "pool@example.test";
+    let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, Some(user)), None).expect("new");
+    for i in 0..5 {
+        let raw = mail(&format!("k{i}"), &format!("hergebruik-{i}"));
+        t.send(
+            &format!("k{i}@example.org"),
+            &envelope("hergebruik@example.test"),
+            raw.replace('\n', "\r\n").as_bytes(),
+        )
+        .await
+        .expect("send");
+    }
+    for i in 0..5 {
+        wait_for_delivery(stack, "hergebruik@example.test", &format!("hergebruik-{i}")).await;
+    }
+    assert_eq!(
+        smtp_connections_of(stack, user),
+        1,
+        "five mails in a row must share one connection"
+    );
+    // Postfix restarted: the kept connection is dead; the next mail still goes, at once.
+    stack.script("postfix-stop");
+    stack.script("postfix-start");
+    let raw = mail("k9", "na-herstart");
+    t.send(
+        "k9@example.org",
+        &envelope("hergebruik@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("a dropped pooled connection is replaced, not reported");
+    wait_for_delivery(stack, "hergebruik@example.test", "na-herstart").await;
+    assert_eq!(smtp_connections_of(stack, user), 2);
 }

@@ -14,12 +14,11 @@ use async_imap::types::UnsolicitedResponse;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures_util::TryStreamExt;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::ClientConfig;
 
 use super::{MailSource, MailboxError, RawMail};
 use crate::config::{AuthMethod, Mailbox, Secret, TlsMode};
@@ -113,7 +112,7 @@ impl ImapSource {
         }
         let tls_config = match settings.tls {
             TlsMode::None => None,
-            _ => Some(tls_config(settings.ca_file.as_deref()).map_err(config_err)?),
+            _ => Some(crate::tls::client_config(settings.ca_file.as_deref()).map_err(config_err)?),
         };
         Ok(Self {
             id: format!("imap:{user}@{host}/{}", settings.folder),
@@ -620,34 +619,6 @@ impl MailSource for ImapSource {
             }
         }
     }
-}
-
-/// The root store: the Mozilla roots (webpki-roots) plus the certificates in `ca_file`.
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("ca_file {}: {e}", path.display()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("ca_file {}: no certificate in it", path.display()));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        }
-    }
-    // The ring provider, as lettre uses; explicit so no process-wide default is needed.
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 async fn read_line(tcp: &mut TcpStream) -> std::io::Result<String> {

@@ -33,6 +33,7 @@ pub async fn release(ctx: &Context, id: i64) -> Result<Outcome, ServiceError> {
                 .transpose()?,
         );
     }
+    ctx.blobs.sync()?;
     let outcome = register(
         ctx,
         tx.as_mut(),

@@ -116,6 +116,7 @@ pub async fn ingest_batch(
         }
         prepared.push((mail, parsed, over_size, raw_sha, attachment_shas));
     }
+    ctx.blobs.sync()?;
     let mut tx = ctx.store.begin().await?;
     let mut outcomes = Vec::with_capacity(prepared.len());
     for (mail, parsed, over_size, raw_sha, attachment_shas) in prepared {

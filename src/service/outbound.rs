@@ -49,20 +49,20 @@ pub async fn queue(
         auto: spec.auto,
     };
     let raw = build(&mail)?;
-    let id = tx
-        .enqueue(&NewOutbox {
-            complaint_id: spec.complaint_id,
-            template: spec.template.to_string(),
-            message_id: message_id.as_str().to_string(),
-            recipients: spec.to.iter().map(|(_, a)| a.to_string()).collect(),
-            recipient_role: spec.role.map(str::to_string),
-            subject: rendered.subject,
-            raw,
-            created_at: spec.now,
-        })
-        .await?;
-    tx.set_envelope_from(id, &verp_address(&from, id, &ctx.key))
-        .await?;
+    let id = tx.reserve_outbox_id().await?;
+    tx.enqueue(&NewOutbox {
+        id,
+        envelope_from: verp_address(&from, id, &ctx.key),
+        complaint_id: spec.complaint_id,
+        template: spec.template.to_string(),
+        message_id: message_id.as_str().to_string(),
+        recipients: spec.to.iter().map(|(_, a)| a.to_string()).collect(),
+        recipient_role: spec.role.map(str::to_string),
+        subject: rendered.subject,
+        raw,
+        created_at: spec.now,
+    })
+    .await?;
     Ok((id, message_id))
 }
 

@@ -4,7 +4,9 @@
 //! admin, never deleted.
 
 use chrono::{DateTime, Duration, Utc};
+use futures_util::{StreamExt, stream};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::outbound::queue_to_role;
 use super::{Context, ServiceError};
@@ -35,58 +37,79 @@ pub fn backoff(ctx: &Context, attempts: i64) -> Duration {
     Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 2))
 }
 
-/// Deliver everything due now. Returns what happened.
+/// Mails claimed per round. Their "sent" marks are written together after the round, so a
+/// crash resends at most this many (at least once); kept small so a round finishes well
+/// inside the lease even against a slow server.
+const CLAIM: i64 = 25;
+
+/// Deliver everything due now, `[outgoing] connections` at a time. Returns what happened.
 pub async fn deliver_due(
     ctx: &Context,
     transport: &dyn Transport,
 ) -> Result<DeliveryReport, ServiceError> {
     let mut report = DeliveryReport::default();
+    let parallel = ctx.settings.outgoing.connections.max(1);
     loop {
         let now = ctx.clock.now();
         let items = ctx
             .store
-            .claim_outbox(now, now + Duration::seconds(LEASE_SECONDS), 20)
+            .claim_outbox(now, now + Duration::seconds(LEASE_SECONDS), CLAIM)
             .await?;
         if items.is_empty() {
             return Ok(report);
         }
-        for item in items {
-            deliver_one(ctx, transport, item, &mut report).await?;
-        }
+        let results: Vec<(OutboxItem, Result<(), SendError>)> = stream::iter(items)
+            .map(|item| async move {
+                let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
+                let envelope = Envelope {
+                    mail_from: item.envelope_from.clone(),
+                    rcpt_to: item.recipients.clone(),
+                };
+                let result = transport
+                    .send(&item.message_id, &envelope, &item.raw)
+                    .instrument(span)
+                    .await;
+                (item, result)
+            })
+            .buffered(parallel)
+            .collect()
+            .await;
+        record(ctx, results, &mut report).await?;
     }
 }
 
-async fn deliver_one(
+/// Write down what a round did: the sent ones in one statement, retries and failures each.
+async fn record(
     ctx: &Context,
-    transport: &dyn Transport,
-    item: OutboxItem,
+    results: Vec<(OutboxItem, Result<(), SendError>)>,
     report: &mut DeliveryReport,
 ) -> Result<(), ServiceError> {
-    let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
-    let _g = span.enter();
-    let envelope = Envelope {
-        mail_from: item.envelope_from.clone(),
-        rcpt_to: item.recipients.clone(),
-    };
-    let result = transport.send(&item.message_id, &envelope, &item.raw).await;
     let now = ctx.clock.now();
-    match result {
-        Ok(()) => {
-            ctx.store.outbox_sent(item.id, now).await?;
-            tracing::info!(attempt = item.attempts, "sent");
-            report.sent += 1;
-        }
-        Err(SendError::Transient(e)) if !given_up(ctx, &item, now) => {
-            let next = now + backoff(ctx, item.attempts);
-            tracing::warn!(error = %e, attempt = item.attempts, next = %crate::store::ts(next), "send failed; will retry");
-            ctx.store.outbox_retry(item.id, next, &e).await?;
-            report.retrying += 1;
-        }
-        Err(e) => {
-            let reason = e.to_string();
-            tracing::error!(error = %reason, "send failed permanently; kept in the outbox");
-            fail_permanently(ctx, &item, &reason, now).await?;
-            report.failed += 1;
+    let sent: Vec<i64> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(item, _)| item.id)
+        .collect();
+    ctx.store.outbox_sent(&sent, now).await?;
+    for (item, result) in results {
+        let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
+        match result {
+            Ok(()) => {
+                span.in_scope(|| tracing::info!(attempt = item.attempts, "sent"));
+                report.sent += 1;
+            }
+            Err(SendError::Transient(e)) if !given_up(ctx, &item, now) => {
+                let next = now + backoff(ctx, item.attempts);
+                span.in_scope(|| tracing::warn!(error = %e, attempt = item.attempts, next = %crate::store::ts(next), "send failed; will retry"));
+                ctx.store.outbox_retry(item.id, next, &e).await?;
+                report.retrying += 1;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                span.in_scope(|| tracing::error!(error = %reason, "send failed permanently; kept in the outbox"));
+                fail_permanently(ctx, &item, &reason, now).await?;
+                report.failed += 1;
+            }
         }
     }
     Ok(())

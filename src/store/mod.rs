@@ -97,6 +97,9 @@ pub struct NewAttachment {
 
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
+    /// From [`StoreTx::reserve_outbox_id`]: the VERP envelope sender is made from it first.
+    pub id: i64,
+    pub envelope_from: String,
     pub complaint_id: Option<i64>,
     pub template: String,
     pub message_id: String,
@@ -269,7 +272,8 @@ pub trait Store: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Mark these claimed mails sent, in one statement.
+    async fn outbox_sent(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn outbox_retry(
         &self,
         id: i64,
@@ -323,11 +327,9 @@ pub trait StoreTx: Send {
         detail: &str,
     ) -> Result<(), StoreError>;
     async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError>;
-    async fn set_envelope_from(
-        &mut self,
-        outbox_id: i64,
-        envelope_from: &str,
-    ) -> Result<(), StoreError>;
+    /// The id the next queued mail gets, so its envelope sender (which carries the id) is
+    /// known before the insert. Valid until the transaction ends.
+    async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError>;
     async fn count_sent_to_since(
         &mut self,
         template: &str,

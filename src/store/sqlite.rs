@@ -25,7 +25,7 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             // Several processes (a cron `run --once` beside the daemon) may write at once.
             .busy_timeout(Duration::from_secs(30));
@@ -69,6 +69,45 @@ impl SqliteStore {
 
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// History rows are only written, never read, inside a transaction: they are kept here
+    /// and inserted together at commit (each statement is a hand-over to SQLite's thread).
+    history: Vec<HistoryEntry>,
+    /// The next outbox id. BEGIN IMMEDIATE holds the write lock, so nobody else inserts.
+    next_outbox_id: Option<i64>,
+    /// Procedure versions already stored in this transaction.
+    saved_versions: HashSet<(String, String)>,
+}
+
+struct HistoryEntry {
+    complaint_id: Option<i64>,
+    at: String,
+    actor: String,
+    event: String,
+    detail: String,
+}
+
+impl SqliteTx {
+    async fn flush_history(&mut self) -> Result<(), StoreError> {
+        // 5 parameters a row; SQLite allows 32766 per statement.
+        for chunk in self.history.chunks(200) {
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES {rows}"
+            );
+            let mut q = sqlx::query(&sql);
+            for h in chunk {
+                q = q
+                    .bind(h.complaint_id)
+                    .bind(&h.at)
+                    .bind(&h.actor)
+                    .bind(&h.event)
+                    .bind(&h.detail);
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        self.history.clear();
+        Ok(())
+    }
 }
 
 const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.received_at, c.status, c.kind, c.severity,
@@ -106,7 +145,12 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            history: Vec::new(),
+            next_outbox_id: None,
+            saved_versions: HashSet::new(),
+        }))
     }
 
     async fn known_source_keys(
@@ -387,14 +431,19 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
-    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?",
-        )
-        .bind(ts(at))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+    async fn outbox_sent(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
+        // SQLite allows 32766 host parameters; a claim round is far below that.
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id IN ({marks})"
+            );
+            let mut q = sqlx::query(&sql).bind(ts(at));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -456,7 +505,8 @@ impl Store for SqliteStore {
 
 #[async_trait]
 impl StoreTx for SqliteTx {
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush_history().await?;
         self.tx.commit().await?;
         Ok(())
     }
@@ -637,50 +687,53 @@ impl StoreTx for SqliteTx {
         event: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(complaint_id)
-        .bind(ts(at))
-        .bind(actor)
-        .bind(event)
-        .bind(detail)
-        .execute(&mut *self.tx)
-        .await?;
+        self.history.push(HistoryEntry {
+            complaint_id,
+            at: ts(at),
+            actor: actor.to_string(),
+            event: event.to_string(),
+            detail: detail.to_string(),
+        });
         Ok(())
     }
 
+    async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError> {
+        let next = match self.next_outbox_id {
+            Some(n) => n,
+            None => {
+                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM outbox")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                max + 1
+            }
+        };
+        self.next_outbox_id = Some(next);
+        Ok(next)
+    }
+
     async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO outbox (complaint_id, template, message_id, envelope_from, recipients,
+        sqlx::query(
+            "INSERT INTO outbox (id, complaint_id, template, message_id, envelope_from, recipients,
                 recipient_role, subject, raw, next_attempt_at, created_at)
-             VALUES (?, ?, ?, '', ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
+        .bind(o.id)
         .bind(o.complaint_id)
         .bind(&o.template)
         .bind(&o.message_id)
+        .bind(&o.envelope_from)
         .bind(o.recipients.join(","))
         .bind(&o.recipient_role)
         .bind(&o.subject)
         .bind(&o.raw)
         .bind(ts(o.created_at))
         .bind(ts(o.created_at))
-        .fetch_one(&mut *self.tx)
+        .execute(&mut *self.tx)
         .await?;
-        Ok(id)
-    }
-
-    async fn set_envelope_from(
-        &mut self,
-        outbox_id: i64,
-        envelope_from: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET envelope_from = ? WHERE id = ?")
-            .bind(envelope_from)
-            .bind(outbox_id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        if self.next_outbox_id == Some(o.id) {
+            self.next_outbox_id = Some(o.id + 1);
+        }
+        Ok(o.id)
     }
 
     async fn count_sent_to_since(
@@ -1052,6 +1105,12 @@ impl StoreTx for SqliteTx {
         text: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        if !self
+            .saved_versions
+            .insert((name.to_string(), version.to_string()))
+        {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO procedure_versions (name, version, text, first_used) VALUES (?, ?, ?, ?)
              ON CONFLICT (name, version) DO NOTHING",
