@@ -1,14 +1,10 @@
-//! The IMAP source and the SMTP transport against a real Dovecot and Postfix on 127.0.0.1,
-//! started once per test binary by `scripts/mailstack.sh`. Without the packages (and without
-//! root) the tests skip loudly, unless `KLACHTD_REQUIRE_STACK` is set (CI), when they fail.
+//! The IMAP source and the SMTP transport, called directly, against the stack's Dovecot and
+//! Postfix.
 //!
-//! Every test uses its own mailbox address, so they run in parallel; the tests that stop a
-//! server take the write half of `DISRUPT`, the others the read half.
+//! Every test uses its own mailbox address, so they run in parallel (with each other and with
+//! the end-to-end tests); the tests that stop a server take the write half of `DISRUPT`, the
+//! others the read half.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -20,121 +16,8 @@ use klachtd::mailbox::imap::ImapSource;
 use klachtd::mailbox::{MailSource, MailboxError};
 use klachtd::outgoing::smtp::SmtpTransport;
 use klachtd::outgoing::{Envelope, SendError, Transport};
-use tokio::sync::RwLock;
 
-static DISRUPT: RwLock<()> = RwLock::const_new(());
-
-struct Stack {
-    dir: PathBuf,
-    env: HashMap<String, String>,
-}
-
-impl Stack {
-    fn port(&self, key: &str) -> u16 {
-        self.env
-            .get(key)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{key} missing in stack.env"))
-    }
-
-    fn ca(&self) -> PathBuf {
-        PathBuf::from(&self.env["CA_FILE"])
-    }
-
-    fn script(&self, cmd: &str) {
-        let status = Command::new("bash")
-            .arg(script_path())
-            .arg(cmd)
-            .arg(&self.dir)
-            .status()
-            .expect("run mailstack.sh");
-        assert!(status.success(), "mailstack.sh {cmd} failed");
-    }
-
-    fn doveadm(&self, args: &[&str]) {
-        let out = Command::new("doveadm")
-            .arg("-c")
-            .arg(&self.env["DOVECOT_CONF"])
-            .args(args)
-            .output()
-            .expect("run doveadm");
-        assert!(
-            out.status.success(),
-            "doveadm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-fn script_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
-}
-
-fn start_stack() -> Result<Stack, String> {
-    // KLACHTD_STACK_DIR: use (and keep) a stack in that directory, to read its logs afterwards.
-    let keep = std::env::var_os("KLACHTD_STACK_DIR").map(PathBuf::from);
-    let dir = keep.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id()))
-    });
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(script_path())
-        .arg("start")
-        .arg(&dir)
-        .output()
-        .map_err(|e| format!("cannot run mailstack.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "mailstack.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    eprintln!("mail stack started in {:?}", started.elapsed());
-    // The servers outlive this process unless stopped: a watcher stops them when it exits
-    // (statics are never dropped, so no Drop can do it).
-    if keep.is_none() {
-        spawn_reaper(&dir);
-    }
-    let text = std::fs::read_to_string(dir.join("stack.env"))
-        .map_err(|e| format!("cannot read stack.env: {e}"))?;
-    let env = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    Ok(Stack { dir, env })
-}
-
-fn spawn_reaper(dir: &Path) {
-    let _ = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash {script} stop {dir} >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
-            script = script_path().display(),
-            dir = dir.display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-}
-
-fn stack() -> Option<&'static Stack> {
-    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
-    match STACK.get_or_init(start_stack) {
-        Ok(s) => Some(s),
-        Err(e) if std::env::var_os("KLACHTD_REQUIRE_STACK").is_some() => {
-            panic!("KLACHTD_REQUIRE_STACK is set and the mail stack cannot start: {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "\n!!!!! SKIPPED: real mail servers unavailable ({e}); set KLACHTD_REQUIRE_STACK=1 to fail instead !!!!!\n"
-            );
-            None
-        }
-    }
-}
+use super::stack::{DISRUPT, Stack, stack};
 
 fn mailbox(stack: &Stack, user: &str, tls: TlsMode, auth: AuthMethod) -> Mailbox {
     let port = match tls {

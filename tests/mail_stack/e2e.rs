@@ -1,150 +1,29 @@
 //! End to end: the real `klachtd` binary, run as a daemon (`klachtd run`) or once
-//! (`klachtd run --once`), against a real Dovecot (IMAP, STARTTLS) and Postfix (SMTP, STARTTLS,
-//! delivering over LMTP into the same Dovecot) on 127.0.0.1, started once per test binary by
-//! `scripts/mailstack.sh`. Without the packages (or root) the tests skip loudly, unless
-//! `KLACHTD_REQUIRE_STACK` is set, when they fail.
+//! (`klachtd run --once`), against the stack's Dovecot (IMAP, STARTTLS) and Postfix (SMTP,
+//! STARTTLS, delivering over LMTP into the same Dovecot).
 //!
 //! Every test has its own data directory, its own service mailbox (`service-<random>`) and its
-//! own complainant addresses, so they run in parallel; the tests that stop a server or load the
-//! machine take the write half of `DISRUPT`, the others the read half.
+//! own complainant addresses, so they run in parallel (with each other and with the adapter
+//! tests); the tests that stop a server or load the machine take the write half of `DISRUPT`
+//! ([`exclusive`]), the others the read half ([`shared`]).
 //!
 //! The other side is played by a small blocking IMAP client over plain TCP on the STARTTLS port
 //! (the test stack allows plaintext login on loopback): APPEND (pipelined with LITERAL+ for bulk
 //! loads) and reading a user's INBOX.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Datelike;
 use serde_json::Value;
 
-// ---- the mail stack ------------------------------------------------------------------------
+use super::stack::{Stack, exclusive, shared, stack};
 
-static DISRUPT: RwLock<()> = RwLock::new(());
-
-/// Tests that only add mail to their own mailboxes.
-fn shared() -> RwLockReadGuard<'static, ()> {
-    DISRUPT.read().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Tests that stop a server or load the machine: alone.
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    DISRUPT.write().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Stack {
-    dir: PathBuf,
-    env: HashMap<String, String>,
-}
-
-impl Stack {
-    fn port(&self, key: &str) -> u16 {
-        self.env
-            .get(key)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{key} missing in stack.env"))
-    }
-
-    fn script(&self, cmd: &str) {
-        let status = Command::new("bash")
-            .arg(script_path())
-            .arg(cmd)
-            .arg(&self.dir)
-            .status()
-            .expect("run mailstack.sh");
-        assert!(status.success(), "mailstack.sh {cmd} failed");
-    }
-
-    fn doveadm(&self, args: &[&str]) -> String {
-        let out = Command::new("doveadm")
-            .arg("-c")
-            .arg(&self.env["DOVECOT_CONF"])
-            .args(args)
-            .output()
-            .expect("run doveadm");
-        assert!(
-            out.status.success(),
-            "doveadm {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-fn script_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mailstack.sh")
-}
-
-fn start_stack() -> Result<Stack, String> {
-    // KLACHTD_STACK_DIR: use (and keep) a stack in that directory, to read its logs afterwards.
-    let keep = std::env::var_os("KLACHTD_STACK_DIR").map(PathBuf::from);
-    let dir = keep.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("klachtd-e2e-stack-{}", std::process::id()))
-    });
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(script_path())
-        .arg("start")
-        .arg(&dir)
-        .output()
-        .map_err(|e| format!("cannot run mailstack.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "mailstack.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    eprintln!("mail stack started in {:?}", started.elapsed());
-    if keep.is_none() {
-        spawn_reaper(&dir);
-    }
-    let text = std::fs::read_to_string(dir.join("stack.env"))
-        .map_err(|e| format!("cannot read stack.env: {e}"))?;
-    let env = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
-        .collect();
-    Ok(Stack { dir, env })
-}
-
-/// Statics are never dropped: a watcher stops the servers when this process exits.
-fn spawn_reaper(dir: &Path) {
-    let _ = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; bash {script} stop {dir} >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
-            script = script_path().display(),
-            dir = dir.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-}
-
-fn stack() -> Option<&'static Stack> {
-    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
-    match STACK.get_or_init(start_stack) {
-        Ok(s) => Some(s),
-        Err(e) if std::env::var_os("KLACHTD_REQUIRE_STACK").is_some() => {
-            panic!("KLACHTD_REQUIRE_STACK is set and the mail stack cannot start: {e}")
-        }
-        Err(e) => {
-            eprintln!(
-                "\n!!!!! SKIPPED: real mail servers unavailable ({e}); set KLACHTD_REQUIRE_STACK=1 to fail instead !!!!!\n"
-            );
-            None
-        }
-    }
-}
+// ---- helpers -------------------------------------------------------------------------------
 
 /// A fresh local part: unique within this run and across runs on the same stack.
 fn unique(prefix: &str) -> String {
