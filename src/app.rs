@@ -37,6 +37,10 @@ pub enum AppError {
 pub struct App {
     pub ctx: Arc<Context>,
     pub transport: Arc<dyn Transport>,
+    /// The SMTP side's OAuth2 token source, shared with IMAP when both use the same grant:
+    /// one refresh, and a rotated refresh token is never used by one side after the other
+    /// replaced it.
+    outgoing_tokens: Option<Arc<crate::oauth2::TokenSource>>,
 }
 
 impl App {
@@ -57,6 +61,7 @@ impl App {
         let templates =
             Arc::new(TemplateEngine::load(&settings.templates.dir).map_err(AppError::Templates)?);
         let key = load_key(&settings)?;
+        let mut outgoing_tokens = None;
         let transport: Arc<dyn Transport> = match settings.outgoing.kind {
             OutgoingKind::File => {
                 let path = settings
@@ -70,11 +75,12 @@ impl App {
                 })?)
             }
             OutgoingKind::Smtp => {
-                let tokens = token_source(
+                outgoing_tokens = token_source(
                     &settings.outgoing.oauth2,
                     settings.outgoing.auth,
                     "outgoing",
                 )?;
+                let tokens = outgoing_tokens.clone();
                 Arc::new(
                     crate::outgoing::smtp::SmtpTransport::new(&settings.outgoing, tokens).map_err(
                         |e| AppError::Setup {
@@ -101,6 +107,7 @@ impl App {
                 procedure,
             }),
             transport,
+            outgoing_tokens,
         })
     }
 
@@ -121,7 +128,15 @@ impl App {
                 })?))
             }
             MailboxKind::Imap => {
-                let tokens = token_source(&m.oauth2, m.auth, "mailbox")?;
+                let tokens = match &self.outgoing_tokens {
+                    Some(shared)
+                        if m.auth == crate::config::AuthMethod::Xoauth2
+                            && same_grant(&m.oauth2, &self.ctx.settings.outgoing.oauth2) =>
+                    {
+                        Some(shared.clone())
+                    }
+                    _ => token_source(&m.oauth2, m.auth, "mailbox")?,
+                };
                 Ok(Box::new(
                     crate::mailbox::imap::ImapSource::new(m, tokens).map_err(|e| {
                         AppError::Setup {
@@ -294,6 +309,15 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Both sections refresh the same token (same endpoint, client, scope and token file).
+fn same_grant(a: &crate::config::OAuth2, b: &crate::config::OAuth2) -> bool {
+    a.refresh_token_file.is_some()
+        && a.refresh_token_file == b.refresh_token_file
+        && a.token_url == b.token_url
+        && a.client_id == b.client_id
+        && a.scope == b.scope
 }
 
 /// An XOAUTH2 token source when the section authenticates with OAuth2.

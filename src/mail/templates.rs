@@ -94,6 +94,8 @@ impl TemplateEngine {
         self.reload_if_changed();
         let cur = self.current.read().unwrap_or_else(|e| e.into_inner());
         let key = |part: &str| format!("{lang}/{name}.{part}");
+        // Converted once for the three parts: `Registry::render` would copy the data each time.
+        let data = handlebars::Context::from(ctx.clone());
         let render = |reg: &Handlebars<'static>, part: &'static str| {
             if !reg.has_template(&key(part)) {
                 return Err(TemplateError::Missing {
@@ -102,7 +104,7 @@ impl TemplateEngine {
                     part,
                 });
             }
-            reg.render(&key(part), ctx)
+            reg.render_with_context(&key(part), &data)
                 .map_err(|e| TemplateError::Render {
                     lang: lang.into(),
                     name: name.into(),
