@@ -59,7 +59,7 @@ pub async fn drain(
     let source_id = source.id().to_string();
     let last = ctx.store.last_source_key(&source_id).await?;
     let pending = source.pending(last.as_deref()).await?;
-    for chunk in pending.chunks(BATCH * 4) {
+    for chunk in pending.chunks(BATCH * 20) {
         let known = ctx.store.known_source_keys(&source_id, chunk).await?;
         let new: Vec<String> = chunk
             .iter()
@@ -75,14 +75,29 @@ pub async fn drain(
         if !seen.is_empty() {
             source.mark_processed(&seen).await?;
         }
-        for batch in new.chunks(BATCH) {
-            if stop() {
+        // The next batch is fetched while this one is registered: the mail server works on
+        // it meanwhile. Marking still follows each batch's commit.
+        let batches: Vec<&[String]> = new.chunks(BATCH).collect();
+        let mut fetched = match batches.first() {
+            Some(first) if !stop() => Some(source.fetch(first).await?),
+            _ => None,
+        };
+        for i in 0..batches.len() {
+            let Some(mails) = fetched.take() else {
                 return Ok(outcomes);
-            }
-            let mails = source.fetch(batch).await?;
+            };
             let keys: Vec<String> = mails.iter().map(|m| m.key.clone()).collect();
-            outcomes.extend(ingest_batch(ctx, &source_id, mails).await?);
+            let next = batches.get(i + 1).filter(|_| !stop());
+            let (registered, prefetched) =
+                tokio::join!(ingest_batch(ctx, &source_id, mails), async {
+                    match next {
+                        Some(batch) => source.fetch(batch).await.map(Some),
+                        None => Ok(None),
+                    }
+                });
+            outcomes.extend(registered?);
             source.mark_processed(&keys).await?;
+            fetched = prefetched?;
         }
     }
     Ok(outcomes)
