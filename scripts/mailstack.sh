@@ -29,7 +29,8 @@
 #   $DOVEADM save -u a@example.test -m INBOX < mail.eml            # deliver without SMTP
 # Postfix rejects RCPT TO:<$REJECT_RCPT> with 550 and relaying to other domains with 554.
 #
-# Environment: MAIL_LOCATION (default mdbox:~/mdbox; e.g. maildir:~/Maildir).
+# Environment: MAIL_LOCATION (default mdbox:~/mdbox; e.g. maildir:~/Maildir);
+#   IMAP_CAPABILITY replaces the advertised IMAP capabilities (tests: a server without MOVE).
 set -euo pipefail
 
 DOMAIN=example.test
@@ -170,6 +171,7 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 first_valid_uid = 1
 mail_location = ${MAIL_LOCATION:-mdbox:~/mdbox}
+${IMAP_CAPABILITY:+imap_capability = $IMAP_CAPABILITY}
 postmaster_address = postmaster@$DOMAIN
 namespace inbox {
   inbox = yes

@@ -17,7 +17,7 @@ use klachtd::mailbox::{MailSource, MailboxError};
 use klachtd::outgoing::smtp::SmtpTransport;
 use klachtd::outgoing::{Envelope, SendError, Transport};
 
-use super::stack::{DISRUPT, Stack, stack};
+use super::stack::{DISRUPT, Stack, stack, stack_without_move};
 
 fn mailbox(stack: &Stack, user: &str, tls: TlsMode, auth: AuthMethod) -> Mailbox {
     let port = match tls {
@@ -233,6 +233,47 @@ async fn imap_mark_processed_moves_to_processed_folder_over_implicit_tls() {
     assert!(seen_flags(&mut h, "INBOX").await.is_empty());
     assert_eq!(seen_flags(&mut h, "Verwerkt/2024").await.len(), 2);
     assert!(src.pending(None).await.expect("pending").is_empty());
+}
+
+#[tokio::test]
+async fn imap_without_move_copies_and_expunges_only_our_mails() {
+    let Some(stack) = stack_without_move() else {
+        return;
+    };
+    let user = "copy@example.test";
+    let mut h = helper(stack, user).await;
+    let caps = h.capabilities().await.expect("capabilities");
+    assert!(!caps.has_str("MOVE"), "this Dovecot must not offer MOVE");
+    assert!(caps.has_str("UIDPLUS"));
+    append(&mut h, "INBOX", &mail("c1", "een"), None).await;
+    append(&mut h, "INBOX", &mail("c2", "twee"), None).await;
+    // A person's mail marked \Deleted by their own client: a plain EXPUNGE would remove it.
+    h.append(
+        "INBOX",
+        Some("(\\Deleted)"),
+        None,
+        mail("c3", "van-iemand-anders").replace('\n', "\r\n"),
+    )
+    .await
+    .expect("APPEND");
+    let mut settings = mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login);
+    settings.processed_folder = Some("Verwerkt".into());
+    let mut src = ImapSource::new(&settings, None).expect("new");
+    let keys = src.pending(None).await.expect("pending");
+    assert_eq!(keys.len(), 3);
+    src.mark_processed(&keys[..2]).await.expect("mark");
+    let inbox = seen_flags(&mut h, "INBOX").await;
+    assert_eq!(
+        inbox.len(),
+        1,
+        "ours copied and expunged, the other left: {inbox:?}"
+    );
+    let done = seen_flags(&mut h, "Verwerkt").await;
+    assert_eq!(done.len(), 2);
+    assert!(
+        done.iter().all(|(_, seen)| *seen),
+        "copies are \\Seen: {done:?}"
+    );
 }
 
 #[tokio::test]

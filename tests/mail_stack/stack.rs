@@ -83,11 +83,18 @@ fn start_stack() -> Result<Stack, String> {
     let dir = keep.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("klachtd-mailstack-{}", std::process::id()))
     });
+    start_in(dir, keep.is_none(), &[])
+}
+
+/// `mailstack.sh start DIR` with extra environment; stopped when this process exits unless
+/// `keep`.
+fn start_in(dir: PathBuf, reap: bool, env: &[(&str, &str)]) -> Result<Stack, String> {
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(script_path())
         .arg("start")
         .arg(&dir)
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("cannot run mailstack.sh: {e}"))?;
     if !out.status.success() {
@@ -97,7 +104,7 @@ fn start_stack() -> Result<Stack, String> {
         ));
     }
     eprintln!("mail stack started in {:?}", started.elapsed());
-    if keep.is_none() {
+    if reap {
         spawn_reaper(&dir);
     }
     let text = std::fs::read_to_string(dir.join("stack.env"))
@@ -127,11 +134,34 @@ fn spawn_reaper(dir: &Path) {
         .spawn();
 }
 
+/// A second stack whose Dovecot does not offer MOVE (RFC 6851), as some servers do not: for
+/// the COPY + UID EXPUNGE fallback. Started on first use, like [`stack`].
+pub fn stack_without_move() -> Option<&'static Stack> {
+    static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
+    let started = STACK.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("klachtd-mailstack-nomove-{}", std::process::id()));
+        start_in(
+            dir,
+            true,
+            &[(
+                "IMAP_CAPABILITY",
+                "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE UIDPLUS",
+            )],
+        )
+    });
+    required(started)
+}
+
 /// The stack, started on first use; `None` (after a loud notice) when it cannot start, so the
 /// test skips, unless `KLACHTD_REQUIRE_STACK` is set: then it panics.
 pub fn stack() -> Option<&'static Stack> {
     static STACK: OnceLock<Result<Stack, String>> = OnceLock::new();
-    match STACK.get_or_init(start_stack) {
+    required(STACK.get_or_init(start_stack))
+}
+
+fn required(started: &'static Result<Stack, String>) -> Option<&'static Stack> {
+    match started {
         Ok(s) => Some(s),
         Err(e) if std::env::var_os("KLACHTD_REQUIRE_STACK").is_some() => {
             panic!("KLACHTD_REQUIRE_STACK is set and the mail stack cannot start: {e}")
