@@ -43,39 +43,68 @@ pub fn backoff(ctx: &Context, attempts: i64) -> Duration {
 const CLAIM: i64 = 25;
 
 /// Deliver everything due now, `[outgoing] connections` at a time. Returns what happened.
+/// While a round is sent, the next round is claimed and the previous one recorded: the
+/// database's fsyncs then overlap the network instead of stalling the connections.
 pub async fn deliver_due(
     ctx: &Context,
     transport: &dyn Transport,
 ) -> Result<DeliveryReport, ServiceError> {
     let mut report = DeliveryReport::default();
     let parallel = ctx.settings.outgoing.connections.max(1);
-    loop {
-        let now = ctx.clock.now();
-        let items = ctx
-            .store
-            .claim_outbox(now, now + Duration::seconds(LEASE_SECONDS), CLAIM)
-            .await?;
-        if items.is_empty() {
-            return Ok(report);
-        }
-        let results: Vec<(OutboxItem, Result<(), SendError>)> = stream::iter(items)
-            .map(|item| async move {
-                let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
-                let envelope = Envelope {
-                    mail_from: item.envelope_from.clone(),
-                    rcpt_to: item.recipients.clone(),
-                };
-                let result = transport
-                    .send(&item.message_id, &envelope, &item.raw)
-                    .instrument(span)
-                    .await;
-                (item, result)
-            })
-            .buffered(parallel)
-            .collect()
-            .await;
-        record(ctx, results, &mut report).await?;
+    let mut round = claim(ctx).await?;
+    let mut unrecorded = Vec::new();
+    while !round.is_empty() {
+        let previous = std::mem::take(&mut unrecorded);
+        let (results, next, recorded) = tokio::join!(
+            send_round(transport, round, parallel),
+            claim(ctx),
+            record(ctx, previous, &mut report)
+        );
+        recorded?;
+        unrecorded = results;
+        // A failed claim leaves this round's results unrecorded: they are sent, and their
+        // lease runs out before anyone tries them again (at least once).
+        round = match next {
+            Ok(next) => next,
+            Err(e) => {
+                record(ctx, std::mem::take(&mut unrecorded), &mut report).await?;
+                return Err(e);
+            }
+        };
     }
+    record(ctx, unrecorded, &mut report).await?;
+    Ok(report)
+}
+
+async fn claim(ctx: &Context) -> Result<Vec<OutboxItem>, ServiceError> {
+    let now = ctx.clock.now();
+    Ok(ctx
+        .store
+        .claim_outbox(now, now + Duration::seconds(LEASE_SECONDS), CLAIM)
+        .await?)
+}
+
+async fn send_round(
+    transport: &dyn Transport,
+    items: Vec<OutboxItem>,
+    parallel: usize,
+) -> Vec<(OutboxItem, Result<(), SendError>)> {
+    stream::iter(items)
+        .map(|item| async move {
+            let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
+            let envelope = Envelope {
+                mail_from: item.envelope_from.clone(),
+                rcpt_to: item.recipients.clone(),
+            };
+            let result = transport
+                .send(&item.message_id, &envelope, &item.raw)
+                .instrument(span)
+                .await;
+            (item, result)
+        })
+        .buffered(parallel)
+        .collect()
+        .await
 }
 
 /// Write down what a round did: the sent ones in one statement, retries and failures each.
