@@ -49,6 +49,9 @@ pub const SYSTEM: &str = "klachtd";
 /// redoes little.
 pub const BATCH: usize = 50;
 
+/// The next batch is fetched during this one only when this one is smaller than this.
+const PREFETCH_MAX_BYTES: usize = 16 * 1024 * 1024;
+
 /// Drain everything waiting in the source. Returns the outcomes in order.
 pub async fn drain(
     ctx: &Context,
@@ -88,16 +91,23 @@ pub async fn drain(
             };
             let keys: Vec<String> = mails.iter().map(|m| m.key.clone()).collect();
             let next = batches.get(i + 1).filter(|_| !stop());
+            // Large mails: one batch in memory at a time rather than two.
+            let bytes: usize = mails.iter().map(|m| m.bytes.len()).sum();
+            let prefetch = next.filter(|_| bytes <= PREFETCH_MAX_BYTES);
             let (registered, prefetched) =
                 tokio::join!(ingest_batch(ctx, &source_id, mails), async {
-                    match next {
+                    match prefetch {
                         Some(batch) => source.fetch(batch).await.map(Some),
                         None => Ok(None),
                     }
                 });
             outcomes.extend(registered?);
             source.mark_processed(&keys).await?;
-            fetched = prefetched?;
+            fetched = match (prefetched?, next) {
+                (Some(mails), _) => Some(mails),
+                (None, Some(batch)) => Some(source.fetch(batch).await?),
+                (None, None) => None,
+            };
         }
     }
     Ok(outcomes)
