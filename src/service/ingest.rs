@@ -386,10 +386,9 @@ pub async fn register(
     match placement {
         Placement::Unfiled { reason } => {
             message.unfiled_reason = Some(reason.clone());
-            let row = tx.insert_message(&message).await?;
-            store_attachments(
+            let row = store_message(
                 tx,
-                row,
+                &message,
                 &parsed,
                 over_size,
                 attachment_shas,
@@ -408,10 +407,9 @@ pub async fn register(
         }
         Placement::Thread { complaint_id, by } => {
             message.complaint_id = Some(complaint_id);
-            let row = tx.insert_message(&message).await?;
-            store_attachments(
+            let row = store_message(
                 tx,
-                row,
+                &message,
                 &parsed,
                 over_size,
                 attachment_shas,
@@ -544,14 +542,16 @@ fn find_message_id_loosely(raw: &[u8]) -> Option<String> {
         })
 }
 
-async fn store_attachments(
+/// Insert the message and a row per attachment (refused ones with the reason); its row id.
+async fn store_message(
     tx: &mut dyn StoreTx,
-    row: i64,
+    message: &NewMessage,
     parsed: &ParsedMail,
     over_size: bool,
     shas: &[Option<String>],
     limit: u64,
-) -> Result<(), ServiceError> {
+) -> Result<i64, ServiceError> {
+    let row = tx.insert_message(message).await?;
     for (i, a) in parsed.attachments.iter().enumerate() {
         let sha = shas.get(i).cloned().flatten();
         tx.insert_attachment(
@@ -567,7 +567,7 @@ async fn store_attachments(
         )
         .await?;
     }
-    Ok(())
+    Ok(row)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -601,10 +601,9 @@ async fn new_complaint(
     )
     .await?;
     message.complaint_id = Some(opened.id);
-    let row = tx.insert_message(message).await?;
-    store_attachments(
+    store_message(
         tx,
-        row,
+        message,
         parsed,
         over_size,
         attachment_shas,

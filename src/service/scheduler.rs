@@ -594,6 +594,19 @@ pub async fn on_registered(
     Ok(())
 }
 
+/// A reference as typed by a person, in its canonical form.
+fn parse_reference(reference: &str) -> Result<String, ServiceError> {
+    Ok(ComplaintRef::parse(reference)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?
+        .to_string())
+}
+
+async fn complaint_id(tx: &mut dyn StoreTx, reference: &str) -> Result<i64, ServiceError> {
+    tx.complaint_id_by_reference(reference)
+        .await?
+        .ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))
+}
+
 /// `klachtd set REF FIELD VALUE`.
 pub async fn set_field(
     ctx: &Context,
@@ -603,14 +616,9 @@ pub async fn set_field(
     actor: &str,
 ) -> Result<String, ServiceError> {
     let now = ctx.clock.now();
-    let reference = ComplaintRef::parse(reference)
-        .map_err(|e| ServiceError::Invalid(e.to_string()))?
-        .to_string();
+    let reference = parse_reference(reference)?;
     let mut tx = ctx.store.begin().await?;
-    let id = tx
-        .complaint_id_by_reference(&reference)
-        .await?
-        .ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
+    let id = complaint_id(tx.as_mut(), &reference).await?;
     let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
     let value = value.trim();
     let note = match field {
@@ -708,9 +716,7 @@ pub async fn complete(
     actor: &str,
 ) -> Result<String, ServiceError> {
     let now = ctx.clock.now();
-    let reference = ComplaintRef::parse(reference)
-        .map_err(|e| ServiceError::Invalid(e.to_string()))?
-        .to_string();
+    let reference = parse_reference(reference)?;
     let m = Milestone::parse(milestone).ok_or_else(|| {
         ServiceError::Invalid(format!(
             "unknown milestone {milestone}; milestones: {}",
@@ -722,10 +728,7 @@ pub async fn complete(
         ))
     })?;
     let mut tx = ctx.store.begin().await?;
-    let id = tx
-        .complaint_id_by_reference(&reference)
-        .await?
-        .ok_or_else(|| ServiceError::Invalid(format!("no complaint {reference}")))?;
+    let id = complaint_id(tx.as_mut(), &reference).await?;
     let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
     if state.status != "open" {
         return Err(ServiceError::Invalid(format!(
