@@ -97,16 +97,58 @@ PY
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_port() {
-    local port=$1 what=$2 i
-    for i in $(seq 1 200); do
-        port_open "$port" && return 0
-        sleep 0.025
-    done
-    die "$what did not listen on 127.0.0.1:$port within 5 s (see logs in $DIR)"
+# A killed process stays a zombie until PID 1 reaps it, which in a container can take seconds;
+# `kill -0` still succeeds on a zombie. Alive means: exists and is not a zombie.
+pid_alive() {
+    [ -n "${1:-}" ] || return 1
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
-pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+# wait_port PORT WHAT PID LOG: until PORT accepts, up to 30 s (a loaded CI machine starts
+# slowly); fails at once, with the end of LOG, when PID (the server) has exited.
+wait_port() {
+    local port=$1 what=$2 pid=${3:-} log=${4:-} i
+    for i in $(seq 1 1200); do
+        port_open "$port" && return 0
+        if [ -n "$pid" ] && ! pid_alive "$pid"; then
+            echo "mailstack: $what exited before listening on 127.0.0.1:$port" >&2
+            [ -n "$log" ] && tail -n 20 "$log" >&2
+            return 1
+        fi
+        sleep 0.025
+    done
+    echo "mailstack: $what did not listen on 127.0.0.1:$port within 30 s (see logs in $DIR)" >&2
+    [ -n "$log" ] && tail -n 20 "$log" >&2
+    return 1
+}
+
+# wait_gone SECONDS PID...: until none of the PIDs is alive; returns 1 if some still are.
+wait_gone() {
+    local ticks=$(($1 * 40)) i p left
+    shift
+    for i in $(seq 1 "$ticks"); do
+        left=""
+        for p in "$@"; do pid_alive "$p" && left="$left $p"; done
+        [ -z "$left" ] && return 0
+        sleep 0.025
+    done
+    return 1
+}
+
+# wait_ports_free PORT...: until nothing accepts on any of them (up to 10 s).
+wait_ports_free() {
+    local i p busy
+    for i in $(seq 1 400); do
+        busy=""
+        for p in "$@"; do port_open "$p" && busy="$busy $p"; done
+        [ -z "$busy" ] && return 0
+        sleep 0.025
+    done
+    echo "mailstack: ports$busy still in use after 10 s" >&2
+    return 1
+}
 
 make_certs() {
     local t="$DIR/tls"
@@ -215,32 +257,51 @@ CONF
 }
 
 start_dovecot() {
-    local d="$DIR/dovecot"
+    local d="$DIR/dovecot" pid attempt
     if pid_alive "$(cat "$d/dovecot.pid" 2>/dev/null || true)"; then
         return 0
     fi
-    dovecot -F -c "$d/dovecot.conf" >>"$d/dovecot.out" 2>&1 &
-    echo $! > "$d/dovecot.pid"
-    wait_port "$IMAP_PORT" dovecot
-    wait_port "$IMAPS_PORT" dovecot
-    wait_port "$LMTP_PORT" dovecot
+    for attempt in 1 2 3; do
+        # Dovecot refuses to start while run/master.pid names a live process; a master we
+        # stopped may still be an unreaped zombie there.
+        pid=$(cat "$d/run/master.pid" 2>/dev/null || true)
+        pid_alive "$pid" || rm -f "$d/run/master.pid"
+        dovecot -F -c "$d/dovecot.conf" >>"$d/dovecot.out" 2>&1 &
+        pid=$!
+        echo "$pid" > "$d/dovecot.pid"
+        if wait_port "$IMAP_PORT" dovecot "$pid" "$d/dovecot.out" &&
+            wait_port "$IMAPS_PORT" dovecot "$pid" "$d/dovecot.out" &&
+            wait_port "$LMTP_PORT" dovecot "$pid" "$d/dovecot.out"; then
+            return 0
+        fi
+        tail -n 5 "$d/dovecot.log" >&2 2>/dev/null || true
+        echo "mailstack: dovecot start attempt $attempt failed; retrying" >&2
+        stop_dovecot
+    done
+    die "dovecot did not start (see $d/dovecot.out and $d/dovecot.log)"
 }
 
 stop_dovecot() {
-    local d="$DIR/dovecot" pid i
+    local d="$DIR/dovecot" pid children
     pid=$(cat "$d/dovecot.pid" 2>/dev/null || true)
     if pid_alive "$pid"; then
         # The master's children (login, auth, imap sessions) may outlive it and keep serving
-        # open connections: end them too, and only them.
-        local children
+        # open connections, or keep a listening socket: end them too, and only them.
         children=$(cat /proc/"$pid"/task/*/children 2>/dev/null || pgrep -P "$pid" || true)
+        # shellcheck disable=SC2086
         kill "$pid" $children 2>/dev/null || true
-        for i in $(seq 1 200); do pid_alive "$pid" || break; sleep 0.025; done
-        kill -9 "$pid" $children 2>/dev/null || true
+        # shellcheck disable=SC2086
+        if ! wait_gone 3 "$pid" $children; then
+            # shellcheck disable=SC2086
+            kill -9 "$pid" $children 2>/dev/null || true
+            # shellcheck disable=SC2086
+            wait_gone 5 "$pid" $children || echo "mailstack: dovecot processes survive SIGKILL" >&2
+        fi
     fi
     rm -f "$d/dovecot.pid"
-    # The master's children (login, imap) end when it ends; wait until the ports are free.
-    for i in $(seq 1 200); do port_open "$IMAP_PORT" || break; sleep 0.025; done
+    pid=$(cat "$d/run/master.pid" 2>/dev/null || true)
+    pid_alive "$pid" || rm -f "$d/run/master.pid"
+    wait_ports_free "$IMAP_PORT" "$IMAPS_PORT" "$LMTP_PORT" || true
 }
 
 write_postfix_conf() {
@@ -328,8 +389,8 @@ start_postfix() {
     fi
     postfix -c "$p/etc" start-fg >>"$p/postfix.out" 2>&1 &
     echo $! > "$p/start-fg.pid"
-    wait_port "$SMTP_PORT" postfix
-    wait_port "$SMTPS_PORT" postfix
+    wait_port "$SMTP_PORT" postfix "" "$p/postfix.out" || die "postfix did not start"
+    wait_port "$SMTPS_PORT" postfix "" "$p/postfix.out" || die "postfix did not start"
 }
 
 stop_postfix() {
@@ -337,13 +398,13 @@ stop_postfix() {
     pid=$(postfix_master_pid)
     if pid_alive "$pid"; then
         postfix -c "$p/etc" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
-        for i in $(seq 1 200); do pid_alive "$pid" || break; sleep 0.025; done
-        pid_alive "$pid" && kill -9 "$pid" 2>/dev/null || true
+        wait_gone 5 "$pid" || kill -9 "$pid" 2>/dev/null || true
+        wait_gone 5 "$pid" || true
     fi
     pid=$(cat "$p/start-fg.pid" 2>/dev/null || true)
     pid_alive "$pid" && kill "$pid" 2>/dev/null || true
     rm -f "$p/start-fg.pid"
-    for i in $(seq 1 200); do port_open "$SMTP_PORT" || break; sleep 0.025; done
+    wait_ports_free "$SMTP_PORT" "$SMTPS_PORT" || true
 }
 
 write_env() {

@@ -401,6 +401,7 @@ async fn imap_reconnects_after_dovecot_restart() {
     .expect("new");
     assert_eq!(src.pending(None).await.expect("pending").len(), 1);
 
+    let _back = stack.servers_back();
     stack.script("dovecot-stop");
     let err = src.pending(None).await.expect_err("server is down");
     assert!(matches!(err, MailboxError::Connect { .. }), "{err:?}");
@@ -609,6 +610,7 @@ async fn smtp_server_down_is_transient() {
     let Some(stack) = stack() else { return };
     let _g = DISRUPT.write().await;
     let t = SmtpTransport::new(&outgoing(stack, TlsMode::Starttls, None), None).expect("new");
+    let _back = stack.servers_back();
     stack.script("postfix-stop");
     let result = t
         .send(
@@ -699,6 +701,7 @@ async fn smtp_connection_is_kept_for_the_next_mail_and_renewed_when_dropped() {
         "five mails in a row must share one connection"
     );
     // Postfix restarted: the kept connection is dead; the next mail still goes, at once.
+    let _back = stack.servers_back();
     stack.script("postfix-stop");
     stack.script("postfix-start");
     let raw = mail("k9", "na-herstart");

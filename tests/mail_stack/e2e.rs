@@ -703,6 +703,7 @@ fn dovecot_restart_while_idling_loses_nothing_and_doubles_nothing() {
     wait_for_acks(stack, &k1, 1, Duration::from_secs(30));
     // Back in IDLE, then the server goes away under it.
     std::thread::sleep(Duration::from_secs(2));
+    let _back = stack.servers_back();
     stack.script("dovecot-restart");
     append(
         stack,
@@ -733,15 +734,6 @@ fn dovecot_restart_while_idling_loses_nothing_and_doubles_nothing() {
 
 // ---- 4. Postfix down: the outbox waits, then delivers exactly once ------------------------
 
-/// Starts Postfix again even when the test fails.
-struct PostfixBack<'a>(&'a Stack);
-
-impl Drop for PostfixBack<'_> {
-    fn drop(&mut self) {
-        self.0.script("postfix-start");
-    }
-}
-
 #[test]
 fn postfix_down_acks_wait_in_outbox_then_go_out_once() {
     let Some(stack) = stack() else { return };
@@ -754,8 +746,8 @@ fn postfix_down_acks_wait_in_outbox_then_go_out_once() {
         ..Cfg::default()
     };
     let mut app = TestApp::create(stack, cfg);
+    let back = stack.servers_back();
     stack.script("postfix-stop");
-    let back = PostfixBack(stack);
     app.start();
     let (k1, k2) = (complainant(), complainant());
     append(

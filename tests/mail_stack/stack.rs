@@ -56,6 +56,13 @@ impl Stack {
         assert!(status.success(), "mailstack.sh {cmd} failed");
     }
 
+    /// A guard for a test that stops a server: when it is dropped, even by a failing test,
+    /// Dovecot and Postfix are started again if they are down, so one failure does not take
+    /// every later test in this binary with it.
+    pub fn servers_back(&self) -> ServersBack<'_> {
+        ServersBack(self)
+    }
+
     /// `doveadm ARGS` against the stack's Dovecot; returns its stdout.
     pub fn doveadm(&self, args: &[&str]) -> String {
         let out = Command::new("doveadm")
@@ -70,6 +77,25 @@ impl Stack {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+pub struct ServersBack<'a>(&'a Stack);
+
+impl Drop for ServersBack<'_> {
+    fn drop(&mut self) {
+        // No panic here: this may run while a failing test unwinds.
+        for cmd in ["dovecot-start", "postfix-start"] {
+            let ok = Command::new("bash")
+                .arg(script_path())
+                .arg(cmd)
+                .arg(&self.0.dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("mailstack.sh {cmd} failed: later tests will fail too");
+            }
+        }
     }
 }
 
