@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 
-use super::{MailSource, MailboxError, RawMail};
+use super::{MailSource, MailboxError, RawMail, Waiting};
 use crate::config::{AuthMethod, Mailbox, Secret, TlsMode};
 use crate::oauth2::TokenSource;
 
@@ -353,7 +353,8 @@ impl ImapSource {
     }
 
     /// SELECT the folder (read-write: we set flags) and return its UIDVALIDITY and UIDNEXT.
-    async fn select(&mut self) -> Result<(u32, Option<u32>), ImapError> {
+    /// SELECT the folder: (UIDVALIDITY, UIDNEXT), and the number of mails in it.
+    async fn select_counting(&mut self) -> Result<((u32, Option<u32>), u32), ImapError> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(ImapError::ConnectionLost);
         };
@@ -362,36 +363,57 @@ impl ImapSource {
         let validity = mailbox
             .uid_validity
             .ok_or_else(|| ImapError::Bad(format!("no UIDVALIDITY for folder {}", self.folder)))?;
-        Ok((validity, mailbox.uid_next))
+        Ok(((validity, mailbox.uid_next), mailbox.exists))
     }
 
-    async fn try_pending(&mut self, last: Option<(u32, u32)>) -> Result<Vec<String>, ImapError> {
-        let (validity, uid_next) = self.select().await?;
+    async fn select(&mut self) -> Result<(u32, Option<u32>), ImapError> {
+        Ok(self.select_counting().await?.0)
+    }
+
+    async fn try_pending(&mut self, last: Option<(u32, u32)>) -> Result<Vec<Waiting>, ImapError> {
+        let ((validity, uid_next), exists) = self.select_counting().await?;
         self.seen_next = Some((validity, uid_next));
         let Some(conn) = self.conn.as_mut() else {
             return Err(ImapError::ConnectionLost);
         };
-        let mut uids: Vec<u32> = match last {
+        let first = match last {
             Some((v, uid)) if v == validity => match uid.checked_add(1) {
-                // RFC 3501 section 6.4.4 / 9: `N:*` includes the highest UID even when it is
-                // below N, so the result is filtered.
-                Some(next) => conn
-                    .session
-                    .uid_search(format!("UID {next}:*"))
-                    .await?
-                    .into_iter()
-                    .filter(|u| *u > uid)
-                    .collect(),
-                None => Vec::new(),
+                Some(next) => next,
+                None => return Ok(Vec::new()),
             },
             // First run or a new UIDVALIDITY (RFC 3501 section 2.3.1.1): every UID is new to
             // us; the caller dedupes on Message-ID, so nothing is registered twice.
-            _ => conn.session.uid_search("ALL").await?.into_iter().collect(),
+            _ => 1,
         };
-        uids.sort_unstable();
-        Ok(uids
+        // Some servers answer `1:*` on an empty folder with BAD.
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        // UIDs and sizes in one command; the sizes let the caller bound a batch by bytes.
+        let fetches: Vec<_> = conn
+            .session
+            .uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)")
+            .await?
+            .try_collect()
+            .await?;
+        drain_unsolicited(&conn.session);
+        let mut waiting: Vec<(u32, u64)> = fetches
+            .iter()
+            // RFC 3501 section 6.4.8: `N:*` includes the highest UID even when it is below N.
+            .filter_map(|f| {
+                f.uid
+                    .filter(|u| *u >= first)
+                    .map(|u| (u, f.size.unwrap_or(0).into()))
+            })
+            .collect();
+        waiting.sort_unstable();
+        waiting.dedup_by_key(|w| w.0);
+        Ok(waiting
             .into_iter()
-            .map(|u| format!("{validity}:{u}"))
+            .map(|(uid, size)| Waiting {
+                key: format!("{validity}:{uid}"),
+                size,
+            })
             .collect())
     }
 
@@ -574,7 +596,7 @@ impl MailSource for ImapSource {
         &self.id
     }
 
-    async fn pending(&mut self, last_key: Option<&str>) -> Result<Vec<String>, MailboxError> {
+    async fn pending(&mut self, last_key: Option<&str>) -> Result<Vec<Waiting>, MailboxError> {
         let last = last_key.and_then(parse_key);
         with_retry!(self, self.try_pending(last))
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{MailSource, MailboxError, RawMail};
+use super::{MailSource, MailboxError, RawMail, Waiting};
 
 pub struct MaildirSource {
     id: String,
@@ -79,9 +79,13 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, MailboxError> {
 }
 
 fn delivery_time(path: &Path) -> Result<DateTime<Utc>, MailboxError> {
+    Ok(delivery_time_and_size(path)?.0)
+}
+
+fn delivery_time_and_size(path: &Path) -> Result<(DateTime<Utc>, u64), MailboxError> {
     let meta = std::fs::metadata(path).map_err(|source| io(path, source))?;
     let modified = meta.modified().map_err(|source| io(path, source))?;
-    Ok(DateTime::<Utc>::from(modified))
+    Ok((DateTime::<Utc>::from(modified), meta.len()))
 }
 
 #[async_trait]
@@ -90,24 +94,27 @@ impl MailSource for MaildirSource {
         &self.id
     }
 
-    async fn pending(&mut self, _last_key: Option<&str>) -> Result<Vec<String>, MailboxError> {
+    async fn pending(&mut self, _last_key: Option<&str>) -> Result<Vec<Waiting>, MailboxError> {
         // Every mail in new/ and cur/; the caller drops the ones the store already knows.
-        let mut found: Vec<(DateTime<Utc>, String)> = Vec::new();
+        let mut found: Vec<(DateTime<Utc>, String, u64)> = Vec::new();
         for sub in ["new", "cur"] {
             for (name, path) in list_dir(&self.root.join(sub))? {
                 if !path.is_file() {
                     continue;
                 }
                 // A file can vanish between listing and stat (moved by a mail client).
-                let Ok(t) = delivery_time(&path) else {
+                let Ok((t, size)) = delivery_time_and_size(&path) else {
                     continue;
                 };
-                found.push((t, unique_name(&name).to_string()));
+                found.push((t, unique_name(&name).to_string(), size));
             }
         }
         found.sort();
         found.dedup_by(|a, b| a.1 == b.1);
-        Ok(found.into_iter().map(|(_, k)| k).collect())
+        Ok(found
+            .into_iter()
+            .map(|(_, key, size)| Waiting { key, size })
+            .collect())
     }
 
     async fn fetch(&mut self, keys: &[String]) -> Result<Vec<RawMail>, MailboxError> {

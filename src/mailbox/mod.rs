@@ -20,6 +20,20 @@ pub struct RawMail {
     pub received_at: DateTime<Utc>,
 }
 
+/// A mail waiting in the source, before it is fetched: its key, and its size as the source
+/// reports it (IMAP RFC822.SIZE, the file length in a Maildir), so that the caller can bound a
+/// batch by bytes and a backlog of large mails does not all sit in memory at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub key: String,
+    pub size: u64,
+}
+
+/// The keys of `waiting`, in order.
+pub fn keys(waiting: &[Waiting]) -> Vec<String> {
+    waiting.iter().map(|w| w.key.clone()).collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
     #[error("cannot read mailbox {path}: {source}")]
@@ -53,10 +67,10 @@ pub trait MailSource: Send {
     /// `imap:service@example.org@imap.example.org/INBOX`.
     fn id(&self) -> &str;
 
-    /// Keys of the mails waiting, in arrival order. `last_key` is the key of the last mail this
+    /// The mails waiting, in arrival order. `last_key` is the key of the last mail this
     /// source committed (a cursor: IMAP uses it to fetch only newer UIDs; Maildir lists all and
     /// the caller filters what the store already knows).
-    async fn pending(&mut self, last_key: Option<&str>) -> Result<Vec<String>, MailboxError>;
+    async fn pending(&mut self, last_key: Option<&str>) -> Result<Vec<Waiting>, MailboxError>;
 
     /// The mails for these keys. A key that vanished meanwhile is skipped.
     async fn fetch(&mut self, keys: &[String]) -> Result<Vec<RawMail>, MailboxError>;

@@ -16,7 +16,7 @@ use crate::domain::classify::{
 };
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::parse::{ParseFailure, ParsedMail, parse};
-use crate::mailbox::{MailSource, RawMail};
+use crate::mailbox::{self, MailSource, RawMail, Waiting};
 use crate::store::{NewAttachment, NewMessage, NewQuarantine, StoreTx};
 
 /// What happened to one mail; printed by `run --once` and used by tests.
@@ -49,8 +49,31 @@ pub const SYSTEM: &str = "klachtd";
 /// redoes little.
 pub const BATCH: usize = 50;
 
+/// Bytes per transaction, as the source reports the sizes: a backlog of large mails (scans,
+/// photos) is fetched a few at a time, not 50 at once. A larger mail is a batch of its own.
+pub const BATCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
 /// The next batch is fetched during this one only when this one is smaller than this.
 const PREFETCH_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Consecutive batches of at most `max_count` mails and `max_bytes` bytes; a mail larger than
+/// `max_bytes` alone. Order is kept.
+pub fn split_batches(waiting: &[Waiting], max_count: usize, max_bytes: u64) -> Vec<&[Waiting]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, w) in waiting.iter().enumerate() {
+        let count = i - start;
+        if count > 0 && (count >= max_count || bytes.saturating_add(w.size) > max_bytes) {
+            out.push(&waiting[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes = bytes.saturating_add(w.size);
+    }
+    if start < waiting.len() {
+        out.push(&waiting[start..]);
+    }
+    out
+}
 
 /// Drain everything waiting in the source. Returns the outcomes in order.
 pub async fn drain(
@@ -63,24 +86,22 @@ pub async fn drain(
     let last = ctx.store.last_source_key(&source_id).await?;
     let pending = source.pending(last.as_deref()).await?;
     for chunk in pending.chunks(BATCH * 20) {
-        let known = ctx.store.known_source_keys(&source_id, chunk).await?;
-        let new: Vec<String> = chunk
-            .iter()
-            .filter(|k| !known.contains(*k))
-            .cloned()
-            .collect();
+        let known = ctx
+            .store
+            .known_source_keys(&source_id, &mailbox::keys(chunk))
+            .await?;
+        let (seen, new): (Vec<Waiting>, Vec<Waiting>) =
+            chunk.iter().cloned().partition(|w| known.contains(&w.key));
         // Known keys still in new/ (a crash after commit, before the move) are marked now.
-        let seen: Vec<String> = chunk
-            .iter()
-            .filter(|k| known.contains(*k))
-            .cloned()
-            .collect();
         if !seen.is_empty() {
-            source.mark_processed(&seen).await?;
+            source.mark_processed(&mailbox::keys(&seen)).await?;
         }
         // The next batch is fetched while this one is registered: the mail server works on
         // it meanwhile. Marking still follows each batch's commit.
-        let batches: Vec<&[String]> = new.chunks(BATCH).collect();
+        let batches: Vec<Vec<String>> = split_batches(&new, BATCH, BATCH_MAX_BYTES)
+            .into_iter()
+            .map(mailbox::keys)
+            .collect();
         let mut fetched = match batches.first() {
             Some(first) if !stop() => Some(source.fetch(first).await?),
             _ => None,
@@ -651,4 +672,79 @@ async fn new_complaint(
     // not the complainant could be answered.
     super::scheduler::on_registered(ctx, tx, opened.id, now).await?;
     Ok((opened.reference, acknowledged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn waiting(sizes: &[u64]) -> Vec<Waiting> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| Waiting {
+                key: format!("1:{i}"),
+                size: *size,
+            })
+            .collect()
+    }
+
+    fn sizes(batches: &[&[Waiting]]) -> Vec<Vec<u64>> {
+        batches
+            .iter()
+            .map(|b| b.iter().map(|w| w.size).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_close_on_count_and_on_bytes() {
+        let w = waiting(&[1, 1, 1, 1, 1]);
+        assert_eq!(
+            sizes(&split_batches(&w, 2, 100)),
+            [vec![1, 1], vec![1, 1], vec![1]]
+        );
+        let w = waiting(&[40, 40, 40, 10, 90]);
+        assert_eq!(
+            sizes(&split_batches(&w, 50, 100)),
+            [vec![40, 40], vec![40, 10], vec![90]]
+        );
+        // Exactly the limit still fits.
+        let w = waiting(&[50, 50, 1]);
+        assert_eq!(sizes(&split_batches(&w, 50, 100)), [vec![50, 50], vec![1]]);
+    }
+
+    #[test]
+    fn a_mail_over_the_limit_is_a_batch_of_its_own() {
+        let w = waiting(&[1, 500, 1, 1]);
+        assert_eq!(
+            sizes(&split_batches(&w, 50, 100)),
+            [vec![1], vec![500], vec![1, 1]]
+        );
+        assert!(split_batches(&[], 50, 100).is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn batches_keep_every_mail_in_order_within_both_limits(
+            sizes in proptest::collection::vec(0u64..300, 0..200),
+            max_count in 1usize..60,
+            max_bytes in 1u64..1000,
+        ) {
+            let w = waiting(&sizes);
+            let out = split_batches(&w, max_count, max_bytes);
+            let flat: Vec<&Waiting> = out.iter().flat_map(|b| b.iter()).collect();
+            prop_assert_eq!(flat, w.iter().collect::<Vec<_>>());
+            for (i, b) in out.iter().enumerate() {
+                prop_assert!(!b.is_empty());
+                prop_assert!(b.len() <= max_count);
+                let bytes: u64 = b.iter().map(|m| m.size).sum();
+                prop_assert!(b.len() == 1 || bytes <= max_bytes);
+                // Greedy: the next mail would not have fitted.
+                if let Some(next) = out.get(i + 1) {
+                    prop_assert!(b.len() == max_count || bytes + next[0].size > max_bytes);
+                }
+            }
+        }
+    }
 }

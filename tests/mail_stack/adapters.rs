@@ -13,7 +13,7 @@ use klachtd::config::{
     AuthMethod, Mailbox, MailboxKind, OAuth2, Outgoing, OutgoingKind, Secret, TlsMode,
 };
 use klachtd::mailbox::imap::ImapSource;
-use klachtd::mailbox::{MailSource, MailboxError};
+use klachtd::mailbox::{self, MailSource, MailboxError};
 use klachtd::outgoing::smtp::SmtpTransport;
 use klachtd::outgoing::{Envelope, SendError, Transport};
 
@@ -148,11 +148,16 @@ async fn imap_pending_fetch_and_mark_over_starttls() {
     )
     .expect("new");
     assert_eq!(src.id(), format!("imap:{user}@127.0.0.1/INBOX"));
-    let keys = src.pending(None).await.expect("pending");
+    let waiting = src.pending(None).await.expect("pending");
+    let keys = mailbox::keys(&waiting);
     assert_eq!(keys.len(), 2, "{keys:?}");
     let mails = src.fetch(&keys).await.expect("fetch");
     assert_eq!(mails.len(), 2);
     assert_eq!(mails[0].key, keys[0]);
+    // RFC822.SIZE, known before the fetch: what batches are bounded by.
+    for (w, m) in waiting.iter().zip(&mails) {
+        assert_eq!(w.size, m.bytes.len() as u64, "{}", w.key);
+    }
     assert!(String::from_utf8_lossy(&mails[0].bytes).contains("eerste"));
     assert!(String::from_utf8_lossy(&mails[1].bytes).contains("tweede"));
     // INTERNALDATE, not the Date header.
@@ -176,7 +181,7 @@ async fn imap_pending_fetch_and_mark_over_starttls() {
             .is_empty()
     );
     append(&mut h, "INBOX", &mail("a3", "derde"), None).await;
-    let newer = src.pending(last.as_deref()).await.expect("pending");
+    let newer = mailbox::keys(&src.pending(last.as_deref()).await.expect("pending"));
     assert_eq!(newer.len(), 1, "{newer:?}");
     assert_ne!(newer[0], keys[1]);
 
@@ -219,7 +224,7 @@ async fn imap_mark_processed_moves_to_processed_folder_over_implicit_tls() {
     let mut settings = mailbox(stack, user, TlsMode::Implicit, AuthMethod::Plain);
     settings.processed_folder = Some("Verwerkt/2024".into());
     let mut src = ImapSource::new(&settings, None).expect("new");
-    let keys = src.pending(None).await.expect("pending");
+    let keys = mailbox::keys(&src.pending(None).await.expect("pending"));
     assert_eq!(keys.len(), 2);
     src.mark_processed(&keys[..1]).await.expect("mark");
     let inbox = seen_flags(&mut h, "INBOX").await;
@@ -259,7 +264,7 @@ async fn imap_without_move_copies_and_expunges_only_our_mails() {
     let mut settings = mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login);
     settings.processed_folder = Some("Verwerkt".into());
     let mut src = ImapSource::new(&settings, None).expect("new");
-    let keys = src.pending(None).await.expect("pending");
+    let keys = mailbox::keys(&src.pending(None).await.expect("pending"));
     assert_eq!(keys.len(), 3);
     src.mark_processed(&keys[..2]).await.expect("mark");
     let inbox = seen_flags(&mut h, "INBOX").await;
@@ -287,7 +292,7 @@ async fn imap_uidvalidity_change_gives_new_keys() {
     let mut settings = mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login);
     settings.folder = "Klachten".into();
     let mut src = ImapSource::new(&settings, None).expect("new");
-    let before = src.pending(None).await.expect("pending");
+    let before = mailbox::keys(&src.pending(None).await.expect("pending"));
     assert_eq!(before.len(), 1);
     h.logout().await.ok();
 
@@ -299,10 +304,11 @@ async fn imap_uidvalidity_change_gives_new_keys() {
     append(&mut h, "Klachten", &mail("u1", "een"), None).await;
     append(&mut h, "Klachten", &mail("u2", "twee"), None).await;
 
-    let after = src
-        .pending(before.last().map(String::as_str))
-        .await
-        .expect("pending");
+    let after = mailbox::keys(
+        &src.pending(before.last().map(String::as_str))
+            .await
+            .expect("pending"),
+    );
     assert_eq!(
         after.len(),
         2,
@@ -324,7 +330,7 @@ async fn imap_idle_wakes_on_new_mail() {
     let settings = mailbox(stack, user, TlsMode::Implicit, AuthMethod::Login);
     assert_eq!(settings.poll_interval, 600);
     let mut src = ImapSource::new(&settings, None).expect("new");
-    let last = src.pending(None).await.expect("pending");
+    let last = mailbox::keys(&src.pending(None).await.expect("pending"));
     assert!(last.is_empty());
 
     let appender = {
@@ -407,7 +413,7 @@ async fn imap_reconnects_after_dovecot_restart() {
     assert!(matches!(err, MailboxError::Connect { .. }), "{err:?}");
     stack.script("dovecot-start");
     // The backoff after one failure is a second; the next call connects again.
-    let keys = src.pending(None).await.expect("pending after restart");
+    let keys = mailbox::keys(&src.pending(None).await.expect("pending after restart"));
     assert_eq!(keys.len(), 1);
 
     // A restart between two calls is invisible to the caller: reconnect and retry once.
@@ -497,7 +503,7 @@ async fn wait_for_delivery(stack: &Stack, user: &str, marker: &str) -> Vec<u8> {
     .expect("new");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let keys = src.pending(None).await.expect("pending");
+        let keys = mailbox::keys(&src.pending(None).await.expect("pending"));
         for m in src.fetch(&keys).await.expect("fetch") {
             if String::from_utf8_lossy(&m.bytes).contains(marker) {
                 return m.bytes;
@@ -644,7 +650,7 @@ async fn imap_plain_tcp_when_tls_is_none() {
         None,
     )
     .expect("new");
-    let keys = src.pending(None).await.expect("pending");
+    let keys = mailbox::keys(&src.pending(None).await.expect("pending"));
     let mails = src.fetch(&keys).await.expect("fetch");
     assert_eq!(mails.len(), 1);
     assert!(String::from_utf8_lossy(&mails[0].bytes).contains("zonder-tls"));

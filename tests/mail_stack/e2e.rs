@@ -1137,3 +1137,77 @@ fn unreachable_imap_server_keeps_running_logs_and_alerts_admin() {
     );
     assert_keeps_running_and_alerts(stack, app, "cannot connect", "mailbox unreachable");
 }
+
+// ---- 7. large mails: a backlog of big attachments is fetched a few at a time ----------------
+
+/// A complaint with a scanned letter attached: `kib` KiB of binary data, base64 in 76-column
+/// lines, as mail clients send it.
+fn complaint_with_attachment(message_id: &str, from: &str, to: &str, kib: usize) -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    // Incompressible-looking data without a base64 crate: a simple LCG over the line.
+    let mut state: u32 = message_id
+        .bytes()
+        .fold(7, |h, b| h.wrapping_mul(31) ^ b as u32);
+    let chars = kib * 1024 * 4 / 3;
+    let mut body = String::with_capacity(chars + chars / 76 * 2 + 8);
+    for i in 0..chars {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        body.push(B64[(state >> 26) as usize] as char);
+        if i % 76 == 75 {
+            body.push_str("\r\n");
+        }
+    }
+    let date = chrono::Utc::now().to_rfc2822();
+    format!(
+        "From: Klager <{from}>\r\nTo: <{to}>\r\nSubject: Klacht met scan\r\nMessage-ID: <{message_id}>\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nZie de bijgevoegde brief.\r\n--b1\r\nContent-Type: application/pdf; name=\"brief.pdf\"\r\nContent-Disposition: attachment; filename=\"brief.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{body}\r\n--b1--\r\n"
+    )
+}
+
+#[test]
+fn a_backlog_of_large_mails_is_fetched_a_few_at_a_time() {
+    let Some(stack) = stack() else { return };
+    let _g = exclusive();
+    let cfg = Cfg {
+        outgoing: Out::File,
+        level: "warn".into(),
+        ..Cfg::default()
+    };
+    let app = TestApp::create(stack, cfg);
+    let tag = unique("scan");
+    // 24 mails of about 4 MB: 96 MB waiting, more than klachtd may hold at once.
+    let n = 24;
+    let mails: Vec<String> = (0..n)
+        .map(|i| {
+            complaint_with_attachment(
+                &format!("{tag}-{i}@klager.example.test"),
+                &format!("{tag}-{i}@example.test"),
+                &app.service,
+                3 * 1024,
+            )
+        })
+        .collect();
+    let total: usize = mails.iter().map(String::len).sum();
+    append(stack, &app.service, "INBOX", &mails);
+    drop(mails);
+    let run = run_once_measured(&app);
+    eprintln!(
+        "run --once over {n} mails, {} MB: {:?}, peak RSS {} kB",
+        total / 1_000_000,
+        run.elapsed,
+        run.peak_rss_kb
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("processed {n} mail(s): {n} registered")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(app.list().len(), n);
+    // Held all at once, the raw mails alone would be 96 MB, twice over while fetched.
+    assert!(
+        run.peak_rss_kb < 64 * 1024,
+        "peak RSS {} kB while draining {} MB of mail: batches are not bounded by bytes",
+        run.peak_rss_kb,
+        total / 1_000_000
+    );
+}
