@@ -16,11 +16,14 @@
 #   mailstack.sh status DIR           say what runs
 #
 # DIR/stack.env (shell-sourceable): IMAP_PORT (STARTTLS), IMAPS_PORT (implicit TLS), LMTP_PORT,
-# SMTP_PORT (STARTTLS), SMTPS_PORT (implicit TLS, "wrappermode"), CA_FILE, DOVECOT_CONF,
-# POSTFIX_DIR, DOVEADM, MAIL_PASSWORD, REJECT_RCPT, STACK_DIR.
+# SMTP_PORT (STARTTLS), SMTPS_PORT (implicit TLS, "wrappermode"), OAUTH_PORT, CA_FILE,
+# DOVECOT_CONF, POSTFIX_DIR, DOVEADM, MAIL_PASSWORD, REJECT_RCPT, STACK_DIR.
 #
 # Users: any user@example.test logs in with password `secret` (any other password or domain
-# fails); every such address has a mailbox, created on first use. Handy doveadm calls:
+# fails); every such address has a mailbox, created on first use. XOAUTH2 and OAUTHBEARER (IMAP,
+# and SMTP AUTH through Dovecot's SASL) are checked by POSTing the token to
+# http://127.0.0.1:$OAUTH_PORT/introspect (RFC 7662): whoever serves that port (a test) answers
+# {"active": true, "username": "user@example.test"} for a valid token. Handy doveadm calls:
 #   . DIR/stack.env
 #   $DOVEADM expunge -u a@example.test mailbox INBOX all          # empty a folder
 #   $DOVEADM mailbox delete -u a@example.test -s Folder           # delete (new UIDVALIDITY on create)
@@ -177,14 +180,20 @@ load_or_pick_ports() {
     if [ -s "$DIR/ports" ]; then
         # shellcheck disable=SC1091
         . "$DIR/ports"
+        # A directory kept from before the introspection endpoint existed.
+        if [ -z "${OAUTH_PORT:-}" ]; then
+            OAUTH_PORT=$(free_ports 1)
+            echo "OAUTH_PORT=$OAUTH_PORT" >> "$DIR/ports"
+        fi
     else
-        read -r IMAP_PORT IMAPS_PORT LMTP_PORT SMTP_PORT SMTPS_PORT <<<"$(free_ports 5)"
+        read -r IMAP_PORT IMAPS_PORT LMTP_PORT SMTP_PORT SMTPS_PORT OAUTH_PORT <<<"$(free_ports 6)"
         cat > "$DIR/ports" <<P
 IMAP_PORT=$IMAP_PORT
 IMAPS_PORT=$IMAPS_PORT
 LMTP_PORT=$LMTP_PORT
 SMTP_PORT=$SMTP_PORT
 SMTPS_PORT=$SMTPS_PORT
+OAUTH_PORT=$OAUTH_PORT
 P
     fi
 }
@@ -208,7 +217,7 @@ ssl_key = <$DIR/tls/server.key
 $dh
 # Loopback test stack: tls = "none" must be testable too.
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 # Otherwise every wrong password costs 2 s.
 auth_failure_delay = 0
 first_valid_uid = 1
@@ -219,9 +228,17 @@ namespace inbox {
   inbox = yes
   separator = /
 }
+# XOAUTH2 and OAUTHBEARER: Dovecot asks the token's owner at an introspection endpoint that
+# the tests serve on 127.0.0.1:$OAUTH_PORT (nothing listens there otherwise).
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $d/oauth2.conf.ext
+}
 # Any user@$DOMAIN with password "$PASSWORD"; other domains get a password nobody knows.
 passdb {
   driver = static
+  mechanisms = plain login
   args = password=%{if;%d;eq;$DOMAIN;$PASSWORD;no-such-password-$(openssl rand -hex 16)}
 }
 userdb {
@@ -254,6 +271,16 @@ protocol imap {
   mail_max_userip_connections = 200
 }
 CONF
+    # RFC 7662 introspection by POST; the answer names the user and whether the token is live.
+    cat > "$d/oauth2.conf.ext" <<OAUTH
+introspection_mode = post
+introspection_url = http://127.0.0.1:$OAUTH_PORT/introspect
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+OAUTH
 }
 
 start_dovecot() {
@@ -415,6 +442,7 @@ IMAPS_PORT=$IMAPS_PORT
 LMTP_PORT=$LMTP_PORT
 SMTP_PORT=$SMTP_PORT
 SMTPS_PORT=$SMTPS_PORT
+OAUTH_PORT=$OAUTH_PORT
 CA_FILE=$DIR/tls/ca.pem
 DOVECOT_CONF=$DIR/dovecot/dovecot.conf
 POSTFIX_DIR=$DIR/postfix/etc

@@ -352,8 +352,8 @@ impl ImapSource {
         }
     }
 
-    /// SELECT the folder (read-write: we set flags) and return its UIDVALIDITY and UIDNEXT.
-    /// SELECT the folder: (UIDVALIDITY, UIDNEXT), and the number of mails in it.
+    /// SELECT the folder (read-write: we set flags): (UIDVALIDITY, UIDNEXT), and the number of
+    /// mails in it.
     async fn select_counting(&mut self) -> Result<((u32, Option<u32>), u32), ImapError> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(ImapError::ConnectionLost);

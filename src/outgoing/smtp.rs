@@ -249,6 +249,19 @@ impl SmtpTransport {
                 {
                     // The token may have been revoked before its time: get a new one next try.
                     tokens.invalidate().await;
+                    // A refused XOAUTH2 token comes back as a 334 challenge carrying a JSON
+                    // status, which lettre reports as an unexpected challenge: say what it is.
+                    let reason = if e.is_client() {
+                        "the server refused the access token".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    return Err(SendError::Transient(format!(
+                        "SMTP {} XOAUTH2 login refused for {user}: {reason}; a new access token \
+                         is fetched for the next try (if this repeats: check that the app may \
+                         send mail for this mailbox, e.g. SMTP.Send and SMTP AUTH enabled)",
+                        self.server
+                    )));
                 }
                 return Err(self.classify(Stage::Login, e));
             }

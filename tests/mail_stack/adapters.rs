@@ -5,6 +5,7 @@
 //! the end-to-end tests); the tests that stop a server take the write half of `DISRUPT`, the
 //! others the read half.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -14,9 +15,11 @@ use klachtd::config::{
 };
 use klachtd::mailbox::imap::ImapSource;
 use klachtd::mailbox::{self, MailSource, MailboxError};
+use klachtd::oauth2::TokenSource;
 use klachtd::outgoing::smtp::SmtpTransport;
 use klachtd::outgoing::{Envelope, SendError, Transport};
 
+use super::provider::Provider;
 use super::stack::{DISRUPT, Stack, stack, stack_without_move};
 
 fn mailbox(stack: &Stack, user: &str, tls: TlsMode, auth: AuthMethod) -> Mailbox {
@@ -720,4 +723,103 @@ async fn smtp_connection_is_kept_for_the_next_mail_and_renewed_when_dropped() {
     .expect("a dropped pooled connection is replaced, not reported");
     wait_for_delivery(stack, "hergebruik@example.test", "na-herstart").await;
     assert_eq!(smtp_connections_of(stack, user), 2);
+}
+
+/// XOAUTH2 as Microsoft 365 and Gmail use it, against Dovecot (IMAP) and Postfix (SMTP AUTH
+/// through Dovecot's SASL), both checking the token at the test provider's introspection
+/// endpoint: one refresh serves IMAP and SMTP, the rotated refresh token is stored, and a token
+/// revoked at the provider is refused once and then replaced.
+#[tokio::test]
+async fn xoauth2_logs_in_to_dovecot_and_postfix_and_recovers_from_a_revoked_token() {
+    let Some(stack) = stack() else { return };
+    // The provider owns OAUTH_PORT: one at a time.
+    let _g = DISRUPT.write().await;
+    let user = format!("oauth-{}@example.test", std::process::id());
+    let provider = Provider::start(stack, &user);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("refresh-token");
+    std::fs::write(&token_file, "rt-1\n").expect("write token");
+    let settings = provider.settings(&token_file);
+    let tokens = Arc::new(TokenSource::new(&settings).expect("token source"));
+
+    let mut h = helper(stack, &user).await;
+    append(&mut h, "INBOX", &mail("o1", "via-oauth"), None).await;
+    let mut imap = mailbox(stack, &user, TlsMode::Starttls, AuthMethod::Xoauth2);
+    imap.password = Secret::default();
+    imap.oauth2 = settings.clone();
+    let mut src = ImapSource::new(&imap, Some(tokens.clone())).expect("new");
+    let keys = mailbox::keys(&src.pending(None).await.expect("pending over XOAUTH2"));
+    assert_eq!(keys.len(), 1);
+    assert_eq!(src.fetch(&keys).await.expect("fetch").len(), 1);
+    assert_eq!(provider.refreshes(), 1);
+    assert!(provider.introspections() >= 1, "Dovecot checked the token");
+    assert_eq!(
+        std::fs::read_to_string(&token_file).expect("read").trim(),
+        "rt-2",
+        "the rotated refresh token is stored"
+    );
+
+    // SMTP with the same grant: the same token, no second refresh.
+    let mut smtp = outgoing(stack, TlsMode::Starttls, Some(&user));
+    smtp.password = Secret::default();
+    smtp.auth = AuthMethod::Xoauth2;
+    smtp.oauth2 = settings.clone();
+    let introspected = provider.introspections();
+    let t = SmtpTransport::new(&smtp, Some(tokens.clone())).expect("new");
+    let raw = mail("o2", "verzonden-met-xoauth2");
+    t.send(
+        "o2@example.org",
+        &envelope("oauth-rcpt@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("send over XOAUTH2");
+    wait_for_delivery(stack, "oauth-rcpt@example.test", "verzonden-met-xoauth2").await;
+    assert_eq!(provider.refreshes(), 1);
+    assert!(
+        provider.introspections() > introspected,
+        "Postfix had Dovecot check the token"
+    );
+
+    // Revoked at the provider: a new IMAP login is refused, reported as a login failure, and
+    // the next attempt refreshes and gets in.
+    provider.revoke_access_tokens();
+    drop(src);
+    let mut src = ImapSource::new(&imap, Some(tokens.clone())).expect("new");
+    let err = src.pending(None).await.expect_err("revoked token");
+    eprintln!("IMAP with a revoked token: {err}");
+    assert!(err.is_auth(), "{err:?}");
+    assert_eq!(src.pending(None).await.expect("after refresh").len(), 1);
+    assert_eq!(provider.refreshes(), 2);
+    assert_eq!(
+        std::fs::read_to_string(&token_file).expect("read").trim(),
+        "rt-3"
+    );
+
+    // The same over SMTP, on a new connection: refused once (transient: retried from the
+    // outbox), then sent with a fresh token.
+    provider.revoke_access_tokens();
+    let t = SmtpTransport::new(&smtp, Some(tokens.clone())).expect("new");
+    let raw = mail("o3", "na-intrekking");
+    let err = t
+        .send(
+            "o3@example.org",
+            &envelope("oauth-rcpt@example.test"),
+            raw.replace('\n', "\r\n").as_bytes(),
+        )
+        .await
+        .expect_err("revoked token");
+    eprintln!("SMTP with a revoked token: {err}");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("XOAUTH2 login refused"), "{err}");
+    t.send(
+        "o3@example.org",
+        &envelope("oauth-rcpt@example.test"),
+        raw.replace('\n', "\r\n").as_bytes(),
+    )
+    .await
+    .expect("send after refresh");
+    wait_for_delivery(stack, "oauth-rcpt@example.test", "na-intrekking").await;
+    assert_eq!(provider.refreshes(), 3);
+    assert_eq!(provider.refused_refreshes(), 0);
 }

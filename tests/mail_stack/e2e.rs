@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use chrono::Datelike;
 use serde_json::Value;
 
+use super::provider::Provider;
 use super::stack::{Stack, exclusive, shared, stack};
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -292,6 +293,11 @@ struct Cfg {
     outgoing: Out,
     level: String,
     env: Vec<(String, String)>,
+    /// XOAUTH2 for the mailbox at this token endpoint (and for SMTP too with `oauth_smtp`),
+    /// starting from `refresh_token`, instead of the password.
+    oauth: Option<String>,
+    oauth_smtp: bool,
+    refresh_token: String,
 }
 
 impl Default for Cfg {
@@ -303,6 +309,9 @@ impl Default for Cfg {
             outgoing: Out::Smtp,
             level: "info".into(),
             env: Vec::new(),
+            oauth: None,
+            oauth_smtp: false,
+            refresh_token: "rt-1".into(),
         }
     }
 }
@@ -335,9 +344,25 @@ impl TestApp {
         let staff = |role: &str| format!("{}@example.test", unique(role));
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let ca = stack.env["CA_FILE"].clone();
+        let token_file = root.join("refresh-token");
+        let oauth = cfg.oauth.as_ref().map(|url| {
+            std::fs::write(&token_file, format!("{}\n", cfg.refresh_token)).expect("token file");
+            format!(
+                "auth = \"xoauth2\"\ntoken_url = {url:?}\nclient_id = \"klachtd-e2e\"\nclient_secret = \"e2e-client-secret\"\nrefresh_token_file = {:?}\nscope = \"mail offline_access\"",
+                token_file.display().to_string()
+            )
+        });
+        let imap_auth = match &oauth {
+            Some(o) => o.clone(),
+            None => format!("password = {:?}", cfg.password),
+        };
+        let smtp_auth = match (&oauth, cfg.oauth_smtp) {
+            (Some(o), true) => format!("\nusername = {service:?}\n{o}"),
+            _ => String::new(),
+        };
         let outgoing = match cfg.outgoing {
             Out::Smtp => format!(
-                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = {ca:?}\nfrom = {service:?}",
+                "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = {ca:?}\nfrom = {service:?}{smtp_auth}",
                 stack.port("SMTP_PORT")
             ),
             Out::File => format!(
@@ -363,7 +388,7 @@ port = {imap_port}
 tls = "starttls"
 ca_file = {ca:?}
 username = {service:?}
-password = {password:?}
+{imap_auth}
 folder = {folder:?}
 idle = true
 poll_interval = 600
@@ -390,7 +415,6 @@ level = {level:?}
 "#,
             data = root.join("data").display().to_string(),
             imap_port = cfg.imap_port.unwrap_or_else(|| stack.port("IMAP_PORT")),
-            password = cfg.password,
             folder = cfg.folder,
             receiver = staff("receiver"),
             director = staff("director"),
@@ -1067,7 +1091,7 @@ fn assert_keeps_running_and_alerts(
     mut app: TestApp,
     error: &str,
     alert_subject: &str,
-) {
+) -> TestApp {
     let started = Instant::now();
     app.start();
     wait_until(
@@ -1104,6 +1128,7 @@ fn assert_keeps_running_and_alerts(
     );
     assert!(!log.contains("wrong-password-e2e"), "password in the log");
     app.stop_cleanly();
+    app
 }
 
 #[test]
@@ -1209,5 +1234,92 @@ fn a_backlog_of_large_mails_is_fetched_a_few_at_a_time() {
         "peak RSS {} kB while draining {} MB of mail: batches are not bounded by bytes",
         run.peak_rss_kb,
         total / 1_000_000
+    );
+}
+
+// ---- 8. OAuth2 (XOAUTH2), as for Microsoft 365 and Gmail -----------------------------------
+
+#[test]
+fn xoauth2_mailbox_and_smtp_register_and_acknowledge_with_one_shared_token() {
+    let Some(stack) = stack() else { return };
+    // The provider owns OAUTH_PORT.
+    let _g = exclusive();
+    let provider = Provider::start(stack, "");
+    let cfg = Cfg {
+        oauth: Some(provider.token_url()),
+        oauth_smtp: true,
+        ..Cfg::default()
+    };
+    let mut app = TestApp::create(stack, cfg);
+    provider.set_user(&app.service);
+    let klager = complainant();
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &format!("{}@klager.example.test", unique("oauth")),
+            &klager,
+            &app.service,
+            "Klacht via een OAuth2-mailbox",
+            "De les begon te laat.",
+        )],
+    );
+    app.start();
+    let acks = wait_for_acks(stack, &klager, 1, Duration::from_secs(60));
+    assert_eq!(acks.len(), 1);
+    app.assert_alive();
+    assert_eq!(
+        provider.refreshes(),
+        1,
+        "IMAP and SMTP use one access token from one refresh"
+    );
+    assert!(
+        provider.introspections() >= 2,
+        "Dovecot checked the token for IMAP and for Postfix"
+    );
+    assert_eq!(
+        std::fs::read_to_string(app.root.join("refresh-token"))
+            .expect("token file")
+            .trim(),
+        "rt-2",
+        "the rotated refresh token is stored"
+    );
+    let log = app.log();
+    assert!(!log.contains("at-1-"), "access token in the log: {log}");
+    assert!(!log.contains("rt-2"), "refresh token in the log: {log}");
+    app.stop_cleanly();
+}
+
+#[test]
+fn revoked_refresh_token_keeps_running_logs_and_alerts_admin() {
+    let Some(stack) = stack() else { return };
+    let _g = exclusive();
+    let provider = Provider::start(stack, "");
+    // The provider only accepts rt-1: this grant was revoked. Alerts go out over plain SMTP.
+    let app = TestApp::create(
+        stack,
+        Cfg {
+            oauth: Some(provider.token_url()),
+            refresh_token: "rt-99".into(),
+            ..Cfg::default()
+        },
+    );
+    provider.set_user(&app.service);
+    let app = assert_keeps_running_and_alerts(stack, app, "cannot log in", "mailbox login failed");
+    assert!(provider.refused_refreshes() >= 2, "retried with backoff");
+    assert_eq!(provider.refreshes(), 0);
+    let log = app.log();
+    assert!(
+        log.contains("invalid_grant"),
+        "the provider's reason is logged: {log}"
+    );
+    assert!(!log.contains("rt-99"), "refresh token in the log: {log}");
+    assert_eq!(
+        std::fs::read_to_string(app.root.join("refresh-token"))
+            .expect("token file")
+            .trim(),
+        "rt-99",
+        "a refused grant leaves the file as it was"
     );
 }

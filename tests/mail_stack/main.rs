@@ -14,4 +14,5 @@
 
 mod adapters;
 mod e2e;
+mod provider;
 mod stack;
