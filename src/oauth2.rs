@@ -264,8 +264,14 @@ fn write_atomically(path: &Path, content: &str) -> Result<(), OAuthError> {
     Ok(())
 }
 
+// Shared with the stand-in provider of the mail-stack tests.
+#[cfg(test)]
+#[path = "../tests/support/http_form.rs"]
+mod http_form;
+
 #[cfg(test)]
 mod tests {
+    use super::http_form;
     use super::*;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::{Arc, Mutex};
@@ -273,25 +279,6 @@ mod tests {
 
     type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
     use std::collections::HashMap;
-
-    fn decode(s: &str) -> String {
-        let bytes = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
-                    out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
 
     /// A token endpoint speaking just enough HTTP/1.1: `rt-N` is exchanged for `at-N` and a
     /// rotated `rt-(N+1)`; anything else is `invalid_grant`.
@@ -304,33 +291,23 @@ mod tests {
             while let Ok((mut sock, _)) = listener.accept().await {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
-                let body = loop {
+                let request = loop {
                     let n = sock.read(&mut chunk).await.unwrap_or(0);
                     if n == 0 {
                         break None;
                     }
                     buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).into_owned();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse().ok())?
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break Some(body.to_string());
-                        }
+                    if let Some(r) = http_form::parse_request(&buf) {
+                        break Some(r);
                     }
                 };
-                let Some(body) = body else { continue };
-                let form: HashMap<String, String> = body
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (decode(k), decode(v)))
-                    .collect();
+                let Some(request) = request else { continue };
+                if request.path != "/token" {
+                    let reply = http_form::json_response("404 Not Found", "{}");
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                    continue;
+                }
+                let form = request.form;
                 let rt = form.get("refresh_token").cloned().unwrap_or_default();
                 log.lock().unwrap().push(form);
                 let (status, json) = match rt.strip_prefix("rt-").and_then(|n| n.parse::<u32>().ok()) {
@@ -346,10 +323,7 @@ mod tests {
                         r#"{"error":"invalid_grant","error_description":"AADSTS70000: The refresh token was revoked."}"#.to_string(),
                     ),
                 };
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-                    json.len()
-                );
+                let reply = http_form::json_response(status, &json);
                 let _ = sock.write_all(reply.as_bytes()).await;
                 let _ = sock.shutdown().await;
             }

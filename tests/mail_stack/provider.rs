@@ -22,6 +22,9 @@ use klachtd::config::{OAuth2, Secret};
 
 use super::stack::Stack;
 
+#[path = "../support/http_form.rs"]
+mod http_form;
+
 #[derive(Default)]
 struct State {
     user: String,
@@ -186,10 +189,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>) {
             _ => ("404 Not Found", "{}".to_string()),
         }
     };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        json.len()
-    );
+    let reply = http_form::json_response(status, &json);
     let _ = conn.write_all(reply.as_bytes());
     let _ = conn.flush();
 }
@@ -204,52 +204,8 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, HashMap<String, String>
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let len: usize = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        if body.len() < len {
-            continue;
+        if let Some(r) = http_form::parse_request(&buf) {
+            return Some((r.path, r.form));
         }
-        let path = head.split_whitespace().nth(1)?.to_string();
-        let form = body
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (decode(k), decode(v)))
-            .collect();
-        return Some((path, form));
     }
-}
-
-/// application/x-www-form-urlencoded.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
