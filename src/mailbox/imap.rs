@@ -390,22 +390,23 @@ impl ImapSource {
             return Ok(Vec::new());
         }
         // UIDs and sizes in one command; the sizes let the caller bound a batch by bytes.
-        let fetches: Vec<_> = conn
-            .session
-            .uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)")
-            .await?
-            .try_collect()
-            .await?;
+        // Taken one response at a time: each holds on to a read buffer of several KB, which
+        // for a backlog of 10,000 mails came to 60 MB when collected first.
+        let mut waiting: Vec<(u32, u64)> = Vec::new();
+        {
+            let mut fetches = conn
+                .session
+                .uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)")
+                .await?;
+            while let Some(f) = fetches.try_next().await? {
+                // RFC 3501 section 6.4.8: `N:*` includes the highest UID even when it is
+                // below N.
+                if let Some(uid) = f.uid.filter(|u| *u >= first) {
+                    waiting.push((uid, f.size.unwrap_or(0).into()));
+                }
+            }
+        }
         drain_unsolicited(&conn.session);
-        let mut waiting: Vec<(u32, u64)> = fetches
-            .iter()
-            // RFC 3501 section 6.4.8: `N:*` includes the highest UID even when it is below N.
-            .filter_map(|f| {
-                f.uid
-                    .filter(|u| *u >= first)
-                    .map(|u| (u, f.size.unwrap_or(0).into()))
-            })
-            .collect();
         waiting.sort_unstable();
         waiting.dedup_by_key(|w| w.0);
         Ok(waiting

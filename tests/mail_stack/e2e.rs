@@ -1068,8 +1068,10 @@ fn five_thousand_waiting_mails_drain_with_flat_memory() {
         "peak RSS {} kB over 5000 mails (limit 100 MB)",
         big.peak_rss_kb
     );
+    // Flat: ten times the backlog may not cost more than a few MB (a per-mail 6 KB, say a
+    // buffer kept for each listed UID, would show as +27 MB here).
     assert!(
-        big.peak_rss_kb < small.peak_rss_kb * 2,
+        big.peak_rss_kb < small.peak_rss_kb + 12 * 1024,
         "RSS grows with the backlog: {} kB for 5000 mails vs {} kB for 500",
         big.peak_rss_kb,
         small.peak_rss_kb
