@@ -31,6 +31,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync + std::fmt::Debug> ImapIo f
 type Session = async_imap::Session<Box<dyn ImapIo>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// An IMAP command (a fetch of one batch of up to 8 MB included) that gets no answer for this
+/// long is taken as a lost connection: a server that hangs must not stop intake for good.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// TCP keepalive: a connection a NAT or firewall dropped silently (no RST), which is common
+/// under a long IDLE, is noticed within about two minutes instead of at the next IDLE renewal
+/// or never.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const KEEPALIVE_PROBES: u32 = 4;
 /// RFC 2177 section 3: clients should re-issue IDLE at least every 29 minutes.
 const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -59,6 +68,8 @@ pub struct ImapSource {
     /// Consecutive failed connection attempts, for the backoff.
     failures: u32,
     last_failure: Option<Instant>,
+    /// [`COMMAND_TIMEOUT`]; shorter in tests.
+    command_timeout: Duration,
 }
 
 struct Conn {
@@ -133,6 +144,7 @@ impl ImapSource {
             seen_next: None,
             failures: 0,
             last_failure: None,
+            command_timeout: COMMAND_TIMEOUT,
         })
     }
 
@@ -214,6 +226,16 @@ impl ImapSource {
         .map_err(|_| self.connect_err("timed out"))?
         .map_err(|e| self.connect_err(e))?;
         let _ = tcp.set_nodelay(true);
+        // Also bounds writes nobody acknowledges (TCP_USER_TIMEOUT), where keepalive does not
+        // apply; failing to set either only loses the early warning.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL)
+            .with_retries(KEEPALIVE_PROBES);
+        let sock = socket2::SockRef::from(&tcp);
+        let _ = sock.set_tcp_keepalive(&keepalive);
+        let _ =
+            sock.set_tcp_user_timeout(Some(KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES));
         let stream: Box<dyn ImapIo> = match self.tls {
             TlsMode::None => Box::new(tcp),
             TlsMode::Implicit => Box::new(self.tls_handshake(tcp).await?),
@@ -567,15 +589,26 @@ impl ImapSource {
     }
 }
 
-/// Runs one IMAP operation; when it fails on a connection that was already open (the server
-/// restarted, a NAT dropped it), reconnects and tries once more before giving up.
+/// Runs one IMAP operation, bounded by `timeout` (default: the command timeout); when it fails
+/// on a connection that was already open (the server restarted, a NAT dropped it, no answer),
+/// reconnects and tries once more before giving up.
 macro_rules! with_retry {
     ($self:ident, $op:expr) => {{
+        let timeout = $self.command_timeout;
+        with_retry!($self, $op, timeout)
+    }};
+    ($self:ident, $op:expr, $timeout:expr) => {{
         let mut attempt = 0;
         loop {
             attempt += 1;
             let fresh = $self.ensure_connected().await?;
-            match $op.await {
+            let answered = tokio::time::timeout($timeout, $op).await.unwrap_or_else(|_| {
+                Err(ImapError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", $timeout.as_secs()),
+                )))
+            });
+            match answered {
                 Ok(v) => break Ok(v),
                 Err(e) => {
                     let lost = matches!(e, ImapError::Io(_) | ImapError::ConnectionLost);
@@ -628,7 +661,10 @@ impl MailSource for ImapSource {
             return Ok(());
         }
         let started = Instant::now();
-        let result: Result<bool, MailboxError> = with_retry!(self, self.idle_once(max));
+        // The IDLE itself lasts up to `max` (at most MAX_IDLE); the command timeout is for the
+        // SELECT before it and the DONE after it.
+        let bound = max.min(MAX_IDLE) + self.command_timeout;
+        let result: Result<bool, MailboxError> = with_retry!(self, self.idle_once(max), bound);
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -768,5 +804,93 @@ mod tests {
             b"user=u@example.org\x01auth=Bearer T\x01\x01".to_vec()
         );
         assert_eq!(x.process(b"{\"status\":\"400\"}"), Vec::<u8>::new());
+    }
+
+    /// A server that logs in, selects and starts IDLE, then never answers DONE (hung, or the
+    /// connection silently dropped): counts its connections.
+    async fn silent_after_idle() -> (u16, Arc<std::sync::atomic::AtomicU32>) {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let (read, mut write) = sock.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"* OK fake IMAP ready\r\n").await;
+                    let mut idling = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if idling {
+                            // DONE: no answer, ever.
+                            continue;
+                        }
+                        let mut words = line.split_whitespace();
+                        let tag = words.next().unwrap_or("*").to_string();
+                        let reply = match words.next().unwrap_or("").to_ascii_uppercase().as_str() {
+                            "CAPABILITY" => {
+                                format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n")
+                            }
+                            "SELECT" => format!(
+                                "* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n* OK [UIDNEXT 1] ok\r\n{tag} OK [READ-WRITE] done\r\n"
+                            ),
+                            "IDLE" => {
+                                idling = true;
+                                "+ idling\r\n".to_string()
+                            }
+                            _ => format!("{tag} OK done\r\n"),
+                        };
+                        let _ = write.write_all(reply.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        (port, connections)
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_answering_is_a_lost_connection_not_a_hang() {
+        let (port, connections) = silent_after_idle().await;
+        let settings = Mailbox {
+            kind: crate::config::MailboxKind::Imap,
+            path: None,
+            host: Some("127.0.0.1".into()),
+            port: Some(port),
+            tls: TlsMode::None,
+            ca_file: None,
+            username: Some("svc@example.test".into()),
+            password: Secret::new("pw"),
+            password_file: None,
+            auth: AuthMethod::Login,
+            folder: "INBOX".into(),
+            processed_folder: None,
+            idle: true,
+            poll_interval: 600,
+            oauth2: crate::config::OAuth2::default(),
+        };
+        let mut src = ImapSource::new(&settings, None).expect("new");
+        src.command_timeout = Duration::from_millis(500);
+        assert!(src.pending(None).await.expect("pending").is_empty());
+        let started = Instant::now();
+        let err = src
+            .wait_for_mail(Duration::from_millis(200))
+            .await
+            .expect_err("DONE is never answered");
+        assert!(
+            matches!(err, MailboxError::Connect { .. }),
+            "reported as a lost connection: {err:?}"
+        );
+        assert!(err.to_string().contains("no answer"), "{err}");
+        // Reconnected once and tried again before giving up; bounded, not hung.
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
