@@ -435,14 +435,11 @@ stop_postfix() {
 }
 
 write_env() {
-    cat > "$DIR/stack.env" <<ENV
-STACK_DIR=$DIR
-IMAP_PORT=$IMAP_PORT
-IMAPS_PORT=$IMAPS_PORT
-LMTP_PORT=$LMTP_PORT
-SMTP_PORT=$SMTP_PORT
-SMTPS_PORT=$SMTPS_PORT
-OAUTH_PORT=$OAUTH_PORT
+    {
+        echo "STACK_DIR=$DIR"
+        cat "$DIR/ports"
+    } > "$DIR/stack.env"
+    cat >> "$DIR/stack.env" <<ENV
 CA_FILE=$DIR/tls/ca.pem
 DOVECOT_CONF=$DIR/dovecot/dovecot.conf
 POSTFIX_DIR=$DIR/postfix/etc

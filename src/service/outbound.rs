@@ -77,28 +77,35 @@ pub async fn queue_to_role(
     complaint_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
-    let to: Vec<(Option<String>, EmailAddress)> = ctx
-        .settings
-        .staff
-        .addresses(role)
-        .into_iter()
-        .map(|a| (None, a))
-        .collect();
+    let to = ctx.settings.staff.addresses(role);
     if to.is_empty() {
         tracing::warn!(role, template, "no address for role: alert only logged");
         return Ok(0);
     }
-    let lang = ctx.settings.organisation.language.clone();
-    let n = to.len();
+    queue_to_staff(ctx, tx, role, &to, template, context, complaint_id, now).await
+}
+
+/// Queue one generated staff mail to `to`, who hold `role` (the role is recorded with it).
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_to_staff(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    role: &str,
+    to: &[EmailAddress],
+    template: &str,
+    context: &Value,
+    complaint_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<usize, ServiceError> {
     queue(
         ctx,
         tx,
         MailSpec {
             template,
-            lang: &lang,
+            lang: &ctx.settings.organisation.language,
             context,
             complaint_id,
-            to,
+            to: to.iter().map(|a| (None, a.clone())).collect(),
             role: Some(role),
             in_reply_to: None,
             references: vec![],
@@ -107,5 +114,5 @@ pub async fn queue_to_role(
         },
     )
     .await?;
-    Ok(n)
+    Ok(to.len())
 }

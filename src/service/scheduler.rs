@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::outbound::{MailSpec, queue};
+use super::outbound::{MailSpec, queue, queue_to_staff};
 use super::{Context, ServiceError};
 use crate::domain::calendar::{at_local, end_of_day, local_date};
 use crate::domain::procedure::{
@@ -331,21 +331,15 @@ async fn execute(
                         .await?;
                         continue;
                     }
-                    queue(
+                    queue_to_staff(
                         ctx,
                         tx,
-                        MailSpec {
-                            template,
-                            lang: &ctx.settings.organisation.language,
-                            context: &context,
-                            complaint_id: Some(state.id),
-                            to: addresses.iter().map(|x| (None, x.clone())).collect(),
-                            role: Some(role),
-                            in_reply_to: None,
-                            references: vec![],
-                            auto: AutoKind::Generated,
-                            now,
-                        },
+                        role,
+                        &addresses,
+                        template,
+                        &context,
+                        Some(state.id),
+                        now,
                     )
                     .await?;
                     sent_to.extend(addresses.iter().map(|x| format!("{role}:{x}")));
