@@ -5,4 +5,5 @@ pub mod calendar;
 pub mod classify;
 pub mod language;
 pub mod procedure;
+pub mod text;
 pub mod types;

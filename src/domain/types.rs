@@ -90,24 +90,43 @@ impl fmt::Display for ComplaintRef {
 pub struct EmailAddress(String);
 
 impl EmailAddress {
+    /// One parser for every address that reaches us (From, Reply-To, config, CLI). It accepts
+    /// exactly what we can also write into a header and an SMTP envelope: the RFC 5321 section
+    /// 4.1.2 mailbox syntax as lettre checks it (dot-atom or quoted local part), a domain with
+    /// a dot (or `localhost`), no IP literal (RFC 5321 4.1.3: never a complainant's), no
+    /// trailing dot, and nothing lettre would refuse later when we answer. Parsing once by the
+    /// rules of the code that writes the mail is what keeps one sender from failing a batch.
     pub fn parse(text: &str) -> Result<Self, TypeError> {
-        let t = text
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim();
+        let t = text.trim();
+        let t = t.strip_prefix('<').unwrap_or(t);
+        let t = t.strip_suffix('>').unwrap_or(t).trim();
         let err = || TypeError::Address(text.to_string());
         let (local, domain) = t.rsplit_once('@').ok_or_else(err)?;
+        let quoted = local.len() >= 2 && local.starts_with('"') && local.ends_with('"');
         if local.is_empty()
             || domain.is_empty()
             || t.len() > 254
-            || t.chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == ',')
-            || !domain.contains('.') && domain != "localhost"
+            || local.len() > 64
+            || t.chars().any(|c| c.is_control())
+            // Whitespace only inside a quoted local part (`"System Administrator"@...`).
+            || domain.chars().any(char::is_whitespace)
+            || (!quoted && local.chars().any(|c| c.is_whitespace() || c == ','))
+            || (!domain.contains('.') && domain != "localhost")
+            || domain.starts_with('[')
+            || domain.ends_with('.')
+            || domain.starts_with('.')
+            || domain.contains("..")
+            || domain
+                .split('.')
+                .any(|label| label.is_empty() || label.starts_with('-') || label.ends_with('-'))
         {
             return Err(err());
         }
-        Ok(Self(t.to_lowercase()))
+        let lowered = t.to_lowercase();
+        // lettre is what writes our To header and the RCPT TO: whatever it refuses is refused
+        // here, so it can never fail later on an address we accepted.
+        lowered.parse::<lettre::Address>().map_err(|_| err())?;
+        Ok(Self(lowered))
     }
 
     pub fn as_str(&self) -> &str {
@@ -222,6 +241,48 @@ mod tests {
             "jan@nodot",
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Issue #8 finding 2: addresses the old parser accepted but lettre refuses to write, so
+    /// the acknowledgement failed and with it the whole batch.
+    #[test]
+    fn addresses_lettre_refuses_are_refused_here() {
+        for bad in [
+            "a..b@example.nl",
+            ".a@example.nl",
+            "a.@example.nl",
+            "a@example.nl.",
+            "a\"b@example.nl",
+            "a@b@example.nl",
+            "a;b@example.nl",
+            "a@[127.0.0.1]",
+            "a@example..nl",
+            "a@-example.nl",
+            "a@example-.nl",
+            "postmaster\\@xxx.com@xxx.com",
+            "jan\u{0}@example.nl",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn quoted_local_parts_are_addresses() {
+        let a = EmailAddress::parse("\"System Administrator\"@example.com").unwrap();
+        assert_eq!(a.as_str(), "\"system administrator\"@example.com");
+        assert_eq!(a.domain(), "example.com");
+        // A quoted local part may hold an @.
+        assert!(EmailAddress::parse("\"a@b\"@example.com").is_ok());
+    }
+
+    proptest::proptest! {
+        /// Whatever we accept, lettre accepts: the address can always be answered.
+        #[test]
+        fn every_accepted_address_is_one_lettre_writes(s in "[ -~]{0,40}@[a-z0-9.\\-\\[\\]]{0,20}") {
+            if let Ok(a) = EmailAddress::parse(&s) {
+                proptest::prop_assert!(a.as_str().parse::<lettre::Address>().is_ok());
+            }
         }
     }
 

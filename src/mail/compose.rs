@@ -7,6 +7,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use rand::Rng;
 
 use crate::domain::classify::sign;
+use crate::domain::text::{MAX_HEADER_CHARS, MAX_NAME_CHARS, single_line};
 use crate::domain::types::{EmailAddress, MessageId};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,12 +42,82 @@ pub struct OutgoingMail {
     pub auto: AutoKind,
 }
 
-fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeError> {
-    let address = addr
-        .as_str()
+fn lettre_address(addr: &EmailAddress) -> Result<lettre::Address, ComposeError> {
+    addr.as_str()
         .parse()
-        .map_err(|_| ComposeError::Address(addr.to_string()))?;
-    Ok(Mailbox::new(name.map(str::to_string), address))
+        .map_err(|_| ComposeError::Address(addr.to_string()))
+}
+
+fn mailbox(name: Option<&str>, addr: &EmailAddress) -> Result<Mailbox, ComposeError> {
+    let name = name
+        .map(|n| single_line(n, MAX_NAME_CHARS))
+        .filter(|n| !n.is_empty());
+    Ok(Mailbox::new(name, lettre_address(addr)?))
+}
+
+/// A display name as RFC 5322 section 3.2.5 wants it: printable ASCII always as a
+/// quoted-string (lettre writes `Free-Quilting.com` bare, which only the obsolete syntax of
+/// section 4.1 allows), anything else as RFC 2047 encoded words. The name is made one safe
+/// line first, so nothing a sender wrote can end the header.
+fn encode_display_name(name: &str) -> Result<Option<String>, ComposeError> {
+    let name = single_line(name, MAX_NAME_CHARS);
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let mut out = String::new();
+    if name.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        out.push('"');
+        for c in name.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    } else {
+        // "To: " is already on the line.
+        let mut w = email_encoding::headers::writer::EmailWriter::new(&mut out, 4, 0, false);
+        email_encoding::headers::rfc2047::encode(&name, &mut w)
+            .map_err(|_| ComposeError::Build(format!("cannot encode display name {name:?}")))?;
+    }
+    Ok(Some(out))
+}
+
+/// The To header, written by us rather than lettre's mailbox encoder (see
+/// [`encode_display_name`]); mailboxes separated by a folded comma.
+fn to_header(to: &[(Option<String>, EmailAddress)]) -> Result<HeaderValue, ComposeError> {
+    let mut raw = Vec::new();
+    let mut encoded = Vec::new();
+    for (name, addr) in to {
+        lettre_address(addr)?;
+        match name
+            .as_deref()
+            .map(encode_display_name)
+            .transpose()?
+            .flatten()
+        {
+            Some(n) => {
+                encoded.push(format!("{n} <{addr}>"));
+                raw.push(format!(
+                    "{} <{addr}>",
+                    single_line(name.as_deref().unwrap_or(""), MAX_NAME_CHARS)
+                ));
+            }
+            None => {
+                encoded.push(addr.to_string());
+                raw.push(addr.to_string());
+            }
+        }
+    }
+    if encoded.is_empty() {
+        return Err(ComposeError::Build("no recipient".into()));
+    }
+    let name = HeaderName::new_from_ascii_str("To");
+    Ok(HeaderValue::dangerous_new_pre_encoded(
+        name,
+        raw.join(", "),
+        encoded.join(",\r\n "),
+    ))
 }
 
 fn raw_header(name: &str, value: &str) -> Result<HeaderValue, ComposeError> {
@@ -56,14 +127,20 @@ fn raw_header(name: &str, value: &str) -> Result<HeaderValue, ComposeError> {
 }
 
 pub fn build(mail: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
+    let recipients = mail
+        .to
+        .iter()
+        .map(|(_, a)| lettre_address(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let envelope = lettre::address::Envelope::new(Some(lettre_address(&mail.from)?), recipients)
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
     let mut b = lettre::Message::builder()
         .from(mailbox(Some(&mail.from_name), &mail.from)?)
-        .subject(mail.subject.clone())
+        .subject(single_line(&mail.subject, MAX_HEADER_CHARS))
         .message_id(Some(mail.message_id.bracketed()))
-        .date(mail.date.into());
-    for (name, addr) in &mail.to {
-        b = b.to(mailbox(name.as_deref(), addr)?);
-    }
+        .date(mail.date.into())
+        .envelope(envelope)
+        .raw_header(to_header(&mail.to)?);
     if let Some(r) = &mail.reply_to {
         b = b.reply_to(mailbox(None, r)?);
     }
@@ -161,6 +238,103 @@ mod tests {
         // And it parses back.
         let parsed = crate::mail::parse::parse(raw.as_bytes()).unwrap();
         assert_eq!(parsed.facts.message_id.unwrap().as_str(), "out-1@mzo.nl");
+    }
+
+    fn mail_to(name: &str, subject: &str) -> OutgoingMail {
+        OutgoingMail {
+            from_name: "Muziekcentrum Zuidoost".into(),
+            from: EmailAddress::parse("service@mzo.nl").unwrap(),
+            to: vec![(
+                Some(name.to_string()),
+                EmailAddress::parse("p0@example.nl").unwrap(),
+            )],
+            reply_to: None,
+            subject: subject.into(),
+            text: "t".into(),
+            html: "<p>t</p>".into(),
+            message_id: MessageId::parse("<out-1@mzo.nl>").unwrap(),
+            in_reply_to: None,
+            references: vec![],
+            date: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                .unwrap()
+                .into(),
+            auto: AutoKind::Replied,
+        }
+    }
+
+    fn header_lines(raw: &[u8], name: &str) -> Vec<String> {
+        let text = String::from_utf8_lossy(raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+        head.split("\r\n")
+            .filter(|l| {
+                l.split_once(':')
+                    .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Issue #8 findings 1 and 2: a CR, LF or NUL in a display name made lettre fail or panic,
+    /// and with it the whole batch; nor may it add a header.
+    #[test]
+    fn hostile_display_names_build_one_to_header() {
+        for name in [
+            "Jan\nBcc: x@evil.example",
+            "Jan\rBcc: x@evil.example",
+            "Jan\r\nBcc: x@evil.example",
+            "Jan\u{0}",
+            "\u{0}",
+            "\u{1b}[1A\u{1b}[2K\u{1b}[32mOK",
+            "\u{202e}exe.txt",
+            "Rogue \" User \\",
+        ] {
+            let raw = build(&mail_to(name, "Klacht\r\nBcc: y@evil.example")).unwrap();
+            assert!(header_lines(&raw, "bcc").is_empty(), "{name:?}");
+            assert_eq!(header_lines(&raw, "to").len(), 1, "{name:?}");
+            let parsed = crate::mail::parse::parse(&raw).unwrap();
+            assert_eq!(parsed.to.len(), 1, "{name:?}");
+            assert_eq!(parsed.to[0].as_str(), "p0@example.nl");
+        }
+    }
+
+    /// Issue #8 finding 21: RFC 5322 has no bare dot in a phrase.
+    #[test]
+    fn a_display_name_with_a_dot_is_quoted() {
+        let raw = build(&mail_to("Free-Quilting.com", "x")).unwrap();
+        assert_eq!(
+            header_lines(&raw, "to"),
+            ["To: \"Free-Quilting.com\" <p0@example.nl>"]
+        );
+        let raw = build(&mail_to("Zoë de Vries", "x")).unwrap();
+        let to = header_lines(&raw, "to").join("");
+        assert!(to.contains("=?utf-8?b?"), "{to}");
+        let parsed = crate::mail::parse::parse(&raw).unwrap();
+        assert_eq!(parsed.to[0].as_str(), "p0@example.nl");
+    }
+
+    #[test]
+    fn a_quoted_local_part_is_written_as_it_is() {
+        let mut m = mail_to("Beheer", "x");
+        m.to = vec![(
+            None,
+            EmailAddress::parse("\"System Administrator\"@example.com").unwrap(),
+        )];
+        let raw = build(&m).unwrap();
+        assert_eq!(
+            header_lines(&raw, "to"),
+            ["To: \"system administrator\"@example.com"]
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever a sender calls themselves and whatever the subject: the mail builds, has
+        /// exactly one To and no header it did not ask for.
+        #[test]
+        fn any_name_and_subject_build(name in proptest::prelude::any::<String>(), subject in proptest::prelude::any::<String>()) {
+            let raw = build(&mail_to(&name, &subject)).unwrap();
+            proptest::prop_assert_eq!(header_lines(&raw, "to").len(), 1);
+            proptest::prop_assert!(header_lines(&raw, "bcc").is_empty());
+        }
     }
 
     #[test]
