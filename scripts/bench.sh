@@ -124,6 +124,8 @@ preset = "mzo"
 dir = "$ROOT/config/procedures"
 [templates]
 dir = "$ROOT/templates"
+[limits]
+acknowledgements_per_hour = 1000000
 [logging]
 format = "json"
 level = "info"

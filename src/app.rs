@@ -32,6 +32,10 @@ pub enum AppError {
     Service(#[from] ServiceError),
     #[error("cannot set up {what}: {reason}")]
     Setup { what: String, reason: String },
+    /// A long-running task ended while the daemon should have gone on: the daemon stops with
+    /// this error (and a non-zero exit, so systemd restarts it) instead of running half-alive.
+    #[error("the {task} stopped unexpectedly: {reason}")]
+    TaskDied { task: String, reason: String },
 }
 
 pub struct App {
@@ -49,6 +53,17 @@ impl App {
             what: format!("data_dir {}", settings.data_dir.display()),
             reason: e.to_string(),
         })?;
+        // Personal data: the data directory is for klachtd's user only, also when an older
+        // version or a hand-made directory left it open (main sets umask 077 for new files).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&settings.data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| AppError::Setup {
+                    what: format!("data_dir {} permissions", settings.data_dir.display()),
+                    reason: e.to_string(),
+                })?;
+        }
         let url = settings.database_url();
         let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
             Arc::new(SqliteStore::open(&url).await?)
@@ -177,16 +192,19 @@ impl App {
         self,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), AppError> {
+        // The tasks stop on this: the outside shutdown, or one of them dying.
+        let (stop_all, stop) = watch::channel(false);
         let wake_outbox = Arc::new(Notify::new());
         let wake_outbox_for_scheduler = wake_outbox.clone();
         let mut source = self.open_source()?;
         let ctx = self.ctx.clone();
         let notify = wake_outbox.clone();
-        let mut stop_watch = shutdown.clone();
+        let mut stop_watch = stop.clone();
         let watcher = tokio::spawn(async move {
             let mut alerted = false;
             let mut failures: u32 = 0;
             loop {
+                test_task_hook("watcher");
                 if *stop_watch.borrow() {
                     break;
                 }
@@ -237,7 +255,7 @@ impl App {
         });
         let ctx = self.ctx.clone();
         let transport = self.transport.clone();
-        let mut stop_send = shutdown.clone();
+        let mut stop_send = stop.clone();
         let sender = tokio::spawn(async move {
             loop {
                 match deliver_due(&ctx, transport.as_ref()).await {
@@ -268,7 +286,7 @@ impl App {
             }
         });
         let ctx = self.ctx.clone();
-        let mut stop_sched = shutdown.clone();
+        let mut stop_sched = stop.clone();
         let notify = wake_outbox_for_scheduler;
         let scheduler = tokio::spawn(async move {
             loop {
@@ -297,19 +315,65 @@ impl App {
                 }
             }
         });
-        let _ = shutdown.changed().await;
-        for (name, task) in [
+        let mut tasks = [
             ("mailbox watcher", watcher),
             ("outbox sender", sender),
             ("scheduler", scheduler),
-        ] {
-            if let Err(e) = task.await {
-                tracing::error!(task = name, error = %e, "task ended abnormally");
+        ];
+        let died = tokio::select! {
+            _ = shutdown.changed() => None,
+            (result, index, _) = futures_util::future::select_all(tasks.iter_mut().map(|(_, t)| t)) => {
+                let reason = match result {
+                    Ok(()) => "it returned".to_string(),
+                    Err(e) if e.is_panic() => format!("it panicked: {}", crate::service::ingest::panic_message(e.into_panic())),
+                    Err(e) => e.to_string(),
+                };
+                Some((tasks[index].0, reason))
+            }
+        };
+        let _ = stop_all.send(true);
+        for (name, task) in tasks {
+            // A finished handle resolves at once; the others finish the mail in hand.
+            match tokio::time::timeout(Duration::from_secs(10), task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(task = name, error = %e, "task ended abnormally"),
+                Err(_) => tracing::error!(task = name, "task did not stop within 10 s"),
             }
         }
-        Ok(())
+        let Some((task, reason)) = died else {
+            return Ok(());
+        };
+        tracing::error!(task, %reason, "task died: klachtd stops so that it is restarted");
+        let text = format!(
+            "The {task} of klachtd stopped unexpectedly ({reason}). klachtd has stopped with an error so that systemd (or your supervisor) restarts it; check the log."
+        );
+        let alerted = async {
+            alert_admin(&self.ctx, "klachtd gestopt / klachtd stopped", &text).await?;
+            deliver_due(&self.ctx, self.transport.as_ref()).await
+        };
+        match tokio::time::timeout(Duration::from_secs(10), alerted).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot alert the admin"),
+            Err(_) => tracing::error!("alerting the admin took longer than 10 s"),
+        }
+        Err(AppError::TaskDied {
+            task: task.to_string(),
+            reason,
+        })
     }
 }
+
+/// Debug builds only: `KLACHTD_TEST_TASK_PANIC=watcher` makes that task panic, so a test can
+/// prove that a dying task stops the daemon loudly. Release builds have no such hook.
+#[cfg(debug_assertions)]
+fn test_task_hook(task: &str) {
+    if std::env::var("KLACHTD_TEST_TASK_PANIC").is_ok_and(|t| t == task) {
+        panic!("test hook: {task} task panics");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn test_task_hook(_task: &str) {}
 
 /// Both sections refresh the same token (same endpoint, client, scope and token file).
 fn same_grant(a: &crate::config::OAuth2, b: &crate::config::OAuth2) -> bool {

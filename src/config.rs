@@ -93,6 +93,8 @@ pub struct Settings {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub acknowledgement: AcknowledgementSettings,
+    #[serde(default)]
     pub intake: Intake,
     #[serde(default)]
     pub templates: Templates,
@@ -343,6 +345,10 @@ pub struct Limits {
     /// Automatic acknowledgements to one address within 24 hours (stops auto-responder loops).
     #[serde(default = "default_ack_cap")]
     pub acknowledgements_per_address_per_day: u32,
+    /// Acknowledgements released per hour in all (a flood of forged senders must not make us
+    /// a backscatter amplifier); beyond it they wait in the outbox, they are not dropped.
+    #[serde(default = "default_acks_per_hour")]
+    pub acknowledgements_per_hour: u32,
 }
 
 impl Default for Limits {
@@ -350,8 +356,24 @@ impl Default for Limits {
         Self {
             max_mail_bytes: default_max_mail(),
             acknowledgements_per_address_per_day: default_ack_cap(),
+            acknowledgements_per_hour: default_acks_per_hour(),
         }
     }
+}
+
+fn default_acks_per_hour() -> u32 {
+    100
+}
+
+/// What the acknowledgement may say back.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcknowledgementSettings {
+    /// Quote the complainant's text in the acknowledgement. Off by default: the From of a mail
+    /// can be forged, and quoting a forged mail back sends the forger's text to a stranger
+    /// (spam relayed through us). Never done when DMARC failed at our receiving server.
+    #[serde(default)]
+    pub quote_text: bool,
 }
 
 fn default_max_mail() -> u64 {

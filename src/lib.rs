@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod cpu;
 pub mod domain;
+pub mod logging;
 pub mod mail;
 pub mod mailbox;
 pub mod oauth2;

@@ -189,6 +189,12 @@ enum OutboxCmd {
 struct UsageError(String);
 
 fn main() -> ExitCode {
+    // Complaints are personal data: whatever umask klachtd is started with, every file and
+    // directory it makes (database, raw mails, attachments, outbox) is for its own user only.
+    // SAFETY: umask(2) only sets this process's file mode creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     // One thread is plenty for a mail daemon, and keeps the hand-overs to SQLite's worker
     // thread cheap (see klachtd::cpu).
@@ -224,8 +230,12 @@ fn env_vars() -> Vec<(String, String)> {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.logging.level));
+    let filter = klachtd::logging::filter(
+        std::env::var("RUST_LOG")
+            .ok()
+            .as_deref()
+            .unwrap_or(&settings.logging.level),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

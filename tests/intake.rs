@@ -92,21 +92,51 @@ fn same_file_delivered_twice_is_one_complaint_one_ack() {
 }
 
 #[test]
-fn same_message_id_with_different_bytes_is_one_complaint() {
+fn the_same_mail_through_a_second_relay_is_one_complaint() {
     let app = TestApp::spawn();
     let a = Mail::new(JAN, "Factuur klopt niet").message_id("dup-1@ouders.example.nl");
-    let b = a
-        .clone()
-        .header(
-            "Received",
-            "from relay2.example.nl by mx.example.org; Mon, 23 Nov 2026",
-        )
-        .body("Zelfde bericht, via een tweede relay afgeleverd.");
+    let b = a.clone().header(
+        "Received",
+        "from relay2.example.nl by mx.example.org; Mon, 23 Nov 2026",
+    );
     app.deliver(&a.build());
     app.deliver(&b.build());
     app.run_once();
     assert_eq!(app.list().len(), 1);
     assert_eq!(acks_to(&app, JAN).len(), 1);
+}
+
+/// Issue #8 finding 4: badly written form mailers give every mail one Message-ID. Three
+/// different people, three different texts: three complaints, the reuse recorded.
+#[test]
+fn different_mails_sharing_a_message_id_are_all_registered() {
+    let app = TestApp::spawn();
+    let people = ["a@ouders.example.nl", "b@ouders.example.nl", "c@ouders.example.nl"];
+    for (i, who) in people.iter().enumerate() {
+        let mail = Mail::new(who, "Webformulier")
+            .message_id("fixed@webform.example")
+            .body(&format!("Bericht {i} van {who}: de bus kwam niet."));
+        app.deliver(&mail.build());
+    }
+    let out = app.run_once();
+    assert!(!out.contains("\"duplicate\""), "{out}");
+    let list = app.list();
+    assert_eq!(list.len(), 3, "{list:?}");
+    let reused: usize = app
+        .references()
+        .iter()
+        .filter(|r| {
+            app.show(r)["history"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|h| h["detail"].as_str().unwrap_or("").contains("reused"))
+        })
+        .count();
+    assert_eq!(reused, 2, "the second and third record the reuse");
+    for who in people {
+        assert_eq!(acks_to(&app, who).len(), 1, "{who}");
+    }
 }
 
 #[test]
@@ -523,15 +553,12 @@ fn forged_verp_signature_is_not_matched() {
     );
 }
 
-#[test]
-fn rfc3464_dsn_quoting_our_message_id_matches() {
-    let app = TestApp::spawn();
-    let r = register_one(&app, JAN, "Lesrooster");
-    let ack = ack_of(&app, &r);
-    let dsn = format!(
+fn rfc3464_dsn(to: &str, reference: &str, ack_message_id: &str) -> Vec<u8> {
+    format!(
         "Return-Path: <>\r\n\
          From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\r\n\
-         To: service@example.org\r\n\
+         To: {to}\r\n\
+         Delivered-To: {to}\r\n\
          Subject: Undelivered Mail Returned to Sender\r\n\
          Date: Mon, 23 Nov 2026 11:05:00 +0100\r\n\
          Message-Id: <20261123100500.DSN1@mx.example.org>\r\n\
@@ -558,18 +585,55 @@ fn rfc3464_dsn_quoting_our_message_id_matches() {
          \r\n\
          From: service@example.org\r\n\
          To: {JAN}\r\n\
-         Subject: [{r}] Lesrooster\r\n\
-         Message-ID: <{mid}>\r\n\
+         Subject: [{reference}] Lesrooster\r\n\
+         Message-ID: <{ack_message_id}>\r\n\
          \r\n\
          Wij hebben uw klacht ontvangen.\r\n\
          \r\n\
-         --b1--\r\n",
-        mid = ack.message_id
-    );
-    app.deliver(dsn.as_bytes());
+         --b1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn rfc3464_dsn_to_our_verp_address_marks_the_acknowledgement_bounced() {
+    let app = TestApp::spawn();
+    let r = register_one(&app, JAN, "Lesrooster");
+    let ack = ack_of(&app, &r);
+    app.deliver(&rfc3464_dsn(&ack.envelope_from, &r, &ack.message_id));
     app.run_once();
     assert_eq!(app.list().len(), 1);
     assert_bounced(&app, &r);
+}
+
+/// Issue #8 finding 9: the acknowledgement's Message-ID is visible to the complainant and to
+/// anyone later in the thread; a report sent to the plain address that names it proves
+/// nothing. It is kept unfiled, the acknowledgement stays sent, nobody is alerted.
+#[test]
+fn a_delivery_report_to_the_plain_address_marks_nothing_bounced() {
+    let app = TestApp::spawn();
+    let r = register_one(&app, JAN, "Lesrooster");
+    let ack = ack_of(&app, &r);
+    let staff_before = app.sent().len();
+    app.deliver(&rfc3464_dsn(SERVICE, &r, &ack.message_id));
+    app.run_once();
+    assert_eq!(app.list().len(), 1);
+    let unfiled = app.unfiled();
+    assert_eq!(unfiled.len(), 1, "{unfiled:?}");
+    assert!(
+        unfiled[0]["reason"].as_str().unwrap_or("").contains("VERP"),
+        "{unfiled:?}"
+    );
+    let show = app.show(&r);
+    let statuses: Vec<&Value> = show["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "out" && m["classification"] == "acknowledgement")
+        .map(|m| &m["status"])
+        .collect();
+    assert_eq!(statuses, vec!["sent"]);
+    assert_eq!(app.sent().len(), staff_before, "no bounce alert");
 }
 
 // ---- acknowledgement cap ---------------------------------------------------------------------

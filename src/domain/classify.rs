@@ -231,8 +231,12 @@ pub fn sign(data: &str, key: &[u8]) -> String {
 /// What the store found for a mail, inside the ingest transaction.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadLookups {
-    /// The complaint whose stored or sent Message-ID this mail answers.
+    /// The complaint whose Message-ID of ours (signed) this mail answers.
     pub by_header: Option<i64>,
+    /// The complaint (and its complainant) holding another mail this one names in
+    /// In-Reply-To/References: the complainant's own mail, whose Message-ID anyone in the
+    /// thread can see. It threads only a mail from that complainant.
+    pub by_foreign_header: Option<(i64, EmailAddress)>,
     /// References in the subject that exist: (reference, complaint id, complainant).
     pub by_subject: Vec<(ComplaintRef, i64, EmailAddress)>,
     pub sender_is_staff: bool,
@@ -270,6 +274,14 @@ pub fn place(
             by: ThreadedBy::Header,
         };
     }
+    if let Some((id, complainant)) = &lookups.by_foreign_header
+        && complainant == sender
+    {
+        return Placement::Thread {
+            complaint_id: *id,
+            by: ThreadedBy::Header,
+        };
+    }
     if !spam
         && let Some((_, id, _)) = lookups
             .by_subject
@@ -292,7 +304,11 @@ pub fn place(
         };
     }
     Placement::NewComplaint {
-        related: lookups.by_subject.first().map(|(_, id, _)| *id),
+        related: lookups
+            .by_foreign_header
+            .as_ref()
+            .map(|(id, _)| *id)
+            .or_else(|| lookups.by_subject.first().map(|(_, id, _)| *id)),
     }
 }
 
@@ -459,6 +475,38 @@ mod tests {
         assert_eq!(
             place(&piet, &ThreadLookups::default(), None, false),
             Placement::NewComplaint { related: None }
+        );
+    }
+
+    /// Issue #8 finding 10: the complainant's own Message-ID is visible to everybody in the
+    /// thread; naming it threads only the complainant's mail.
+    #[test]
+    fn a_foreign_message_id_threads_only_its_complainant() {
+        let jan = EmailAddress::parse("jan@example.nl").unwrap();
+        let stranger = EmailAddress::parse("stranger@evil.example").unwrap();
+        let lookups = ThreadLookups {
+            by_foreign_header: Some((7, jan.clone())),
+            ..Default::default()
+        };
+        assert_eq!(
+            place(&jan, &lookups, None, false),
+            Placement::Thread {
+                complaint_id: 7,
+                by: ThreadedBy::Header
+            }
+        );
+        assert_eq!(
+            place(&stranger, &lookups, None, false),
+            Placement::NewComplaint { related: Some(7) }
+        );
+        // Staff get no pass here: without our signed Message-ID, a staff From is just a From.
+        let staff = ThreadLookups {
+            sender_is_staff: true,
+            ..lookups
+        };
+        assert_eq!(
+            place(&stranger, &staff, None, false),
+            Placement::NewComplaint { related: Some(7) }
         );
     }
 

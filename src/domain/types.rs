@@ -140,6 +140,23 @@ impl EmailAddress {
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
+
+    /// The mailbox this address reaches, as far as one can tell from outside: without a
+    /// `+tag` (subaddress, RFC 5233), and for Gmail without dots and with `googlemail.com` as
+    /// `gmail.com`, since all of those land in one inbox. Caps count this, so one inbox cannot
+    /// be made many addresses.
+    pub fn mailbox_key(&self) -> String {
+        let (local, domain) = (self.local_part(), self.domain());
+        if local.starts_with('"') {
+            return self.0.clone();
+        }
+        let local = local.split_once('+').map(|(l, _)| l).unwrap_or(local);
+        let local = if local.is_empty() { self.local_part() } else { local };
+        match domain {
+            "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
+            _ => format!("{local}@{domain}"),
+        }
+    }
 }
 
 impl fmt::Display for EmailAddress {
@@ -265,6 +282,17 @@ mod tests {
         ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn mailbox_keys_join_what_reaches_one_inbox() {
+        let key = |a: &str| EmailAddress::parse(a).unwrap().mailbox_key();
+        assert_eq!(key("Jan.Jansen+klacht1@GoogleMail.com"), "janjansen@gmail.com");
+        assert_eq!(key("j.a.n.jansen@gmail.com"), "janjansen@gmail.com");
+        assert_eq!(key("jan+x@example.nl"), "jan@example.nl");
+        // Dots matter elsewhere.
+        assert_eq!(key("jan.jansen@example.nl"), "jan.jansen@example.nl");
+        assert_eq!(key("+x@example.nl"), "+x@example.nl");
     }
 
     #[test]

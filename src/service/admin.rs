@@ -41,7 +41,7 @@ pub async fn release(ctx: &Context, id: i64) -> Result<Outcome, ServiceError> {
         &key,
         received_at,
         &raw,
-        parsed,
+        &parsed,
         over_size,
         &sha,
         &shas,
@@ -120,6 +120,7 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
         in_reply_to.clone(),
         in_reply_to.into_iter().collect(),
         withheld,
+        s.acknowledgement.quote_text,
     )
     .await?;
     super::scheduler::on_registered(ctx, tx.as_mut(), opened.id, now).await?;

@@ -14,8 +14,9 @@ use crate::domain::classify::{
     Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
     parse_verp, place,
 };
+use crate::mail::compose::is_our_message_id;
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
-use crate::mail::parse::{ParseFailure, ParsedMail, parse};
+use crate::mail::parse::{ParsedMail, parse};
 use crate::mailbox::{self, MailSource, RawMail, Waiting};
 use crate::store::{NewAttachment, NewMessage, NewQuarantine, StoreTx};
 
@@ -134,60 +135,241 @@ pub async fn drain(
     Ok(outcomes)
 }
 
-/// One transaction for the whole batch.
+/// A mail read from the source, parsed and its blobs on disk, ready for a transaction.
+struct Prepared {
+    mail: RawMail,
+    /// The parse result; `Err` holds the reason a mail cannot be read (quarantine).
+    parsed: Result<ParsedMail, String>,
+    over_size: bool,
+    raw_sha: String,
+    attachment_shas: Vec<Option<String>>,
+}
+
+/// Why one attempt at a transaction failed: an error, or a panic caught at the per-mail
+/// boundary (a dependency that panics on one mail must not take the daemon down).
+enum AttemptFailure {
+    Error(ServiceError),
+    Panic(String),
+}
+
+impl std::fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptFailure::Error(e) => write!(f, "{e}"),
+            AttemptFailure::Panic(m) => write!(f, "internal error (panic): {m}"),
+        }
+    }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Of an over-size mail only this much is parsed (headers and the start of the text): the
+/// register gets what a person reads, and the attachments are refused anyway.
+const OVER_SIZE_PARSE_BYTES: usize = 1024 * 1024;
+
+/// Parse off the async thread: mail-parser and the HTML conversion are CPU work that must not
+/// hold up IDLE, the outbox or a SIGTERM. A panic in them is this mail's failure.
+async fn parse_off_thread(mail: &mut RawMail, over_size: bool) -> Result<ParsedMail, String> {
+    let bytes = std::sync::Arc::new(std::mem::take(&mut mail.bytes));
+    let input = bytes.clone();
+    let joined = tokio::task::spawn_blocking(move || {
+        let end = if over_size {
+            (header_block(&input).len() + OVER_SIZE_PARSE_BYTES).min(input.len())
+        } else {
+            input.len()
+        };
+        parse(&input[..end]).map_err(|f| f.to_string())
+    })
+    .await;
+    // The task's copy of the Arc is gone once it ended, even by a panic.
+    mail.bytes = std::sync::Arc::try_unwrap(bytes).unwrap_or_else(|shared| (*shared).clone());
+    match joined {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(format!(
+            "internal error (panic) while reading the mail: {}",
+            panic_message(e.into_panic())
+        )),
+        Err(e) => Err(format!("reading the mail was cancelled: {e}")),
+    }
+}
+
+async fn prepare(ctx: &Context, mut mail: RawMail) -> Result<Prepared, ServiceError> {
+    let over_size = mail.bytes.len() as u64 > ctx.settings.limits.max_mail_bytes;
+    let parsed = parse_off_thread(&mut mail, over_size).await;
+    // Disk first (content-addressed, idempotent): a rolled-back transaction leaves at most an
+    // unreferenced file, never a row pointing at nothing.
+    let kept: &[u8] = if over_size {
+        header_block(&mail.bytes)
+    } else {
+        &mail.bytes
+    };
+    let raw_sha = ctx.blobs.put("raw", kept)?;
+    let mut attachment_shas = Vec::new();
+    if let Ok(p) = &parsed
+        && !over_size
+    {
+        for a in &p.attachments {
+            attachment_shas.push(Some(ctx.blobs.put("attachments", &a.bytes)?));
+        }
+    }
+    Ok(Prepared {
+        mail,
+        parsed,
+        over_size,
+        raw_sha,
+        attachment_shas,
+    })
+}
+
+/// Register a batch: one transaction for all of it. When that fails, whatever the cause, the
+/// batch is done again mail by mail, so one mail that cannot be handled is found, quarantined
+/// with the reason and its raw bytes, and never holds up the mails behind it.
 pub async fn ingest_batch(
     ctx: &Context,
     source_id: &str,
     mails: Vec<RawMail>,
 ) -> Result<Vec<Outcome>, ServiceError> {
-    // Disk first (content-addressed, idempotent): a rolled-back transaction leaves at most an
-    // unreferenced file, never a row pointing at nothing.
     let mut prepared = Vec::with_capacity(mails.len());
     for mail in mails {
-        let parsed = parse(&mail.bytes);
-        let over_size = mail.bytes.len() as u64 > ctx.settings.limits.max_mail_bytes;
-        let kept: &[u8] = if over_size {
-            header_block(&mail.bytes)
-        } else {
-            &mail.bytes
-        };
-        let raw_sha = ctx.blobs.put("raw", kept)?;
-        let mut attachment_shas = Vec::new();
-        if let Ok(p) = &parsed
-            && !over_size
-        {
-            for a in &p.attachments {
-                attachment_shas.push(Some(ctx.blobs.put("attachments", &a.bytes)?));
-            }
-        }
-        prepared.push((mail, parsed, over_size, raw_sha, attachment_shas));
+        prepared.push(prepare(ctx, mail).await?);
     }
     ctx.blobs.sync()?;
-    let mut tx = ctx.store.begin().await?;
+    match attempt(ctx, source_id, &prepared).await {
+        Ok(outcomes) => return Ok(outcomes),
+        Err(failure) => tracing::warn!(
+            mails = prepared.len(),
+            error = %failure,
+            "batch failed; registering its mails one by one"
+        ),
+    }
     let mut outcomes = Vec::with_capacity(prepared.len());
-    for (mail, parsed, over_size, raw_sha, attachment_shas) in prepared {
+    for p in &prepared {
+        outcomes.push(ingest_alone(ctx, source_id, p).await?);
+    }
+    Ok(outcomes)
+}
+
+/// One mail in its own transaction, tried twice (a busy database gets a second chance); when
+/// it fails again it is quarantined. Only a failure to write the quarantine entry itself is
+/// returned: then the database is what fails, and the whole batch waits for the next run.
+async fn ingest_alone(
+    ctx: &Context,
+    source_id: &str,
+    p: &Prepared,
+) -> Result<Outcome, ServiceError> {
+    let mut failure = None;
+    for _ in 0..2 {
+        match attempt(ctx, source_id, std::slice::from_ref(p)).await {
+            Ok(mut outcomes) if outcomes.len() == 1 => return Ok(outcomes.remove(0)),
+            Ok(_) => {
+                failure = Some(AttemptFailure::Error(ServiceError::Invalid(
+                    "no outcome for the mail".into(),
+                )))
+            }
+            Err(f) => failure = Some(f),
+        }
+    }
+    let reason = match failure {
+        Some(f) => format!("cannot be processed: {f}"),
+        None => "cannot be processed".to_string(),
+    };
+    let mut tx = ctx.store.begin().await?;
+    let outcome = quarantine(ctx, tx.as_mut(), source_id, &p.mail, &p.raw_sha, &reason).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// All of `items` in one transaction, each behind a panic boundary.
+async fn attempt(
+    ctx: &Context,
+    source_id: &str,
+    items: &[Prepared],
+) -> Result<Vec<Outcome>, AttemptFailure> {
+    use futures_util::FutureExt;
+    let mut tx = ctx.store.begin().await.map_err(|e| AttemptFailure::Error(e.into()))?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    for p in items {
         let span = tracing::info_span!(
             "mail",
-            key = %mail.key,
-            message_id = parsed.as_ref().ok().and_then(|p| p.facts.message_id.as_ref()).map(|m| m.to_string()).unwrap_or_default()
+            key = %p.mail.key,
+            message_id = p.parsed.as_ref().ok().and_then(|m| m.facts.message_id.as_ref()).map(|m| m.to_string()).unwrap_or_default()
         );
-        let outcome = ingest_one(
-            ctx,
-            tx.as_mut(),
-            source_id,
-            &mail,
-            parsed,
-            over_size,
-            &raw_sha,
-            &attachment_shas,
+        let outcome = std::panic::AssertUnwindSafe(
+            ingest_one(ctx, tx.as_mut(), source_id, p).instrument(span.clone()),
         )
-        .instrument(span.clone())
-        .await?;
+        .catch_unwind()
+        .await
+        .map_err(|panic| AttemptFailure::Panic(panic_message(panic)))?
+        .map_err(AttemptFailure::Error)?;
         span.in_scope(|| tracing::info!(?outcome, "ingested"));
         outcomes.push(outcome);
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(|e| AttemptFailure::Error(e.into()))?;
     Ok(outcomes)
+}
+
+/// Quarantine a mail that cannot be read or processed, with the reason; the same raw bytes
+/// already held (a mail delivered again, a UIDVALIDITY reset) make no second entry.
+async fn quarantine(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    source_id: &str,
+    mail: &RawMail,
+    raw_sha: &str,
+    reason: &str,
+) -> Result<Outcome, ServiceError> {
+    let now = ctx.clock.now();
+    if !tx
+        .record_source_key(source_id, &mail.key, "quarantined")
+        .await?
+    {
+        return Ok(Outcome::AlreadyProcessed);
+    }
+    if let Some(held) = tx.held_quarantine_by_sha(raw_sha).await? {
+        tx.history(
+            None,
+            now,
+            SYSTEM,
+            "quarantined_again",
+            &format!("{}: same mail as quarantine entry {held}", mail.key),
+        )
+        .await?;
+        return Ok(Outcome::Quarantined {
+            reason: format!("{reason} (same mail as quarantine entry {held})"),
+        });
+    }
+    tx.insert_quarantine(&NewQuarantine {
+        source: source_id.to_string(),
+        source_key: mail.key.clone(),
+        message_id: find_message_id_loosely(&mail.bytes),
+        received_at: mail.received_at,
+        reason: reason.to_string(),
+        raw_sha256: raw_sha.to_string(),
+        raw_size: mail.bytes.len() as i64,
+        created_at: now,
+    })
+    .await?;
+    tx.history(
+        None,
+        now,
+        SYSTEM,
+        "quarantined",
+        &format!("{}: {reason}", mail.key),
+    )
+    .await?;
+    tracing::warn!(%reason, "mail quarantined");
+    Ok(Outcome::Quarantined {
+        reason: reason.to_string(),
+    })
 }
 
 /// The header block of a raw mail (up to the first empty line): what an over-size mail keeps.
@@ -205,51 +387,26 @@ fn header_block(raw: &[u8]) -> &[u8] {
     raw
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn ingest_one(
     ctx: &Context,
     tx: &mut dyn StoreTx,
     source_id: &str,
-    mail: &RawMail,
-    parsed: Result<ParsedMail, ParseFailure>,
-    over_size: bool,
-    raw_sha: &str,
-    attachment_shas: &[Option<String>],
+    p: &Prepared,
 ) -> Result<Outcome, ServiceError> {
-    let now = ctx.clock.now();
+    let mail = &p.mail;
+    let parsed = match &p.parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            return quarantine(ctx, tx, source_id, mail, &p.raw_sha, reason).await;
+        }
+    };
     if !tx
         .record_source_key(source_id, &mail.key, "ingested")
         .await?
     {
         return Ok(Outcome::AlreadyProcessed);
     }
-    let parsed = match parsed {
-        Ok(p) => p,
-        Err(failure) => {
-            let reason = failure.to_string();
-            tx.insert_quarantine(&NewQuarantine {
-                source: source_id.to_string(),
-                source_key: mail.key.clone(),
-                message_id: find_message_id_loosely(&mail.bytes),
-                received_at: mail.received_at,
-                reason: reason.clone(),
-                raw_sha256: raw_sha.to_string(),
-                raw_size: mail.bytes.len() as i64,
-                created_at: now,
-            })
-            .await?;
-            tx.history(
-                None,
-                now,
-                SYSTEM,
-                "quarantined",
-                &format!("{}: {reason}", mail.key),
-            )
-            .await?;
-            tracing::warn!(%reason, "mail quarantined");
-            return Ok(Outcome::Quarantined { reason });
-        }
-    };
+    test_hook(parsed)?;
     register(
         ctx,
         tx,
@@ -258,12 +415,35 @@ async fn ingest_one(
         mail.received_at,
         &mail.bytes,
         parsed,
-        over_size,
-        raw_sha,
-        attachment_shas,
+        p.over_size,
+        &p.raw_sha,
+        &p.attachment_shas,
         true,
     )
     .await
+}
+
+/// Debug builds only: a subject containing `KLACHTD_TEST_FAIL` (its value) makes ingest fail
+/// (`error`) or panic (`panic`) on that mail, so the tests can prove one failing mail never
+/// holds up another whatever the cause. Release builds have no such hook.
+#[cfg(debug_assertions)]
+fn test_hook(parsed: &ParsedMail) -> Result<(), ServiceError> {
+    if let Ok(spec) = std::env::var("KLACHTD_TEST_FAIL")
+        && let Some((mode, needle)) = spec.split_once(':')
+        && !needle.is_empty()
+        && parsed.facts.subject.contains(needle)
+    {
+        if mode == "panic" {
+            panic!("test hook: panic on {needle:?}");
+        }
+        return Err(ServiceError::Invalid(format!("test hook: error on {needle:?}")));
+    }
+    Ok(())
+}
+
+#[cfg(not(debug_assertions))]
+fn test_hook(_parsed: &ParsedMail) -> Result<(), ServiceError> {
+    Ok(())
 }
 
 /// Decide and record where a parsed mail belongs. Also used by `quarantine release`.
@@ -275,7 +455,7 @@ pub async fn register(
     source_key: &str,
     received_at: DateTime<Utc>,
     raw: &[u8],
-    parsed: ParsedMail,
+    parsed: &ParsedMail,
     over_size: bool,
     raw_sha: &str,
     attachment_shas: &[Option<String>],
@@ -284,12 +464,34 @@ pub async fn register(
     let now = ctx.clock.now();
     let s = &ctx.settings;
     let facts = &parsed.facts;
-    // Same mail again: by Message-ID, or by its bytes when it has none.
+    // Same mail again. A Message-ID alone does not make a duplicate: badly written form
+    // mailers give every mail the same one. The same Message-ID with the same sender, subject
+    // and text is the same mail (delivered twice); with other content it is a new mail, kept
+    // under a key of its own bytes, and the reuse is recorded.
+    let mut reused_message_id = None;
     let dedupe_key = match &facts.message_id {
-        Some(m) => format!("mid:{}", m.as_str()),
+        Some(m) => {
+            let key = format!("mid:{}", m.as_str());
+            if !tx.dedupe_key_exists(&key).await? {
+                key
+            } else {
+                let stored = tx.messages_with_message_id(m.as_str()).await?;
+                let same = stored.iter().any(|c| {
+                    c.from_address == facts.from.as_str()
+                        && c.subject == facts.subject
+                        && c.body_text == parsed.text
+                });
+                if same {
+                    tracing::info!("duplicate of a mail already registered");
+                    return Ok(Outcome::Duplicate);
+                }
+                reused_message_id = Some(m.to_string());
+                format!("mid:{}#sha:{}", m.as_str(), sha256_hex(raw))
+            }
+        }
         None => format!("sha:{}", sha256_hex(raw)),
     };
-    if tx.dedupe_key_exists(&dedupe_key).await? {
+    if reused_message_id.is_some() && tx.dedupe_key_exists(&dedupe_key).await? {
         tracing::info!("duplicate of a mail already registered");
         return Ok(Outcome::Duplicate);
     }
@@ -298,42 +500,60 @@ pub async fn register(
     let spam = is_spam(facts, &s.intake.spam_header, &s.intake.spam_value);
     let from_addr = ctx.from_address()?;
 
-    // Bounces: RFC 3464 reports name our Message-ID; any bounce (Exchange's too) reaches our
-    // per-message VERP address.
+    // Bounces change one of our mails only when they reach its VERP address with a valid
+    // signature: a report sent to the plain address that merely names our Message-ID (which
+    // the complainant and anyone later in the thread can see) could be forged by anyone.
     let mut bounced = None;
     if automatic.is_some() {
-        let ids: Vec<String> = facts
-            .report_message_ids
-            .iter()
-            .map(|m| m.to_string())
-            .collect();
-        if facts.is_delivery_report
-            && let Some(sent) = tx.sent_by_message_ids(&ids).await?
-        {
-            bounced = Some(sent);
-        }
-        if bounced.is_none() {
-            for addr in delivery_addresses(facts) {
-                if let Some(id) = parse_verp(&addr, &from_addr, &ctx.key)
-                    && let Some(sent) = tx.sent_by_id(id).await?
-                {
-                    bounced = Some(sent);
-                    break;
-                }
+        for addr in delivery_addresses(facts) {
+            if let Some(id) = parse_verp(&addr, &from_addr, &ctx.key)
+                && let Some(sent) = tx.sent_by_id(id).await?
+            {
+                bounced = Some(sent);
+                break;
             }
         }
     }
+    let names_our_mail = bounced.is_none()
+        && facts.is_delivery_report
+        && !facts.report_message_ids.is_empty()
+        && {
+            let ids: Vec<String> = facts
+                .report_message_ids
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
+            tx.sent_by_message_ids(&ids).await?.is_some()
+        };
 
-    let complainant = complainant_of(ctx, &parsed);
+    let complainant = complainant_of(ctx, parsed);
     let mut lookups = ThreadLookups {
         sender_is_staff: s.staff.is_staff(&facts.from),
         ..Default::default()
     };
-    let thread_ids: Vec<String> = facts.thread_ids().iter().map(|m| m.to_string()).collect();
+    // Threading by header: a Message-ID we made (signed, unguessable) threads the mail; a
+    // Message-ID of somebody else's mail in the complaint (the complainant's own) threads it
+    // only when it comes from that complainant. A stranger naming it gets a new complaint,
+    // linked to that one.
+    let thread_ids = facts.thread_ids();
+    let (ours, foreign): (Vec<&MessageId>, Vec<&MessageId>) = thread_ids
+        .iter()
+        .partition(|m| is_our_message_id(m, &ctx.key));
+    let ours: Vec<String> = ours.iter().map(|m| m.to_string()).collect();
+    let foreign: Vec<String> = foreign.iter().map(|m| m.to_string()).collect();
     lookups.by_header = match &bounced {
         Some(sent) => sent.complaint_id,
-        None => tx.complaint_by_message_ids(&thread_ids).await?,
+        None if ours.is_empty() => None,
+        None => tx.complaint_by_message_ids(&ours).await?,
     };
+    if lookups.by_header.is_none()
+        && !foreign.is_empty()
+        && let Some(id) = tx.complaint_by_message_ids(&foreign).await?
+        && let Some(who) = tx.complaint_complainant(id).await?
+        && let Ok(who) = EmailAddress::parse(&who)
+    {
+        lookups.by_foreign_header = Some((id, who));
+    }
     for r in ComplaintRef::find_in_subject(&facts.subject, &s.organisation.reference_prefix) {
         if let Some((id, who)) = tx.complaint_by_reference(&r.to_string()).await?
             && let Ok(who) = EmailAddress::parse(&who)
@@ -341,7 +561,14 @@ pub async fn register(
             lookups.by_subject.push((r, id, who));
         }
     }
-    let placement = place(&complainant.0, &lookups, automatic.as_ref(), spam);
+    let placement = match place(&complainant.0, &lookups, automatic.as_ref(), spam) {
+        Placement::Unfiled { .. } if names_our_mail => Placement::Unfiled {
+            reason: "delivery report naming one of our mails, but not sent to that mail's \
+                     signed VERP address: kept unfiled, nothing marked bounced (may be forged)"
+                .into(),
+        },
+        other => other,
+    };
 
     let classification = if bounced.is_some() {
         "bounce"
@@ -403,6 +630,17 @@ pub async fn register(
         created_at: now,
     };
     let actor = format!("mail:{}", facts.from);
+    let reuse_note = reused_message_id
+        .as_ref()
+        .map(|m| format!("Message-ID <{m}> reused: an earlier, different mail has it too"));
+    if let (Some(note), Placement::Thread { complaint_id, .. }) = (&reuse_note, &placement) {
+        tx.history(Some(*complaint_id), now, SYSTEM, "message_id_reused", note)
+            .await?;
+    }
+    if let (Some(note), Placement::Unfiled { .. }) = (&reuse_note, &placement) {
+        tx.history(None, now, SYSTEM, "message_id_reused", note)
+            .await?;
+    }
 
     match placement {
         Placement::Unfiled { reason } => {
@@ -410,7 +648,7 @@ pub async fn register(
             let row = store_message(
                 tx,
                 &message,
-                &parsed,
+                parsed,
                 over_size,
                 attachment_shas,
                 s.limits.max_mail_bytes,
@@ -431,7 +669,7 @@ pub async fn register(
             let row = store_message(
                 tx,
                 &message,
-                &parsed,
+                parsed,
                 over_size,
                 attachment_shas,
                 s.limits.max_mail_bytes,
@@ -439,7 +677,7 @@ pub async fn register(
             .await?;
             let reference = tx.complaint_reference(complaint_id).await?;
             if let Some(sent) = &bounced {
-                let reason = bounce_reason(&parsed);
+                let reason = bounce_reason(parsed);
                 let first = tx.mark_bounced(sent.outbox_id, now, &reason).await?;
                 tx.history(
                     Some(complaint_id),
@@ -498,6 +736,25 @@ pub async fn register(
                 ),
             )
             .await?;
+            // Anyone can write a staff address in From; without our signed Message-ID the
+            // mail proves nothing about who sent it.
+            if lookups.sender_is_staff
+                && by == crate::domain::classify::ThreadedBy::Subject
+                && complainant.0 != facts.from
+            {
+                tx.history(
+                    Some(complaint_id),
+                    now,
+                    SYSTEM,
+                    "unverified_sender",
+                    &format!(
+                        "message {row} has staff address {} in From but answers none of our \
+                         mails (no token): unverified",
+                        facts.from
+                    ),
+                )
+                .await?;
+            }
             Ok(Outcome::Threaded { reference })
         }
         Placement::NewComplaint { related } => {
@@ -505,12 +762,13 @@ pub async fn register(
                 ctx,
                 tx,
                 &mut message,
-                &parsed,
+                parsed,
                 complainant,
                 related,
                 over_size,
                 attachment_shas,
                 may_acknowledge && automatic.is_none(),
+                reuse_note.as_deref(),
             )
             .await?;
             Ok(Outcome::Registered {
@@ -602,6 +860,7 @@ async fn new_complaint(
     over_size: bool,
     attachment_shas: &[Option<String>],
     may_acknowledge: bool,
+    note: Option<&str>,
 ) -> Result<(String, bool), ServiceError> {
     let s = &ctx.settings;
     let now = ctx.clock.now();
@@ -617,7 +876,7 @@ async fn new_complaint(
             text: &parsed.text,
             related,
             actor: &actor,
-            note: "",
+            note: &note.map(|n| format!(" ({n})")).unwrap_or_default(),
         },
     )
     .await?;
@@ -645,11 +904,10 @@ async fn new_complaint(
         )
         .await?;
     }
+    let dmarc_fail = dmarc_failed(facts, &s.intake.trusted_authserv_id);
     let withheld = if !may_acknowledge {
         Some("automatic mail is never answered".to_string())
-    } else if s.intake.dmarc_fail_blocks_acknowledgement
-        && dmarc_failed(facts, &s.intake.trusted_authserv_id)
-    {
+    } else if s.intake.dmarc_fail_blocks_acknowledgement && dmarc_fail {
         Some("DMARC failed at our receiving server: the From address may be forged".to_string())
     } else {
         None
@@ -666,6 +924,7 @@ async fn new_complaint(
         facts.message_id.clone(),
         references,
         withheld,
+        s.acknowledgement.quote_text && !dmarc_fail,
     )
     .await?;
     // The procedure's own first steps (notify the receiver, a serious alert) run whether or

@@ -21,6 +21,10 @@ pub struct MailSpec<'a> {
     pub references: Vec<MessageId>,
     pub auto: AutoKind,
     pub now: DateTime<Utc>,
+    /// Held in the outbox until then (the hourly acknowledgement cap).
+    pub not_before: Option<DateTime<Utc>>,
+    /// The normalised recipient a per-address cap counts.
+    pub recipient_key: Option<String>,
 }
 
 /// Returns the outbox id and the Message-ID fixed for this mail.
@@ -61,6 +65,8 @@ pub async fn queue(
         subject: rendered.subject,
         raw,
         created_at: spec.now,
+        not_before: spec.not_before,
+        recipient_key: spec.recipient_key,
     })
     .await?;
     Ok((id, message_id))
@@ -111,6 +117,8 @@ pub async fn queue_to_staff(
             references: vec![],
             auto: AutoKind::Generated,
             now,
+            not_before: None,
+            recipient_key: None,
         },
     )
     .await?;

@@ -126,7 +126,10 @@ pub async fn open_complaint(
 }
 
 /// Queue the acknowledgement unless `withheld` says why not or the per-address cap is reached.
-/// Returns whether it was queued. Either way the outcome is in the history.
+/// Returns whether it was queued. Either way the outcome is in the history. `quote` says
+/// whether it may quote the complainant's text (`acknowledgement.quote_text`, and the From
+/// was not shown forged by DMARC).
+#[allow(clippy::too_many_arguments)]
 pub async fn acknowledge(
     ctx: &Context,
     tx: &mut dyn StoreTx,
@@ -135,20 +138,23 @@ pub async fn acknowledge(
     in_reply_to: Option<MessageId>,
     references: Vec<MessageId>,
     withheld: Option<String>,
+    quote: bool,
 ) -> Result<bool, ServiceError> {
     let now = ctx.clock.now();
+    let limits = &ctx.settings.limits;
+    let recipient_key = complainant.0.mailbox_key();
     let withheld = match withheld {
         Some(w) => Some(w),
         None => {
             let since = now - chrono::Duration::hours(24);
             let sent = tx
-                .count_sent_to_since("acknowledgement", complainant.0.as_str(), since)
+                .count_acknowledgements_to_key_since(&recipient_key, since)
                 .await?;
-            let cap = i64::from(ctx.settings.limits.acknowledgements_per_address_per_day);
+            let cap = i64::from(limits.acknowledgements_per_address_per_day);
             (sent >= cap).then(|| {
                 format!(
-                    "{sent} acknowledgements to {} in 24 hours (cap {cap})",
-                    complainant.0
+                    "{sent} acknowledgements to {recipient_key} in 24 hours (cap {cap}; \
+                     +tags, Gmail dots and googlemail.com count as one address)",
                 )
             })
         }
@@ -164,7 +170,11 @@ pub async fn acknowledge(
         .await?;
         return Ok(false);
     }
-    let context = super::scheduler::context_for(ctx, tx, opened.id).await?;
+    let not_before = hourly_release(ctx, tx, now).await?;
+    let mut context = super::scheduler::context_for(ctx, tx, opened.id).await?;
+    if !quote && let Some(c) = context.get_mut("complaint") {
+        c["summary"] = serde_json::Value::String(String::new());
+    }
     let (_, message_id) = queue(
         ctx,
         tx,
@@ -179,18 +189,86 @@ pub async fn acknowledge(
             references,
             auto: AutoKind::Replied,
             now,
+            not_before,
+            recipient_key: Some(recipient_key),
         },
     )
     .await?;
+    let held = match not_before {
+        Some(t) => format!(
+            "; held until {} by the hourly cap ({} per hour)",
+            crate::store::ts(t),
+            limits.acknowledgements_per_hour
+        ),
+        None => String::new(),
+    };
     tx.history(
         Some(opened.id),
         now,
         SYSTEM,
         "message_out",
-        &format!("acknowledgement queued to {} ({message_id})", complainant.0),
+        &format!(
+            "acknowledgement queued to {} ({message_id}){held}",
+            complainant.0
+        ),
     )
     .await?;
     tx.complete_milestone(opened.id, "acknowledged", now, SYSTEM)
         .await?;
     Ok(true)
+}
+
+/// When the next acknowledgement may go out under `limits.acknowledgements_per_hour`: `None`
+/// for at once. Past the cap it waits in the outbox (release times spaced so no hour holds
+/// more than the cap); the admin is told once a day while that happens.
+async fn hourly_release(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    let cap = i64::from(ctx.settings.limits.acknowledgements_per_hour.max(1));
+    let hour = chrono::Duration::hours(1);
+    let Some(nth) = tx
+        .nth_latest_acknowledgement_release(now - hour, cap)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let release = nth + hour;
+    if release <= now {
+        return Ok(None);
+    }
+    let day = now.date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc());
+    if let Some(day) = day
+        && tx.mark_job_done("acknowledgement_cap_alert", day, now).await?
+    {
+        let context = serde_json::json!({
+            "organisation": { "name": ctx.settings.organisation.name },
+            "alert": {
+                "subject": "Veel ontvangstbevestigingen: limiet bereikt / acknowledgement cap reached",
+                "text": format!(
+                    "More than {cap} acknowledgements in one hour: the rest wait in the outbox and go out at {cap} per hour (limits.acknowledgements_per_hour). This can be a flood of mail with forged senders; check `klachtd list` and `klachtd outbox list`. You are told once a day while it lasts."
+                ),
+            },
+        });
+        super::outbound::queue_to_role(
+            ctx,
+            tx,
+            "admin",
+            "operational_alert",
+            &context,
+            None,
+            now,
+        )
+        .await?;
+        tx.history(
+            None,
+            now,
+            SYSTEM,
+            "alert",
+            "admin told: hourly acknowledgement cap reached",
+        )
+        .await?;
+    }
+    Ok(Some(release))
 }

@@ -411,6 +411,8 @@ async fn send_to_complainant(
             references: first.into_iter().collect(),
             auto: AutoKind::Generated,
             now,
+            not_before: None,
+            recipient_key: None,
         },
     )
     .await?;

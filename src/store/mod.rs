@@ -108,6 +108,18 @@ pub struct NewOutbox {
     pub subject: String,
     pub raw: Vec<u8>,
     pub created_at: DateTime<Utc>,
+    /// Not sent before this time (the hourly acknowledgement cap); `created_at` when `None`.
+    pub not_before: Option<DateTime<Utc>>,
+    /// The normalised recipient the per-address cap counts (acknowledgements only).
+    pub recipient_key: Option<String>,
+}
+
+/// What makes a stored mail the same mail again when its Message-ID comes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredContent {
+    pub from_address: String,
+    pub subject: String,
+    pub body_text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +442,30 @@ pub trait StoreTx: Send {
         at: DateTime<Utc>,
         actor: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Stored incoming mails with this Message-ID (a few at most), to tell a redelivery from
+    /// a form mailer that reuses one Message-ID for everybody.
+    async fn messages_with_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<StoredContent>, StoreError>;
+    /// The complainant address of a complaint.
+    async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError>;
+    /// A held quarantine entry with these raw bytes (the same mail delivered again).
+    async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError>;
+    /// Acknowledgements queued since `since` to this normalised recipient.
+    async fn count_acknowledgements_to_key_since(
+        &mut self,
+        recipient_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+    /// The release time of the `n`-th latest acknowledgement released after `after` (1 is the
+    /// latest): with `n` = the hourly cap, a new one may go one hour after it.
+    async fn nth_latest_acknowledgement_release(
+        &mut self,
+        after: DateTime<Utc>,
+        n: i64,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// What the scheduler and staff operations need of one complaint.

@@ -714,8 +714,8 @@ impl StoreTx for SqliteTx {
     async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError> {
         sqlx::query(
             "INSERT INTO outbox (id, complaint_id, template, message_id, envelope_from, recipients,
-                recipient_role, subject, raw, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                recipient_role, subject, raw, next_attempt_at, created_at, recipient_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(o.id)
         .bind(o.complaint_id)
@@ -726,8 +726,9 @@ impl StoreTx for SqliteTx {
         .bind(&o.recipient_role)
         .bind(&o.subject)
         .bind(&o.raw)
+        .bind(ts(o.not_before.unwrap_or(o.created_at)))
         .bind(ts(o.created_at))
-        .bind(ts(o.created_at))
+        .bind(&o.recipient_key)
         .execute(&mut *self.tx)
         .await?;
         if self.next_outbox_id == Some(o.id) {
@@ -1158,5 +1159,75 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn messages_with_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<StoredContent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT from_address, subject, body_text FROM messages WHERE message_id = ? LIMIT 100",
+        )
+        .bind(message_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredContent {
+                from_address: r.get(0),
+                subject: r.get(1),
+                body_text: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT complainant_address FROM complaints WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM quarantine WHERE raw_sha256 = ? AND status = 'held' LIMIT 1",
+        )
+        .bind(sha)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn count_acknowledgements_to_key_since(
+        &mut self,
+        recipient_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox
+             WHERE template = 'acknowledgement' AND recipient_key = ? AND created_at >= ?",
+        )
+        .bind(recipient_key)
+        .bind(ts(since))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn nth_latest_acknowledgement_release(
+        &mut self,
+        after: DateTime<Utc>,
+        n: i64,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT next_attempt_at FROM outbox
+             WHERE template = 'acknowledgement' AND next_attempt_at > ?
+             ORDER BY next_attempt_at DESC LIMIT 1 OFFSET ?",
+        )
+        .bind(ts(after))
+        .bind((n - 1).max(0))
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        t.as_deref().map(parse_ts).transpose()
     }
 }

@@ -409,6 +409,10 @@ dir = {procedures:?}
 [templates]
 dir = {templates:?}
 
+# Bulk backlogs: the hourly acknowledgement cap has its own tests.
+[limits]
+acknowledgements_per_hour = 1000000
+
 [logging]
 format = "text"
 level = {level:?}
