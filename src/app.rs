@@ -332,7 +332,11 @@ impl App {
             }
         };
         let _ = stop_all.send(true);
+        let finished = died.as_ref().map(|(name, _)| *name);
         for (name, task) in tasks {
+            if Some(name) == finished {
+                continue;
+            }
             // A finished handle resolves at once; the others finish the mail in hand.
             match tokio::time::timeout(Duration::from_secs(10), task).await {
                 Ok(Ok(())) => {}

@@ -39,7 +39,11 @@ mod tests {
     /// The caps hold against a blanket `trace` and against a directive for the target itself.
     #[test]
     fn capped_targets_stay_at_info() {
-        for user in ["trace", "async_imap=trace", "trace,async_imap=trace,klachtd=trace"] {
+        for user in [
+            "trace",
+            "async_imap=trace",
+            "trace,async_imap=trace,klachtd=trace",
+        ] {
             let shown = filter(user).to_string();
             assert!(shown.contains("async_imap=info"), "{user}: {shown}");
             assert!(!shown.contains("async_imap=trace"), "{user}: {shown}");

@@ -111,7 +111,11 @@ fn the_same_mail_through_a_second_relay_is_one_complaint() {
 #[test]
 fn different_mails_sharing_a_message_id_are_all_registered() {
     let app = TestApp::spawn();
-    let people = ["a@ouders.example.nl", "b@ouders.example.nl", "c@ouders.example.nl"];
+    let people = [
+        "a@ouders.example.nl",
+        "b@ouders.example.nl",
+        "c@ouders.example.nl",
+    ];
     for (i, who) in people.iter().enumerate() {
         let mail = Mail::new(who, "Webformulier")
             .message_id("fixed@webform.example")

@@ -151,7 +151,11 @@ impl EmailAddress {
             return self.0.clone();
         }
         let local = local.split_once('+').map(|(l, _)| l).unwrap_or(local);
-        let local = if local.is_empty() { self.local_part() } else { local };
+        let local = if local.is_empty() {
+            self.local_part()
+        } else {
+            local
+        };
         match domain {
             "gmail.com" | "googlemail.com" => format!("{}@gmail.com", local.replace('.', "")),
             _ => format!("{local}@{domain}"),
@@ -287,7 +291,10 @@ mod tests {
     #[test]
     fn mailbox_keys_join_what_reaches_one_inbox() {
         let key = |a: &str| EmailAddress::parse(a).unwrap().mailbox_key();
-        assert_eq!(key("Jan.Jansen+klacht1@GoogleMail.com"), "janjansen@gmail.com");
+        assert_eq!(
+            key("Jan.Jansen+klacht1@GoogleMail.com"),
+            "janjansen@gmail.com"
+        );
         assert_eq!(key("j.a.n.jansen@gmail.com"), "janjansen@gmail.com");
         assert_eq!(key("jan+x@example.nl"), "jan@example.nl");
         // Dots matter elsewhere.

@@ -14,8 +14,9 @@ use crate::domain::classify::{
     Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
     parse_verp, place,
 };
-use crate::mail::compose::is_our_message_id;
+use crate::domain::text::{MAX_HEADER_CHARS, MAX_NAME_CHARS, single_line};
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
+use crate::mail::compose::is_our_message_id;
 use crate::mail::parse::{ParsedMail, parse};
 use crate::mailbox::{self, MailSource, RawMail, Waiting};
 use crate::store::{NewAttachment, NewMessage, NewQuarantine, StoreTx};
@@ -172,6 +173,10 @@ pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// Attachments kept per mail; a mail of 50,000 parts must not become 50,000 rows and files.
+/// The rest are named in the history as not kept.
+pub const MAX_ATTACHMENTS: usize = 100;
+
 /// Of an over-size mail only this much is parsed (headers and the start of the text): the
 /// register gets what a person reads, and the attachments are refused anyway.
 const OVER_SIZE_PARSE_BYTES: usize = 1024 * 1024;
@@ -217,7 +222,7 @@ async fn prepare(ctx: &Context, mut mail: RawMail) -> Result<Prepared, ServiceEr
     if let Ok(p) = &parsed
         && !over_size
     {
-        for a in &p.attachments {
+        for a in p.attachments.iter().take(MAX_ATTACHMENTS) {
             attachment_shas.push(Some(ctx.blobs.put("attachments", &a.bytes)?));
         }
     }
@@ -295,7 +300,11 @@ async fn attempt(
     items: &[Prepared],
 ) -> Result<Vec<Outcome>, AttemptFailure> {
     use futures_util::FutureExt;
-    let mut tx = ctx.store.begin().await.map_err(|e| AttemptFailure::Error(e.into()))?;
+    let mut tx = ctx
+        .store
+        .begin()
+        .await
+        .map_err(|e| AttemptFailure::Error(e.into()))?;
     let mut outcomes = Vec::with_capacity(items.len());
     for p in items {
         let span = tracing::info_span!(
@@ -313,7 +322,9 @@ async fn attempt(
         span.in_scope(|| tracing::info!(?outcome, "ingested"));
         outcomes.push(outcome);
     }
-    tx.commit().await.map_err(|e| AttemptFailure::Error(e.into()))?;
+    tx.commit()
+        .await
+        .map_err(|e| AttemptFailure::Error(e.into()))?;
     Ok(outcomes)
 }
 
@@ -436,7 +447,9 @@ fn test_hook(parsed: &ParsedMail) -> Result<(), ServiceError> {
         if mode == "panic" {
             panic!("test hook: panic on {needle:?}");
         }
-        return Err(ServiceError::Invalid(format!("test hook: error on {needle:?}")));
+        return Err(ServiceError::Invalid(format!(
+            "test hook: error on {needle:?}"
+        )));
     }
     Ok(())
 }
@@ -514,10 +527,8 @@ pub async fn register(
             }
         }
     }
-    let names_our_mail = bounced.is_none()
-        && facts.is_delivery_report
-        && !facts.report_message_ids.is_empty()
-        && {
+    let names_our_mail =
+        bounced.is_none() && facts.is_delivery_report && !facts.report_message_ids.is_empty() && {
             let ids: Vec<String> = facts
                 .report_message_ids
                 .iter()
@@ -591,7 +602,10 @@ pub async fn register(
         received_at,
         sent_date: parsed.date,
         from_address: facts.from.to_string(),
-        from_name: parsed.from_name.clone(),
+        from_name: parsed
+            .from_name
+            .as_deref()
+            .map(|n| single_line(n, MAX_NAME_CHARS)),
         reply_to: facts.reply_to.as_ref().map(|a| a.to_string()),
         to_addresses: parsed
             .to
@@ -599,7 +613,7 @@ pub async fn register(
             .map(|a| a.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        subject: facts.subject.clone(),
+        subject: single_line(&facts.subject, MAX_HEADER_CHARS),
         in_reply_to: (!facts.in_reply_to.is_empty()).then(|| {
             facts
                 .in_reply_to
@@ -740,7 +754,10 @@ pub async fn register(
             // mail proves nothing about who sent it.
             if lookups.sender_is_staff
                 && by == crate::domain::classify::ThreadedBy::Subject
-                && complainant.0 != facts.from
+                && lookups
+                    .by_subject
+                    .iter()
+                    .any(|(_, id, who)| *id == complaint_id && who != &facts.from)
             {
                 tx.history(
                     Some(complaint_id),
@@ -792,7 +809,14 @@ fn complainant_of(ctx: &Context, parsed: &ParsedMail) -> (EmailAddress, Option<S
         .any(|a| a == f.from);
     match (&f.reply_to, web_form) {
         (Some(r), true) => (r.clone(), None),
-        _ => (f.from.clone(), parsed.from_name.clone()),
+        _ => (
+            f.from.clone(),
+            parsed
+                .from_name
+                .as_deref()
+                .map(|n| single_line(n, MAX_NAME_CHARS))
+                .filter(|n| !n.is_empty()),
+        ),
     }
 }
 
@@ -831,7 +855,21 @@ async fn store_message(
     limit: u64,
 ) -> Result<i64, ServiceError> {
     let row = tx.insert_message(message).await?;
-    for (i, a) in parsed.attachments.iter().enumerate() {
+    if parsed.attachments.len() > MAX_ATTACHMENTS {
+        tx.history(
+            message.complaint_id,
+            message.created_at,
+            SYSTEM,
+            "attachments_refused",
+            &format!(
+                "message {row}: {} attachments; the first {MAX_ATTACHMENTS} kept, the rest \
+                 only in the raw mail",
+                parsed.attachments.len()
+            ),
+        )
+        .await?;
+    }
+    for (i, a) in parsed.attachments.iter().take(MAX_ATTACHMENTS).enumerate() {
         let sha = shas.get(i).cloned().flatten();
         tx.insert_attachment(
             row,
@@ -872,7 +910,7 @@ async fn new_complaint(
         Opening {
             received_at: message.received_at,
             complainant: &complainant,
-            subject: &facts.subject,
+            subject: &single_line(&facts.subject, MAX_HEADER_CHARS),
             text: &parsed.text,
             related,
             actor: &actor,

@@ -240,7 +240,9 @@ async fn hourly_release(
     }
     let day = now.date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc());
     if let Some(day) = day
-        && tx.mark_job_done("acknowledgement_cap_alert", day, now).await?
+        && tx
+            .mark_job_done("acknowledgement_cap_alert", day, now)
+            .await?
     {
         let context = serde_json::json!({
             "organisation": { "name": ctx.settings.organisation.name },
@@ -251,16 +253,8 @@ async fn hourly_release(
                 ),
             },
         });
-        super::outbound::queue_to_role(
-            ctx,
-            tx,
-            "admin",
-            "operational_alert",
-            &context,
-            None,
-            now,
-        )
-        .await?;
+        super::outbound::queue_to_role(ctx, tx, "admin", "operational_alert", &context, None, now)
+            .await?;
         tx.history(
             None,
             now,

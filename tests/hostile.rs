@@ -1,0 +1,649 @@
+//! Hostile and broken mail through the real binary (issue #8): whatever one mail does, the
+//! mails around it are registered, and it ends where it should (registered with its bad parts
+//! made harmless, quarantined with the reason, or unfiled). Plus the other defences: a failing
+//! or panicking mail is quarantined, a dying task stops the daemon, caps against backscatter,
+//! threading that cannot be forged, file modes.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration as StdDuration;
+
+use common::*;
+use serde_json::Value;
+
+fn b64(s: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.chunks(3) {
+        let n = chunk.len();
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= n {
+                out.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn encoded_name(name: &str) -> String {
+    format!("=?utf-8?b?{}?=", b64(name.as_bytes()))
+}
+
+fn good(i: usize) -> Vec<u8> {
+    Mail::new(
+        &format!("ouder{i}@ouders.example.nl"),
+        &format!("Goede klacht {i}"),
+    )
+    .body(&format!("De les van groep {i} viel uit."))
+    .build()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Registered,
+    Quarantined,
+    /// Not registered as a complaint and never answered: quarantined or unfiled.
+    NotRegistered,
+}
+
+struct Hostile {
+    marker: String,
+    bytes: Vec<u8>,
+    expect: Expect,
+}
+
+fn hostile(n: usize, expect: Expect, mail: Mail) -> Hostile {
+    let marker = format!("H{n:02}");
+    let mail = mail.message_id(&format!("{}@hostile.example", marker.to_lowercase()));
+    Hostile {
+        marker,
+        bytes: mail.build(),
+        expect,
+    }
+}
+
+fn raw(n: usize, expect: Expect, bytes: Vec<u8>) -> Hostile {
+    Hostile {
+        marker: format!("H{n:02}"),
+        bytes,
+        expect,
+    }
+}
+
+fn nested_multipart(depth: usize) -> String {
+    let mut s = String::new();
+    for i in 0..depth {
+        s.push_str(&format!(
+            "--b{i}\r\nContent-Type: multipart/mixed; boundary=\"b{}\"\r\n\r\n",
+            i + 1
+        ));
+    }
+    s.push_str(&format!(
+        "--b{depth}\r\nContent-Type: text/plain\r\n\r\nDiep genest.\r\n--b{depth}--\r\n"
+    ));
+    for i in (0..depth).rev() {
+        s.push_str(&format!("--b{i}--\r\n"));
+    }
+    s
+}
+
+fn corpus() -> Vec<Hostile> {
+    let mut v = Vec::new();
+    let from = |name: &str| format!("{} <p0@example.nl>", encoded_name(name));
+    // Finding 1: CR or LF in the display name.
+    v.push(hostile(
+        1,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H01 naam met LF")
+            .header("From", &from("Jan\nBcc: x@evil.example")),
+    ));
+    v.push(hostile(
+        2,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H02 naam met CR")
+            .header("From", &from("Jan\rBcc: x@evil.example")),
+    ));
+    // Finding 2: NUL in the display name.
+    v.push(hostile(
+        3,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H03 naam met NUL").header("From", &from("Jan\u{0}")),
+    ));
+    // Finding 2: addresses lettre refuses.
+    for (i, addr) in [
+        "a..b@example.nl",
+        ".a@example.nl",
+        "a.@example.nl",
+        "a@example.nl.",
+        "a\"b@example.nl",
+        "a@b@example.nl",
+        "a;b@example.nl",
+        "a@[127.0.0.1]",
+        "a@example..nl",
+        "a@-example.nl",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let n = 4 + i;
+        v.push(hostile(
+            n,
+            Expect::Quarantined,
+            Mail::new("x@example.nl", &format!("H{n:02} adres"))
+                .header("From", &format!("<{addr}>"))
+                .header("Return-Path", "<x@example.nl>"),
+        ));
+    }
+    // Finding 15: a real bounce's From.
+    v.push(hostile(
+        14,
+        Expect::NotRegistered,
+        Mail::new("x@example.nl", "H14 Returned mail")
+            .header("From", "<Postmaster\\@xxx.com@xxx.com>")
+            .header("Return-Path", "<>"),
+    ));
+    // Finding 21: a valid quoted local part is an address.
+    v.push(hostile(
+        15,
+        Expect::Registered,
+        Mail::new("x@example.nl", "H15 quoted local part")
+            .header("From", "\"System Administrator\"@example.com")
+            .header("Return-Path", "<\"System Administrator\"@example.com>"),
+    ));
+    // Terminal escapes in name and subject.
+    v.push(hostile(
+        16,
+        Expect::Registered,
+        Mail::new(
+            "p0@example.nl",
+            "H16 \u{1b}[1A\u{1b}[2K\u{1b}[32mOK\u{1b}]0;titel\u{7}",
+        )
+        .header("From", &from("\u{1b}[2JJan\u{202e}gpj.exe")),
+    ));
+    // A MIME bomb: deep nesting.
+    v.push(hostile(
+        17,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H17 diep genest")
+            .header("Content-Type", "multipart/mixed; boundary=\"b0\"")
+            .body(&nested_multipart(300)),
+    ));
+    // 50,000 parts.
+    let mut parts = String::from("--p\r\nContent-Type: text/plain\r\n\r\nVeel delen.\r\n");
+    for i in 0..50_000 {
+        parts.push_str(&format!(
+            "--p\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"d{i}.bin\"\r\n\r\nx\r\n"
+        ));
+    }
+    parts.push_str("--p--\r\n");
+    v.push(hostile(
+        18,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H18 vijftigduizend delen")
+            .header("Content-Type", "multipart/mixed; boundary=\"p\"")
+            .body(&parts),
+    ));
+    // A 1 MB header and a 200 KB subject.
+    v.push(hostile(
+        19,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H19 grote header").header("X-Junk", &"j".repeat(1 << 20)),
+    ));
+    v.push(hostile(
+        20,
+        Expect::Registered,
+        Mail::new(
+            "p0@example.nl",
+            &format!("H20 {}", "lang onderwerp ".repeat(14_000)),
+        ),
+    ));
+    // Broken charsets and bytes.
+    let mut bytes = Mail::new("p0@example.nl", "H21 onbekende charset")
+        .header("Content-Type", "text/plain; charset=x-no-such-charset")
+        .message_id("h21@hostile.example")
+        .build();
+    bytes.extend_from_slice(b"\xff\xfe\x80 caf\xe9\r\n");
+    v.push(raw(21, Expect::Registered, bytes));
+    let mut bytes =
+        b"From: p0@example.nl\r\nTo: service@example.org\r\nMessage-ID: <h22@hostile.example>\r\nSubject: H22 \xc3\x28 \xff kapot\r\n\r\nTekst.\r\n"
+            .to_vec();
+    bytes.extend_from_slice(b"\x00\x00\x00\r\n");
+    v.push(raw(22, Expect::Registered, bytes));
+    v.push(hostile(
+        23,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H23 NUL in de tekst").body("voor\u{0}na\u{0}\u{0}"),
+    ));
+    // Path traversal in attachment names.
+    v.push(hostile(
+        24,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H24 bijlagen")
+            .header("Content-Type", "multipart/mixed; boundary=\"q\"")
+            .body(
+                "--q\r\nContent-Type: text/plain\r\n\r\nZie bijlage.\r\n\
+                 --q\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"../../../../tmp/klachtd-escape\"\r\n\r\nx\r\n\
+                 --q\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"..\\\\..\\\\boot.ini\"\r\n\r\ny\r\n\
+                 --q\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"/etc/klachtd-escape\u{0}.txt\"\r\n\r\nz\r\n--q--\r\n",
+            ),
+    ));
+    // Not mail at all.
+    v.push(raw(
+        25,
+        Expect::Quarantined,
+        b"\x00\x01\x02\x03 binary junk".to_vec(),
+    ));
+    // Broken base64.
+    v.push(hostile(
+        26,
+        Expect::Registered,
+        Mail::new("p0@example.nl", "H26 kapotte base64")
+            .header("Content-Transfer-Encoding", "base64")
+            .body("!!!! not base64 at all @@@@ ===="),
+    ));
+    v
+}
+
+/// Issue #8 findings 1, 2, 15 and the hostile fixture set: every mail ends where it should and
+/// every good mail around them is registered and acknowledged in the same run.
+#[test]
+fn hostile_mail_among_good_mail() {
+    let app = TestApp::spawn();
+    let corpus = corpus();
+    let mut n_good = 0;
+    for h in &corpus {
+        app.deliver(&good(n_good));
+        n_good += 1;
+        app.deliver(&h.bytes);
+    }
+    app.deliver(&good(n_good));
+    n_good += 1;
+    let out = app.run_once();
+    assert!(out.contains("processed"), "{out}");
+    assert!(app.maildir_files("new").is_empty(), "every mail is handled");
+
+    let list = app.list();
+    let subjects: Vec<String> = list
+        .iter()
+        .map(|c| c["subject"].as_str().unwrap_or("").to_string())
+        .collect();
+    for i in 0..n_good {
+        assert!(
+            subjects.iter().any(|s| s == &format!("Goede klacht {i}")),
+            "good mail {i} not registered: {subjects:?}"
+        );
+        assert_eq!(
+            app.sent_to(&format!("ouder{i}@ouders.example.nl")).len(),
+            1,
+            "good mail {i} acknowledged"
+        );
+    }
+    let quarantine = app.quarantine();
+    let unfiled = app.unfiled();
+    for h in &corpus {
+        let mid = format!("{}@hostile.example", h.marker.to_lowercase());
+        let registered = subjects.iter().any(|s| s.starts_with(&h.marker));
+        let quarantined = quarantine
+            .iter()
+            .any(|q| q["message_id"].as_str() == Some(mid.as_str()));
+        let filed_aside = unfiled
+            .iter()
+            .any(|u| u["message_id"].as_str() == Some(mid.as_str()));
+        match h.expect {
+            Expect::Registered => assert!(registered, "{} not registered", h.marker),
+            Expect::Quarantined => assert!(
+                quarantined || (h.marker == "H25" && quarantine.len() >= 11),
+                "{} not quarantined: {quarantine:?}",
+                h.marker
+            ),
+            Expect::NotRegistered => assert!(
+                !registered && (quarantined || filed_aside),
+                "{}: registered {registered}, quarantined {quarantined}, unfiled {filed_aside}",
+                h.marker
+            ),
+        }
+    }
+    // Nothing a sender wrote became a header of ours, and no attachment name became a path.
+    for sent in app.sent() {
+        let raw = String::from_utf8_lossy(&sent.raw).into_owned();
+        let head = raw.split("\r\n\r\n").next().unwrap_or("").to_string();
+        for line in head.split("\r\n") {
+            assert!(
+                !line.to_ascii_lowercase().starts_with("bcc:"),
+                "injected header in {}: {line}",
+                sent.message_id
+            );
+            assert!(
+                !line.contains('\u{1b}') && !line.contains('\u{0}'),
+                "control character in {line:?}"
+            );
+        }
+    }
+    assert!(!std::path::Path::new("/tmp/klachtd-escape").exists());
+    for f in app.data_files() {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        assert!(!name.contains("escape") && !name.contains("boot"), "{f:?}");
+    }
+    // Subjects are kept to one RFC 5322 line.
+    assert!(subjects.iter().all(|s| s.chars().count() <= 998));
+    assert!(
+        subjects
+            .iter()
+            .all(|s| !s.chars().any(|c| c.is_control() || c == '\u{202e}')),
+        "{subjects:?}"
+    );
+}
+
+/// Whatever goes wrong with one mail (here an error and a panic from a debug-build hook), it
+/// is quarantined with the reason and the batch around it is registered.
+#[test]
+fn a_failing_or_panicking_mail_is_quarantined_and_intake_goes_on() {
+    for mode in ["error", "panic"] {
+        let app = TestApp::spawn();
+        app.set_env("KLACHTD_TEST_FAIL", &format!("{mode}:GIFTIG"));
+        for i in 0..20 {
+            app.deliver(&good(i));
+            if i == 10 {
+                app.deliver(&Mail::new("gif@example.nl", "GIFTIG bericht").build());
+            }
+        }
+        let out = app.run_once();
+        assert!(
+            out.contains("20 registered") && out.contains("1 quarantined"),
+            "{mode}: {out}"
+        );
+        let q = app.quarantine();
+        assert_eq!(q.len(), 1);
+        let reason = q[0]["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains("test hook") && (mode != "panic" || reason.contains("panic")),
+            "{reason}"
+        );
+        assert!(app.maildir_files("new").is_empty());
+        // A second run finds nothing left to do.
+        assert!(app.run_once().contains("processed 0 mail"));
+    }
+}
+
+/// Issue #8 finding 21: the same bytes delivered twice (a UIDVALIDITY reset, a copy) make one
+/// quarantine entry, not two.
+#[test]
+fn the_same_unreadable_mail_twice_is_one_quarantine_entry() {
+    let app = TestApp::spawn();
+    let junk = b"\x00\x01\x02 not a mail".to_vec();
+    app.deliver(&junk);
+    app.deliver(&junk);
+    app.run_once();
+    assert_eq!(app.quarantine().len(), 1, "{:?}", app.quarantine());
+}
+
+/// A task that dies stops the daemon with an error and a non-zero exit, and the admin is told.
+#[test]
+fn a_dying_task_stops_the_daemon_loudly() {
+    let app = TestApp::spawn();
+    app.set_env("KLACHTD_TEST_TASK_PANIC", "watcher");
+    let mut child = app
+        .command(&["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start daemon");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > StdDuration::from_secs(30) {
+            let _ = child.kill();
+            panic!("daemon kept running with a dead watcher");
+        }
+        std::thread::sleep(StdDuration::from_millis(100));
+    };
+    assert!(!status.success(), "exit status {status:?}");
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut e, &mut stderr).ok();
+    }
+    assert!(stderr.contains("mailbox watcher"), "{stderr}");
+    let alerts = app.sent_to(ADMIN);
+    assert_eq!(alerts.len(), 1, "admin alerted once");
+    assert!(
+        alerts[0].subject.contains("klachtd"),
+        "{}",
+        alerts[0].subject
+    );
+}
+
+/// Issue #8 finding 11: a flood of forged senders is not answered faster than the hourly cap;
+/// the rest wait in the outbox, the admin is told once, and they go out later.
+#[test]
+fn acknowledgements_beyond_the_hourly_cap_wait_in_the_outbox() {
+    let app = TestApp::spawn();
+    app.set_env("KLACHTD__LIMITS__ACKNOWLEDGEMENTS_PER_HOUR", "5");
+    for i in 0..12 {
+        app.deliver(&Mail::new(&format!("vals{i}@forged.example"), &format!("Spam {i}")).build());
+    }
+    app.run_once();
+    assert_eq!(app.list().len(), 12, "every mail is registered");
+    let acks = |app: &TestApp| {
+        app.sent()
+            .iter()
+            .filter(|m| m.to.iter().any(|t| t.contains("forged.example")))
+            .count()
+    };
+    assert_eq!(acks(&app), 5);
+    assert_eq!(app.sent_to(ADMIN).len(), 1, "admin told once");
+    let held = app
+        .outbox()
+        .into_iter()
+        .filter(|o| o["template"] == "acknowledgement" && o["status"] == "queued")
+        .count();
+    assert_eq!(held, 7, "the rest wait, not dropped");
+    // An hour later five more go; two hours later the last two.
+    app.set_now(&(app.now() + chrono::Duration::minutes(61)).to_rfc3339());
+    app.run_once();
+    assert_eq!(acks(&app), 10);
+    app.set_now(&(app.now() + chrono::Duration::minutes(61)).to_rfc3339());
+    app.run_once();
+    assert_eq!(acks(&app), 12);
+    assert_eq!(app.sent_to(ADMIN).len(), 1, "still told only once");
+}
+
+/// Issue #8 finding 11: +tags, Gmail dots and googlemail.com are one inbox for the
+/// per-address cap (3 a day in the test config).
+#[test]
+fn the_per_address_cap_counts_one_inbox_once() {
+    let app = TestApp::spawn();
+    for (i, addr) in [
+        "jan.jansen@gmail.com",
+        "janjansen+1@gmail.com",
+        "j.a.n.jansen@googlemail.com",
+        "JanJansen+klacht@GMail.com",
+        "jan.jansen+x@gmail.com",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.deliver(&Mail::new(addr, &format!("Klacht {i}")).build());
+    }
+    app.run_once();
+    assert_eq!(app.list().len(), 5);
+    let acks = app
+        .outbox()
+        .into_iter()
+        .filter(|o| o["template"] == "acknowledgement")
+        .count();
+    assert_eq!(acks, 3);
+}
+
+fn ack_text(app: &TestApp, addr: &str) -> String {
+    app.sent_to(addr)
+        .first()
+        .map(|m| m.text.clone())
+        .unwrap_or_default()
+}
+
+/// Issue #8 finding 11: the acknowledgement does not quote the sender's text unless
+/// `acknowledgement.quote_text` is on, and never when DMARC failed.
+#[test]
+fn the_acknowledgement_quotes_the_text_only_when_asked_and_never_after_dmarc_fail() {
+    let body = "Koop nu goedkope horloges op http://spam.example";
+    let app = TestApp::spawn();
+    app.deliver(&Mail::new(JAN_ADDR, "Aanbieding").body(body).build());
+    app.run_once();
+    assert!(!ack_text(&app, JAN_ADDR).contains("horloges"));
+
+    let app = TestApp::spawn_with_config(|c| {
+        c.push_str("\n[acknowledgement]\nquote_text = true\n");
+        *c = c.replace(
+            "[mailbox]",
+            "[intake]\ntrusted_authserv_id = \"mx.example.org\"\ndmarc_fail_blocks_acknowledgement = false\n\n[mailbox]",
+        );
+    });
+    app.deliver(&Mail::new(JAN_ADDR, "Echte klacht").body(body).build());
+    app.deliver(
+        &Mail::new("piet@ouders.example.nl", "Vervalst")
+            .header(
+                "Authentication-Results",
+                "mx.example.org; dmarc=fail (p=none) header.from=ouders.example.nl",
+            )
+            .body(body)
+            .build(),
+    );
+    app.run_once();
+    assert!(ack_text(&app, JAN_ADDR).contains("horloges"));
+    let forged = ack_text(&app, "piet@ouders.example.nl");
+    assert!(
+        !forged.is_empty(),
+        "acknowledged (DMARC does not block here)"
+    );
+    assert!(!forged.contains("horloges"), "{forged}");
+}
+
+const JAN_ADDR: &str = "jan@ouders.example.nl";
+
+fn history_events(app: &TestApp, reference: &str) -> Vec<String> {
+    app.history_events(reference)
+}
+
+/// Issue #8 finding 10: naming the complainant's own Message-ID threads only the
+/// complainant's mail; a stranger gets a new complaint, linked; a forged staff From with the
+/// reference in the subject is recorded as unverified.
+#[test]
+fn threading_by_header_cannot_be_forged() {
+    let app = TestApp::spawn();
+    app.deliver(
+        &Mail::new(JAN_ADDR, "Lesrooster")
+            .message_id("jan-1@ouders.example.nl")
+            .build(),
+    );
+    app.run_once();
+    let r = app.references()[0].clone();
+
+    app.deliver(
+        &Mail::new("stranger@evil.example", "Re: Lesrooster")
+            .header("In-Reply-To", "<jan-1@ouders.example.nl>")
+            .header("References", "<jan-1@ouders.example.nl>")
+            .build(),
+    );
+    app.deliver(
+        &Mail::new(JAN_ADDR, "Re: Lesrooster, aanvulling")
+            .header("In-Reply-To", "<jan-1@ouders.example.nl>")
+            .build(),
+    );
+    app.run_once();
+    let list = app.list();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let stranger = list
+        .iter()
+        .find(|c| c["complainant"] == "stranger@evil.example")
+        .expect("stranger's own complaint");
+    assert_eq!(stranger["related_reference"].as_str(), Some(r.as_str()));
+    let show = app.show(&r);
+    let ins: Vec<&Value> = show["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .collect();
+    assert_eq!(ins.len(), 2, "Jan's own follow-up is threaded");
+
+    app.deliver(
+        &Mail::new(RECEIVER, &format!("Re: [{r}] Lesrooster"))
+            .body("#status gesloten")
+            .build(),
+    );
+    app.run_once();
+    assert!(
+        history_events(&app, &r).contains(&"unverified_sender".to_string()),
+        "{:?}",
+        history_events(&app, &r)
+    );
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+/// Issue #8 finding 5: personal data is for klachtd's user only, whatever the umask.
+#[test]
+fn data_is_not_readable_by_others_under_umask_022() {
+    let app = TestApp::spawn();
+    app.deliver(
+        &Mail::new(JAN_ADDR, "Met bijlage")
+            .header("Content-Type", "multipart/mixed; boundary=\"q\"")
+            .body(
+                "--q\r\nContent-Type: text/plain\r\n\r\nZie bijlage.\r\n--q\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n\r\n%PDF\r\n--q--\r\n",
+            )
+            .build(),
+    );
+    let cmd = app.command(&["run", "--once"]);
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .arg("-c")
+        .arg("umask 022; exec \"$0\" \"$@\"")
+        .arg(program)
+        .args(args)
+        .current_dir(&app.root);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => shell.env(k, v),
+            None => shell.env_remove(k),
+        };
+    }
+    let out = shell.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&app.data_dir), 0o700);
+    let files = app.data_files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().contains("attachments"))
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with("klachtd.db"))
+    );
+    for f in files {
+        let f = app.data_dir.join(f);
+        assert_eq!(mode(&f) & 0o077, 0, "{f:?} is {:o}", mode(&f));
+    }
+    for f in std::fs::read_dir(&app.outbox_dir)
+        .expect("outbox")
+        .flatten()
+    {
+        assert_eq!(mode(&f.path()) & 0o077, 0, "{:?}", f.path());
+    }
+}
