@@ -619,7 +619,7 @@ fn a_delivery_report_to_the_plain_address_marks_nothing_bounced() {
     let r = register_one(&app, JAN, "Lesrooster");
     let ack = ack_of(&app, &r);
     let staff_before = app.sent().len();
-    app.deliver(&rfc3464_dsn(SERVICE, &r, &ack.message_id));
+    app.deliver(&rfc3464_dsn(common::SERVICE, &r, &ack.message_id));
     app.run_once();
     assert_eq!(app.list().len(), 1);
     let unfiled = app.unfiled();
