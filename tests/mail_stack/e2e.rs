@@ -298,6 +298,10 @@ struct Cfg {
     oauth: Option<String>,
     oauth_smtp: bool,
     refresh_token: String,
+    /// `auth = ...` for the mailbox password login (`login` when unset).
+    imap_auth: Option<String>,
+    /// SMTP AUTH with the service's username and password, with this `auth` method.
+    smtp_password_auth: Option<String>,
 }
 
 impl Default for Cfg {
@@ -312,6 +316,8 @@ impl Default for Cfg {
             oauth: None,
             oauth_smtp: false,
             refresh_token: "rt-1".into(),
+            imap_auth: None,
+            smtp_password_auth: None,
         }
     }
 }
@@ -352,12 +358,17 @@ impl TestApp {
                 token_file.display().to_string()
             )
         });
-        let imap_auth = match &oauth {
-            Some(o) => o.clone(),
-            None => format!("password = {:?}", cfg.password),
+        let imap_auth = match (&oauth, &cfg.imap_auth) {
+            (Some(o), _) => o.clone(),
+            (None, Some(method)) => format!("password = {:?}\nauth = {method:?}", cfg.password),
+            (None, None) => format!("password = {:?}", cfg.password),
         };
-        let smtp_auth = match (&oauth, cfg.oauth_smtp) {
-            (Some(o), true) => format!("\nusername = {service:?}\n{o}"),
+        let smtp_auth = match (&oauth, cfg.oauth_smtp, &cfg.smtp_password_auth) {
+            (Some(o), true, _) => format!("\nusername = {service:?}\n{o}"),
+            (_, _, Some(method)) => format!(
+                "\nusername = {service:?}\npassword = {:?}\nauth = {method:?}",
+                cfg.password
+            ),
             _ => String::new(),
         };
         let outgoing = match cfg.outgoing {
@@ -1327,5 +1338,120 @@ fn revoked_refresh_token_keeps_running_logs_and_alerts_admin() {
             .trim(),
         "rt-99",
         "a refused grant leaves the file as it was"
+    );
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The password, or anything that encodes it on the wire, in a log.
+fn assert_no_password(log: &str, user: &str, password: &str) {
+    let needles = [
+        format!("\"{password}\""),
+        format!(" {password}\r"),
+        format!(" {password}\n"),
+        base64(password.as_bytes()),
+        base64(format!("\0{user}\0{password}").as_bytes()),
+        base64(format!("{user}\0{user}\0{password}").as_bytes()),
+    ];
+    for n in needles {
+        assert!(!log.contains(&n), "{n:?} in the log");
+    }
+}
+
+/// Issue #8 finding 6: at `trace`, async-imap logged every command it encoded, the LOGIN
+/// password and the base64 of AUTHENTICATE PLAIN among them. IMAP and SMTP log in with
+/// `login` and with `plain`; the trace log holds neither the password nor its encodings.
+#[test]
+fn no_password_in_the_log_at_trace_level() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    for method in ["login", "plain"] {
+        let cfg = Cfg {
+            level: "trace".into(),
+            imap_auth: Some(method.into()),
+            smtp_password_auth: Some(method.into()),
+            ..Cfg::default()
+        };
+        let mut app = TestApp::create(stack, cfg);
+        let klager = complainant();
+        append(
+            stack,
+            &app.service,
+            "INBOX",
+            &[complaint(
+                &format!("{}@klager.example.test", unique("trace")),
+                &klager,
+                &app.service,
+                "Klacht met een trace-log",
+                "De les begon te laat.",
+            )],
+        );
+        app.start();
+        let acks = wait_for_acks(stack, &klager, 1, Duration::from_secs(60));
+        assert_eq!(acks.len(), 1, "{method}: logged in and sent");
+        app.stop_cleanly();
+        let log = app.log();
+        assert!(
+            log.contains("TRACE") || log.contains("trace"),
+            "{method}: the log is at trace level"
+        );
+        assert_no_password(&log, &app.service, "secret");
+    }
+}
+
+/// Issue #8 finding 6, XOAUTH2: at `trace` the access and refresh tokens stay out of the log.
+#[test]
+fn no_token_in_the_log_at_trace_level() {
+    let Some(stack) = stack() else { return };
+    let _g = exclusive();
+    let provider = Provider::start(stack, "");
+    let cfg = Cfg {
+        oauth: Some(provider.token_url()),
+        oauth_smtp: true,
+        level: "trace".into(),
+        ..Cfg::default()
+    };
+    let mut app = TestApp::create(stack, cfg);
+    provider.set_user(&app.service);
+    let klager = complainant();
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &format!("{}@klager.example.test", unique("oauthtrace")),
+            &klager,
+            &app.service,
+            "Klacht via OAuth2 met een trace-log",
+            "De les begon te laat.",
+        )],
+    );
+    app.start();
+    let acks = wait_for_acks(stack, &klager, 1, Duration::from_secs(60));
+    assert_eq!(acks.len(), 1);
+    app.stop_cleanly();
+    let log = app.log();
+    for needle in ["at-1-", "rt-1", "rt-2", "e2e-client-secret"] {
+        assert!(!log.contains(needle), "{needle} in the log");
+    }
+    // The XOAUTH2 initial response is base64 of "user=...\x01auth=Bearer TOKEN\x01\x01".
+    assert!(
+        !log.contains(&base64(format!("user={}\x01auth=Bearer ", app.service).as_bytes())[..20])
     );
 }
