@@ -70,8 +70,10 @@ pub const HOLIDAYS: &[Holiday] = &[
         "Tweede Kerstdag",
         Rule::Fixed { month: 12, day: 26 },
     ),
-    // Every decree under art. 3(3) so far has equated the Friday after Hemelvaartsdag, so it is
-    // generated per year; an organisation that works that day drops it by name.
+    // The Friday after Hemelvaartsdag: every decree under art. 3(3) so far has named it (see
+    // EQUATING_DECREES), so it is also kept for years no decree covers yet. Other equated days
+    // (a Friday after a Thursday holiday) come only from the decrees or `calendar.equated_days`.
+    // An organisation that works that day drops it by name.
     Holiday {
         id: "vrijdag_na_hemelvaart",
         name: "Vrijdag na Hemelvaartsdag",
@@ -89,10 +91,48 @@ const fn h(id: &'static str, name: &'static str, rule: Rule) -> Holiday {
     }
 }
 
-/// Other days named in decrees under Atw art. 3(3) (year, month, day). The decrees known to us
-/// only equate the Friday after Hemelvaartsdag, which the rule above covers; a decree that names
-/// another day goes here, and an admin can add one sooner with `calendar.equated_days`.
-pub const KNOWN_EQUATED_DAYS: &[(i32, u32, u32)] = &[];
+/// A decree under Atw art. 3(3) that equates days with a general holiday, as published in the
+/// Staatsblad (title as published; days as (year, month, day)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EquatingDecree {
+    pub title: &'static str,
+    pub days: &'static [(i32, u32, u32)],
+}
+
+/// The decrees known to this version. An admin adds the days of the next decree before an update
+/// with `calendar.equated_days` (README, "Working days").
+pub const EQUATING_DECREES: &[EquatingDecree] = &[
+    EquatingDecree {
+        title: "Besluit gelijkstelling van 28 april 2023, 19 mei 2023, 10 mei 2024, 27 december 2024 en 30 mei 2025 met een algemeen erkende feestdag",
+        days: &[
+            (2023, 4, 28),
+            (2023, 5, 19),
+            (2024, 5, 10),
+            (2024, 12, 27),
+            (2025, 5, 30),
+        ],
+    },
+    EquatingDecree {
+        title: "Besluit gelijkstelling van 2 januari 2026, 15 mei 2026, 7 mei 2027, 28 april 2028 en 26 mei 2028 met een algemeen erkende feestdag",
+        days: &[
+            (2026, 1, 2),
+            (2026, 5, 15),
+            (2027, 5, 7),
+            (2028, 4, 28),
+            (2028, 5, 26),
+        ],
+    },
+];
+
+/// The decree that equates `d`, if any.
+pub fn equating_decree(d: NaiveDate) -> Option<&'static EquatingDecree> {
+    EQUATING_DECREES.iter().find(|decree| {
+        decree
+            .days
+            .iter()
+            .any(|&(y, m, day)| NaiveDate::from_ymd_opt(y, m, day) == Some(d))
+    })
+}
 
 /// Display name of a day equated by configuration rather than by a named rule.
 const EQUATED_NAME: &str = "Gelijkgestelde dag";
@@ -164,13 +204,14 @@ impl Default for Calendar {
 }
 
 impl Calendar {
-    /// All general holidays, the Friday after Hemelvaartsdag and the known equated days; no
-    /// closing days.
+    /// All general holidays, the Friday after Hemelvaartsdag and the days of the known
+    /// equating decrees; no closing days.
     pub fn dutch() -> Calendar {
         Calendar {
             dropped: BTreeSet::new(),
-            equated: KNOWN_EQUATED_DAYS
+            equated: EQUATING_DECREES
                 .iter()
+                .flat_map(|decree| decree.days.iter())
                 .filter_map(|&(y, m, d)| NaiveDate::from_ymd_opt(y, m, d))
                 .collect(),
             closing: BTreeSet::new(),
@@ -193,6 +234,13 @@ impl Calendar {
                     });
                 }
             }
+        }
+        // Dropping the Friday after Hemelvaartsdag by name drops it in the decreed years too.
+        if let Some(friday) = HOLIDAYS
+            .iter()
+            .find(|h| h.id == "vrijdag_na_hemelvaart" && cal.dropped.contains(h.id))
+        {
+            cal.equated.retain(|d| friday.date_in(d.year()) != Some(*d));
         }
         cal.equated.extend(settings.equated_days.iter().copied());
         cal.closing.extend(settings.closing_days.iter().copied());
@@ -237,10 +285,11 @@ impl Calendar {
             .filter(|h| !self.dropped.contains(h.id))
             .filter_map(|h| h.date_in(year).map(|d| (d, h.name)))
             .collect();
+        let named: BTreeSet<NaiveDate> = out.iter().map(|(d, _)| *d).collect();
         out.extend(
             self.equated
                 .iter()
-                .filter(|d| d.year() == year)
+                .filter(|d| d.year() == year && !named.contains(d))
                 .map(|&d| (d, EQUATED_NAME)),
         );
         out.sort();
@@ -449,6 +498,38 @@ pub fn at_local(d: NaiveDate, time: NaiveTime, tz: Tz) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    /// Issue #9 finding 5: the decrees equate Fridays after a Thursday holiday too, not only
+    /// the Friday after Hemelvaartsdag.
+    #[test]
+    fn decreed_days_are_not_working_days() {
+        let cal = Calendar::dutch();
+        for (y, m, d) in [
+            (2023, 4, 28),
+            (2023, 5, 19),
+            (2024, 5, 10),
+            (2024, 12, 27),
+            (2025, 5, 30),
+            (2026, 1, 2),
+            (2026, 5, 15),
+            (2027, 5, 7),
+            (2028, 4, 28),
+            (2028, 5, 26),
+        ] {
+            let day = ymd(y, m, d);
+            assert!(!cal.is_working_day(day), "{day}");
+            assert!(equating_decree(day).is_some(), "{day}");
+        }
+        assert_eq!(cal.add_working_days(ymd(2025, 12, 31), 5), ymd(2026, 1, 9));
+        assert_eq!(cal.add_working_days(ymd(2028, 4, 26), 5), ymd(2028, 5, 8));
+        // A Friday no decree names is a working day.
+        assert!(cal.is_working_day(ymd(2026, 1, 9)));
+        assert!(equating_decree(ymd(2026, 1, 9)).is_none());
+    }
     use chrono_tz::Europe::Amsterdam;
     use proptest::prelude::*;
 
@@ -485,6 +566,7 @@ mod tests {
         let names: Vec<(NaiveDate, &str)> = cal.holidays_in_year(2026);
         let expected = [
             (d(2026, 1, 1), "Nieuwjaarsdag"),
+            (d(2026, 1, 2), "Gelijkgestelde dag"),
             (d(2026, 4, 3), "Goede Vrijdag"),
             (d(2026, 4, 6), "Tweede Paasdag"),
             (d(2026, 4, 27), "Koningsdag"),
