@@ -160,6 +160,33 @@ fn mzo_across_christmas_and_new_year_with_escalations_and_catch_up() {
     );
 }
 
+/// Issue #9 finding 2: when mzo's 5-working-day reaction deadline passes, the director hears
+/// of it ("Mocht de klacht om welke reden dan ook onvoldoende worden afgehandeld kan deze
+/// worden ingediend bij de directeur"), not only a reminder the day before.
+#[test]
+fn mzo_missed_first_reaction_is_escalated_to_the_director() {
+    let s = Scenario::new("mzo");
+    s.receive(
+        "2026-12-23T10:00:00+01:00",
+        "school@example.nl",
+        "Les niet doorgegaan",
+        "De les van groep 5 ging niet door.",
+    );
+    s.new_mails();
+    assert_eq!(
+        s.tick("2026-12-30T08:00:00+01:00"),
+        pairs(&[("reminder", common::RECEIVER)])
+    );
+    // Due Thu 31 Dec; Fri 1 Jan is Nieuwjaarsdag, so the next working morning is Mon 4 Jan.
+    assert!(s.tick("2027-01-01T09:00:00+01:00").is_empty());
+    assert!(s.tick("2027-01-04T07:59:00+01:00").is_empty());
+    assert_eq!(
+        s.tick("2027-01-04T08:00:00+01:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
+    assert!(s.tick("2027-01-04T08:00:00+01:00").is_empty(), "exactly once");
+}
+
 #[test]
 fn friday_evening_and_saturday_receipt_share_their_deadline() {
     let s = Scenario::new("mzo");
