@@ -11,6 +11,9 @@ use super::types::{ComplaintRef, EmailAddress, MessageId};
 #[derive(Debug, Clone)]
 pub struct MailFacts {
     pub from: EmailAddress,
+    /// The mail has no usable From: `from` is the best address found elsewhere (Sender,
+    /// Return-Path) or a placeholder. Only automatic mail is parsed that way.
+    pub sender_missing: bool,
     pub reply_to: Option<EmailAddress>,
     pub subject: String,
     pub message_id: Option<MessageId>,
@@ -18,9 +21,20 @@ pub struct MailFacts {
     pub references: Vec<MessageId>,
     /// Every header, name lower-cased, value unfolded, in order.
     pub headers: Vec<(String, String)>,
-    /// `multipart/report; report-type=delivery-status` (RFC 3464).
+    /// A delivery status notification (RFC 3464): `report_type` is `delivery-status`. Only
+    /// this kind of report says that a mail of ours bounced.
     pub is_delivery_report: bool,
-    /// Message-IDs of the bounced mail found inside a delivery report.
+    /// The kind of report (RFC 6522), lower-cased: the `report-type` of a multipart/report, or
+    /// what its report part says when that parameter is missing (`delivery-status`,
+    /// `feedback-report` (RFC 5965), `disposition-notification` (RFC 8098), ...); also set by
+    /// a report part outside a multipart/report.
+    pub report_type: Option<String>,
+    /// A mail quoted whole or as headers (message/rfc822, text/rfc822-headers, ...): the
+    /// returned mail of a bounce, the reported one of a feedback report, or one a person
+    /// forwarded as an attachment.
+    pub returned_message: bool,
+    /// Message-IDs of the mails quoted in such parts (bounced, reported or forwarded): say
+    /// which mail of ours a report is about only when the mail is automatic.
     pub report_message_ids: Vec<MessageId>,
 }
 
@@ -60,6 +74,24 @@ pub enum AutomaticReason {
     EmptyReturnPath,
     DaemonSender,
     DeliveryReport,
+    /// A report other than a delivery status notification (RFC 6522), by its report-type:
+    /// `feedback-report` (RFC 5965 spam complaint), `disposition-notification` (RFC 8098
+    /// read receipt), or any other.
+    Report(String),
+    /// The envelope sender (Return-Path) is MAILER-DAEMON or postmaster: gateways (InterScan,
+    /// Symantec) send their notices so.
+    DaemonReturnPath,
+    /// `From: <>`: the null address, which only mail systems write.
+    EmptyFrom,
+    /// A header only mail software writes on its notices (Exim's X-Failed-Recipients, ...).
+    MachineHeader(String),
+    /// A mailing-list manager's header (ezmlm, fml) other than List-Id.
+    MailingList(String),
+    /// Delivered to a VERP address (`local+b-ID-SIGNATURE@`): only bounces go there.
+    VerpRecipient,
+    /// Weak signals that together say "bounce": a bounce subject, a returned mail, a no-reply
+    /// sender. Any one alone is not enough (a person may write "Returned mail").
+    BounceSignals(String),
 }
 
 impl std::fmt::Display for AutomaticReason {
@@ -72,13 +104,171 @@ impl std::fmt::Display for AutomaticReason {
             Self::EmptyReturnPath => write!(f, "empty Return-Path (<>)"),
             Self::DaemonSender => write!(f, "sent by MAILER-DAEMON/postmaster"),
             Self::DeliveryReport => write!(f, "delivery status report (RFC 3464)"),
+            Self::Report(t) => match t.as_str() {
+                "feedback-report" => write!(f, "spam feedback report (RFC 5965)"),
+                "disposition-notification" => write!(f, "read receipt (RFC 8098)"),
+                other => write!(f, "report (RFC 6522): {other}"),
+            },
+            Self::DaemonReturnPath => write!(f, "Return-Path is MAILER-DAEMON/postmaster"),
+            Self::EmptyFrom => write!(f, "empty From (<>)"),
+            Self::MachineHeader(h) => write!(f, "{h} present (written by mail software)"),
+            Self::MailingList(h) => write!(f, "{h} present (mailing list)"),
+            Self::VerpRecipient => write!(f, "sent to a VERP bounce address"),
+            Self::BounceSignals(s) => write!(f, "looks like a bounce: {s}"),
         }
     }
 }
 
+/// Local parts mail systems send their notices from (sisimai's corpus: Sendmail, Postfix,
+/// Exim, Apache James and Verizon's `post_master`, ...). Compared without quotes and escapes.
+const DAEMON_LOCAL_PARTS: &[&str] = &[
+    "mailer-daemon",
+    "mailerdaemon",
+    "mailer_daemon",
+    "mail-daemon",
+    "maildaemon",
+    "mail_daemon",
+    "postmaster",
+    "post_master",
+    "post-master",
+];
+
+/// Local parts that say "nobody reads replies": a weak signal (web forms use them too).
+const NO_REPLY_LOCAL_PARTS: &[&str] = &[
+    "no-reply",
+    "noreply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
+    "do_not_reply",
+];
+
+/// Headers only mail software writes, on bounces and notifications.
+const MACHINE_HEADERS: &[&str] = &[
+    // Exim, on every bounce it sends.
+    "x-failed-recipients",
+    // Exchange and Office 365 non-delivery reports.
+    "x-ms-exchange-message-is-ndr",
+    // Amazon SNS notifications (SES bounce and complaint notices).
+    "x-amz-sns-message-id",
+];
+
+/// Headers of mailing-list managers that write no List-Id (ezmlm, fml).
+const LIST_HEADERS: &[&str] = &["mailing-list", "x-mlserver", "x-ml-name"];
+
+/// How bounce subjects start (lower-case), in the languages the corpus and our users have.
+/// A reply or forward ("Re:", "Fw:") does not start so: a person forwarding a bounce is not one.
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undeliverable",
+    "undelivered mail",
+    "delivery status notification",
+    "delivery status",
+    "delivery notification",
+    "delivery report",
+    "delivery failure",
+    "delivery failed",
+    "delivery has failed",
+    "mail delivery failed",
+    "mail delivery failure",
+    "mail delivery system",
+    "message delivery has failed",
+    "failure notice",
+    "failure delivery",
+    "failed delivery",
+    "returned mail",
+    "mail system error",
+    "message not delivered",
+    "mail could not be delivered",
+    "message could not be delivered",
+    "sorry, your message could not be delivered",
+    "non-delivery",
+    "nondeliverable",
+    "non-deliverable",
+    "there was an error sending your mail",
+    "warning: could not send message",
+    "delayed mail",
+    "postmaster notify",
+    "notice: mail delivery status",
+    "email bounce notification",
+    "onbestelbaar",
+    "niet afgeleverd",
+    "unzustellbar",
+    "nicht zustellbar",
+    "non remis",
+    "non recapitabile",
+    "no se puede entregar",
+    "メールエラー通知",
+    "配信エラー",
+    "配送エラー",
+];
+
+/// The local part of an address-like text, without quotes, escapes and the domain:
+/// `"Postmaster\@x.com"@x.com` and `MAILER-DAEMON` both give their first word.
+fn bare_local_part(addr: &str) -> String {
+    let unescaped: String = addr.chars().filter(|c| !matches!(c, '"' | '\\')).collect();
+    let local = unescaped.split('@').next().unwrap_or("");
+    local.trim().to_ascii_lowercase()
+}
+
+/// The From header names a mail system although it has no usable address:
+/// `Mail Delivery Subsystem <MAILER-DAEMON>`, `MAILER-DAEMON <>`, `mailer-daemon`.
+fn from_header_is_daemon(from: &str) -> bool {
+    let (inside, outside) = match (from.find('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => (&from[a + 1..b], &from[..a]),
+        _ => ("", from),
+    };
+    [inside, outside].iter().any(|t| {
+        let t = t.split('(').next().unwrap_or("");
+        DAEMON_LOCAL_PARTS.contains(&bare_local_part(t).as_str())
+    })
+}
+
+fn from_header_is_null(from: &str) -> bool {
+    let t = from.split('(').next().unwrap_or("");
+    match (t.find('<'), t.rfind('>')) {
+        (Some(a), Some(b)) if a < b => t[a + 1..b].trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// A Return-Path address (RFC 5321 reverse-path) without its brackets.
+fn return_path(m: &MailFacts) -> Option<&str> {
+    m.header("return-path").map(|v| {
+        v.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+    })
+}
+
+/// `local+b-ID-SIGNATURE@domain`, the form of our VERP addresses (see [`verp_address`]).
+fn is_verp_form(addr: &str) -> bool {
+    let Some((local, _)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    let Some((_, token)) = local.rsplit_once("+b-") else {
+        return false;
+    };
+    let Some((id, sig)) = token.split_once('-') else {
+        return false;
+    };
+    !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !sig.is_empty()
+        && sig.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn has_bounce_subject(subject: &str) -> bool {
+    let s = subject.trim_start().to_lowercase();
+    BOUNCE_SUBJECTS.iter().any(|p| s.starts_with(p))
+}
+
 pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
-    if m.is_delivery_report {
-        return Some(AutomaticReason::DeliveryReport);
+    match m.report_type.as_deref() {
+        Some("delivery-status") => return Some(AutomaticReason::DeliveryReport),
+        Some(t) => return Some(AutomaticReason::Report(t.to_string())),
+        None if m.is_delivery_report => return Some(AutomaticReason::DeliveryReport),
+        None => {}
     }
     // RFC 3834 section 5: any value other than "no" means automatic. X-Auto-Response-Suppress
     // on an incoming mail says nothing about the mail itself (discourse PR #21367).
@@ -102,6 +292,11 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
     if m.header("list-id").is_some() {
         return Some(AutomaticReason::ListId);
     }
+    for h in LIST_HEADERS {
+        if m.header(h).is_some() {
+            return Some(AutomaticReason::MailingList(h.to_string()));
+        }
+    }
     for h in ["x-autoreply", "x-autorespond"] {
         if let Some(v) = m.header(h)
             && !v.trim().eq_ignore_ascii_case("no")
@@ -109,21 +304,73 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
             return Some(AutomaticReason::AutoReplyHeader(h.to_string()));
         }
     }
-    // A missing Return-Path is not an empty one: only "<>" (the null sender) counts.
-    if let Some(v) = m.header("return-path")
-        && v.trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim()
-            .is_empty()
+    // iCloud's vacation replies carry no Auto-Submitted.
+    if m.header("x-apple-action")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("vacation"))
     {
-        return Some(AutomaticReason::EmptyReturnPath);
+        return Some(AutomaticReason::AutoReplyHeader("x-apple-action".into()));
     }
-    let local = m.from.local_part().to_ascii_lowercase();
-    if local == "mailer-daemon" || local == "postmaster" {
+    for h in MACHINE_HEADERS {
+        if m.header(h).is_some() {
+            return Some(AutomaticReason::MachineHeader(h.to_string()));
+        }
+    }
+    // A missing Return-Path is not an empty one: only "<>" (the null sender) counts.
+    if let Some(rp) = return_path(m) {
+        if rp.is_empty() {
+            return Some(AutomaticReason::EmptyReturnPath);
+        }
+        if DAEMON_LOCAL_PARTS.contains(&bare_local_part(rp).as_str()) {
+            return Some(AutomaticReason::DaemonReturnPath);
+        }
+    }
+    let from_header = m.header("from").unwrap_or("");
+    if from_header_is_null(from_header) {
+        return Some(AutomaticReason::EmptyFrom);
+    }
+    // Without a usable From, `from` is a guess: only the From header itself is evidence.
+    let daemon = if m.sender_missing {
+        from_header_is_daemon(from_header)
+    } else {
+        DAEMON_LOCAL_PARTS.contains(&bare_local_part(m.from.local_part()).as_str())
+    };
+    if daemon {
         return Some(AutomaticReason::DaemonSender);
     }
+    if delivery_addresses(m).iter().any(|a| is_verp_form(a)) {
+        return Some(AutomaticReason::VerpRecipient);
+    }
+    let mut weak = Vec::new();
+    if has_bounce_subject(&m.subject) {
+        weak.push("bounce subject");
+    }
+    if m.returned_message {
+        weak.push("a returned mail attached");
+    }
+    let no_reply = if m.sender_missing {
+        NO_REPLY_LOCAL_PARTS
+            .iter()
+            .any(|p| from_header.to_ascii_lowercase().contains(&format!("{p}@")))
+    } else {
+        NO_REPLY_LOCAL_PARTS.contains(&bare_local_part(m.from.local_part()).as_str())
+    };
+    if no_reply {
+        weak.push("no-reply sender");
+    }
+    if weak.len() >= 2 {
+        return Some(AutomaticReason::BounceSignals(weak.join(", ")));
+    }
     None
+}
+
+/// Whether an automatic mail may say that a mail of ours bounced. Feedback reports and read
+/// receipts name our mail too, but it was delivered: they never mark it bounced (RFC 5965,
+/// RFC 8098).
+pub fn may_mark_bounced(m: &MailFacts) -> bool {
+    !matches!(
+        m.report_type.as_deref(),
+        Some(t) if t != "delivery-status"
+    )
 }
 
 /// The receiving server's spam verdict: `header` starts with `value` (case-insensitive).
@@ -303,6 +550,7 @@ mod tests {
     fn facts(headers: &[(&str, &str)]) -> MailFacts {
         MailFacts {
             from: EmailAddress::parse("jan@example.nl").unwrap(),
+            sender_missing: false,
             reply_to: None,
             subject: "x".into(),
             message_id: None,
@@ -313,6 +561,8 @@ mod tests {
                 .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
                 .collect(),
             is_delivery_report: false,
+            report_type: None,
+            returned_message: false,
             report_message_ids: vec![],
         }
     }
