@@ -605,6 +605,171 @@ mod tests {
         assert!(automatic_reason(&pm).is_some());
     }
 
+    fn reason_of(f: &MailFacts) -> Option<String> {
+        automatic_reason(f).map(|r| r.to_string())
+    }
+
+    #[test]
+    fn every_report_type_is_automatic_and_only_dsns_bounce() {
+        for (t, shown) in [
+            ("delivery-status", "delivery status report (RFC 3464)"),
+            ("feedback-report", "spam feedback report (RFC 5965)"),
+            ("disposition-notification", "read receipt (RFC 8098)"),
+            ("tlsrpt", "report (RFC 6522): tlsrpt"),
+        ] {
+            let mut f = facts(&[]);
+            f.report_type = Some(t.into());
+            f.is_delivery_report = t == "delivery-status";
+            assert_eq!(reason_of(&f).as_deref(), Some(shown));
+            assert_eq!(may_mark_bounced(&f), t == "delivery-status", "{t}");
+        }
+        assert!(may_mark_bounced(&facts(&[])));
+    }
+
+    #[test]
+    fn bounce_senders_and_envelopes() {
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            // InterScan / Symantec gateways: Return-Path MAILER-DAEMON.
+            (
+                &[("Return-Path", "<MAILER-DAEMON>")],
+                Some("Return-Path is MAILER-DAEMON"),
+            ),
+            (
+                &[("Return-Path", "<postmaster@mx.example.nl>")],
+                Some("Return-Path is"),
+            ),
+            (&[("Return-Path", "<jan@example.nl>")], None),
+            (&[("From", "MAILER-DAEMON <>")], Some("empty From")),
+            (
+                &[("X-Failed-Recipients", "gone@example.nl")],
+                Some("x-failed-recipients"),
+            ),
+            (
+                &[("X-MS-Exchange-Message-Is-Ndr", "")],
+                Some("x-ms-exchange-message-is-ndr"),
+            ),
+            (
+                &[("x-amz-sns-message-id", "ad6b")],
+                Some("x-amz-sns-message-id"),
+            ),
+            (&[("X-MLServer", "fml [fml 4.0.3]")], Some("mailing list")),
+            (
+                &[("Mailing-List", "contact x-help@example.org; run by ezmlm")],
+                Some("mailing list"),
+            ),
+            (&[("X-Apple-Action", "VACATION")], Some("auto-responder")),
+            (
+                &[("Delivered-To", "service+b-12-0a1b2c3d4e@org.nl")],
+                Some("VERP"),
+            ),
+            // Not the VERP form: a person's plus address.
+            (&[("To", "jan+b-school@example.nl")], None),
+            (&[("To", "jan+b-12-xyz@example.nl")], None),
+        ];
+        for (headers, want) in cases {
+            let got = reason_of(&facts(headers));
+            match want {
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(w)),
+                    "{headers:?}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{headers:?}"),
+            }
+        }
+        for local in [
+            "post_master",
+            "Mailer-Daemon",
+            "mailerdaemon",
+            "\"postmaster\"",
+        ] {
+            let mut f = facts(&[]);
+            f.from = EmailAddress::parse(&format!("{local}@vtext.example.com")).unwrap();
+            assert_eq!(
+                automatic_reason(&f),
+                Some(AutomaticReason::DaemonSender),
+                "{local}"
+            );
+        }
+        for local in ["postmaster.jansen", "mailer", "daemon", "jan"] {
+            let mut f = facts(&[]);
+            f.from = EmailAddress::parse(&format!("{local}@example.nl")).unwrap();
+            assert_eq!(automatic_reason(&f), None, "{local}");
+        }
+    }
+
+    #[test]
+    fn without_a_usable_sender_only_the_from_header_counts() {
+        // The placeholder's local part is mailer-daemon: it must not make the mail automatic.
+        let mut f = facts(&[("From", "Klachtenformulier")]);
+        f.from = EmailAddress::parse("mailer-daemon@unknown.invalid").unwrap();
+        f.sender_missing = true;
+        assert_eq!(automatic_reason(&f), None);
+        for from in [
+            "Mail Delivery Subsystem <MAILER-DAEMON>",
+            "\"Mail Deliver System\" <MAILER-DAEMON>",
+            "mailer-daemon",
+            "<Postmaster\\@xxx.com@xxx.com>",
+            "MAILER-DAEMON@mx.example.nl (Mail Delivery System)",
+        ] {
+            let mut g = facts(&[("From", from)]);
+            g.from = f.from.clone();
+            g.sender_missing = true;
+            assert_eq!(
+                automatic_reason(&g),
+                Some(AutomaticReason::DaemonSender),
+                "{from}"
+            );
+        }
+        let mut h = facts(&[("From", "Postmaster Jansen")]);
+        h.from = f.from.clone();
+        h.sender_missing = true;
+        assert_eq!(automatic_reason(&h), None);
+    }
+
+    #[test]
+    fn a_bounce_subject_needs_another_signal() {
+        let with = |subject: &str, from: &str, returned: bool| {
+            let mut f = facts(&[]);
+            f.subject = subject.into();
+            f.from = EmailAddress::parse(from).unwrap();
+            f.returned_message = returned;
+            automatic_reason(&f)
+        };
+        // A person may write any of these.
+        for subject in [
+            "Returned mail",
+            "Undeliverable: mijn klacht",
+            "Onbestelbaar",
+            "Delivery Status Notification (Failure)",
+            "failure notice",
+        ] {
+            assert_eq!(with(subject, "jan@example.nl", false), None, "{subject}");
+            // Forwarding a bounce with the bounced mail attached: still the person's mail.
+            let fw = format!("Fw: {subject}");
+            assert_eq!(with(&fw, "jan@example.nl", true), None, "{fw}");
+            assert_eq!(
+                with(&format!("Re: {subject}"), "jan@example.nl", true),
+                None
+            );
+            // With the returned mail, or from a no-reply sender: a bounce.
+            assert!(matches!(
+                with(subject, "jan@example.nl", true),
+                Some(AutomaticReason::BounceSignals(_))
+            ));
+            assert!(
+                with(subject, "no-reply@isp.example", false).is_some(),
+                "{subject}"
+            );
+        }
+        // A mail forwarded as an attachment, or a web form's no-reply sender, alone: not.
+        assert_eq!(with("Klacht over de les", "jan@example.nl", true), None);
+        assert_eq!(
+            with("Klacht over de les", "noreply@web.example", false),
+            None
+        );
+        assert!(with("メールエラー通知", "no-reply@dion.example", true).is_some());
+    }
+
     #[test]
     fn spam_and_dmarc() {
         let f = facts(&[

@@ -1,6 +1,11 @@
 //! Raw bytes to an owned [`ParsedMail`]. mail-parser accepts almost any bytes as a message, so
-//! what "cannot be parsed" means is decided here: no recognisable header, or no usable sender.
-//! Those mails are quarantined by the caller with the reason and their raw bytes.
+//! what "cannot be parsed" means is decided here: no recognisable header, or no usable sender
+//! on a mail that is not automatic (automatic mail without one gets a placeholder sender and
+//! `sender_missing`: bounces come from `<MAILER-DAEMON>`, `<>` or nobody). Those mails are
+//! quarantined by the caller with the reason and their raw bytes.
+//!
+//! Text that reaches headers, the register and terminals (subject, display name) leaves here
+//! without control characters and bounded; so are the header values kept for classification.
 
 use chrono::{DateTime, Utc};
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
@@ -76,8 +81,8 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseFailure::Empty);
     }
-    // A copy is parsed only when an obsolete zone has to be rewritten; the caller stores the
-    // raw bytes as they came.
+    // A copy is parsed only when the header block needs rewriting (see rewrite_header_block);
+    // the caller stores the raw bytes as they came.
     let rewritten = rewrite_header_block(raw);
     let msg = MessageParser::default()
         .parse(rewritten.as_deref().unwrap_or(raw))
@@ -328,12 +333,15 @@ fn report_parts(msg: &mail_parser::Message<'_>) -> ReportParts {
 pub fn clean_text(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max_chars.saturating_mul(4)));
     let mut count = 0;
-    for c in s.trim_start().chars() {
+    for c in s.chars() {
         let c = match c {
             '\t' | '\r' | '\n' | '\u{2028}' | '\u{2029}' => ' ',
             c if c.is_control() || is_bidi_control(c) => continue,
             c => c,
         };
+        if out.is_empty() && c.is_whitespace() {
+            continue;
+        }
         if count == max_chars {
             break;
         }
@@ -827,6 +835,43 @@ mod tests {
         assert_eq!(automatic_reason(&m.facts), None);
         // The forwarded mail stays an attachment of the complaint.
         assert_eq!(m.attachments.len(), 1);
+    }
+
+    /// Every byte Q-encoded (RFC 2047 4.2): any text, controls included, as a header word.
+    fn q_word(text: &str) -> String {
+        let hex: String = text.bytes().map(|b| format!("={b:02X}")).collect();
+        format!("=?utf-8?Q?{hex}?=")
+    }
+
+    fn clean(s: &str) -> bool {
+        !s.chars().any(|c| c.is_control() || is_bidi_control(c))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn clean_text_has_no_controls_and_is_bounded(s in "\\PC*|[\\x00-\\x1f\\x7f-\\u{9f}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069} a-z]*", max in 0usize..50) {
+            let out = clean_text(&s, max);
+            proptest::prop_assert!(clean(&out), "{:?}", out);
+            proptest::prop_assert!(out.chars().count() <= max);
+            proptest::prop_assert_eq!(out.trim(), out.as_str());
+        }
+
+        #[test]
+        fn parsed_subject_and_name_are_clean(name in "[\\x00-\\x1f\\x7f-\\u{9f}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069} a-zé\"<>@]{0,300}", subject in ".{0,1200}|[\\x00-\\x1f\\u{202e} a-z]{0,50}") {
+            let raw = format!(
+                "From: {} <jan@example.nl>\r\nSubject: {}\r\nTo: service@org.nl\r\n\r\nbody\r\n",
+                q_word(&name),
+                q_word(&subject)
+            );
+            let m = parse(raw.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(m.facts.from.as_str(), "jan@example.nl");
+            proptest::prop_assert!(clean(&m.facts.subject), "{:?}", m.facts.subject);
+            proptest::prop_assert!(m.facts.subject.chars().count() <= MAX_SUBJECT_CHARS);
+            if let Some(n) = &m.from_name {
+                proptest::prop_assert!(clean(n), "{:?}", n);
+                proptest::prop_assert!(n.chars().count() <= MAX_NAME_CHARS);
+            }
+        }
     }
 
     #[test]

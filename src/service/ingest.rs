@@ -12,7 +12,7 @@ use super::register::{Opening, acknowledge, open_complaint};
 use super::{Context, ServiceError, sha256_hex};
 use crate::domain::classify::{
     Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
-    parse_verp, place,
+    may_mark_bounced, parse_verp, place,
 };
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::parse::{ParseFailure, ParsedMail, parse};
@@ -301,7 +301,8 @@ pub async fn register(
     // Bounces: RFC 3464 reports name our Message-ID; any bounce (Exchange's too) reaches our
     // per-message VERP address.
     let mut bounced = None;
-    if automatic.is_some() {
+    // Feedback reports and read receipts name our mail too, but it was delivered.
+    if automatic.is_some() && may_mark_bounced(facts) {
         let ids: Vec<String> = facts
             .report_message_ids
             .iter()
