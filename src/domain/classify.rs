@@ -628,7 +628,8 @@ mod tests {
 
     #[test]
     fn bounce_senders_and_envelopes() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: &[Case] = &[
             // InterScan / Symantec gateways: Return-Path MAILER-DAEMON.
             (
                 &[("Return-Path", "<MAILER-DAEMON>")],
