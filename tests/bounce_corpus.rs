@@ -1,5 +1,5 @@
-//! Real automatic mail from many MTAs (tests/fixtures/bounces/sisimai, see its README for the
-//! source and licence) must be classified automatic by `parse` + `automatic_reason`, so it is
+//! Real automatic mail from many MTAs (tests/fixtures/bounces/{sisimai,mailbouncedetector},
+//! see the README there for the sources and licences) must be classified automatic by `parse` + `automatic_reason`, so it is
 //! never registered as a complaint nor answered; ordinary human mails (the complaint fixtures
 //! of the golden corpus and tests/fixtures/bounces/not) must not be.
 //!
@@ -77,8 +77,9 @@ fn declared_report_type(raw: &[u8]) -> Option<String> {
 
 #[test]
 fn every_real_bounce_is_automatic() {
-    let files = eml_files(&dir("bounces/sisimai"));
-    assert!(files.len() >= 300, "corpus has only {} files", files.len());
+    let mut files = eml_files(&dir("bounces/sisimai"));
+    files.extend(eml_files(&dir("bounces/mailbouncedetector")));
+    assert!(files.len() >= 350, "corpus has only {} files", files.len());
     let mut failures = Vec::new();
     let mut by_reason = std::collections::BTreeMap::<String, usize>::new();
     let mut kinds_checked = 0;
@@ -127,8 +128,8 @@ fn every_real_bounce_is_automatic() {
 }
 
 /// Human mails: every complaint and reply fixture of the golden corpus (expected outcome
-/// `registered+...` or `threaded`) and the two human mails of sisimai's not-a-bounce set (one forwards a
-/// mail as a message/rfc822 attachment, as complainants do).
+/// `registered+...` or `threaded`) and tests/fixtures/bounces/not (one forwards a mail as a
+/// message/rfc822 attachment, as complainants do).
 #[test]
 fn human_mail_is_not_automatic() {
     let expected: toml::Table =
