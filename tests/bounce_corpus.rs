@@ -127,6 +127,38 @@ fn every_real_bounce_is_automatic() {
     );
 }
 
+/// Mail fetched over IMAP from some servers carries no Return-Path: the corpus must be
+/// recognised by its other signals too.
+#[test]
+fn every_real_bounce_is_automatic_without_return_path() {
+    let mut files = eml_files(&dir("bounces/sisimai"));
+    files.extend(eml_files(&dir("bounces/mailbouncedetector")));
+    let mut failures = Vec::new();
+    for f in &files {
+        let raw = std::fs::read(f).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let stripped: String = text
+            .split_inclusive('\n')
+            .filter(|l| !l.to_ascii_lowercase().starts_with("return-path:"))
+            .collect();
+        match parse(stripped.as_bytes()) {
+            Ok(m) if automatic_reason(&m.facts).is_some() => {}
+            Ok(m) => failures.push(format!(
+                "{}: not automatic ({:?})",
+                name(f),
+                m.facts.subject
+            )),
+            Err(e) => failures.push(format!("{}: {e}", name(f))),
+        }
+    }
+    println!(
+        "bounce corpus without Return-Path: {} of {} classified automatic",
+        files.len() - failures.len(),
+        files.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// Human mails: every complaint and reply fixture of the golden corpus (expected outcome
 /// `registered+...` or `threaded`) and tests/fixtures/bounces/not (one forwards a mail as a
 /// message/rfc822 attachment, as complainants do).

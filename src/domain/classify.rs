@@ -89,9 +89,10 @@ pub enum AutomaticReason {
     MailingList(String),
     /// Delivered to a VERP address (`local+b-ID-SIGNATURE@`): only bounces go there.
     VerpRecipient,
-    /// Weak signals that together say "bounce": a bounce subject, a returned mail, a no-reply
-    /// sender. Any one alone is not enough (a person may write "Returned mail").
-    BounceSignals(String),
+    /// Weak signals that together say "automatic": a bounce or auto-reply subject, a returned
+    /// mail, a no-reply sender, a mail-system sender name. Any one alone is not enough (a
+    /// person may write "Returned mail" or forward a mail as an attachment).
+    Signals(String),
 }
 
 impl std::fmt::Display for AutomaticReason {
@@ -114,7 +115,7 @@ impl std::fmt::Display for AutomaticReason {
             Self::MachineHeader(h) => write!(f, "{h} present (written by mail software)"),
             Self::MailingList(h) => write!(f, "{h} present (mailing list)"),
             Self::VerpRecipient => write!(f, "sent to a VERP bounce address"),
-            Self::BounceSignals(s) => write!(f, "looks like a bounce: {s}"),
+            Self::Signals(s) => write!(f, "looks automatic: {s}"),
         }
     }
 }
@@ -151,6 +152,39 @@ const MACHINE_HEADERS: &[&str] = &[
     "x-ms-exchange-message-is-ndr",
     // Amazon SNS notifications (SES bounce and complaint notices).
     "x-amz-sns-message-id",
+];
+
+/// Headers Exchange writes on its auto-replies (and on some other mail).
+const EXCHANGE_AUTO_REPLY_HEADERS: &[&str] =
+    &["x-ms-exchange-inbox-rules-loop", "x-auto-response-suppress"];
+
+/// Words of mail-system display names (`Mail Delivery System`, `Mailer Daemon
+/// <poostmaster@...>`, Verizon's `MMSC NDR Administrator`): a weak signal.
+const DAEMON_NAMES: &[&str] = &[
+    "mailer-daemon",
+    "mailer daemon",
+    "mail delivery",
+    "delivery subsystem",
+    "ndr administrator",
+    "mail administrator",
+];
+
+/// How auto-reply subjects start (lower-case): Outlook/Exchange in English, Dutch, German,
+/// French, and the common others.
+const AUTO_REPLY_SUBJECTS: &[&str] = &[
+    "automatic reply",
+    "auto reply",
+    "auto-reply",
+    "autoreply",
+    "auto response",
+    "auto-response",
+    // Not "afwezig" or "out of office": a parent reporting a child absent starts so.
+    "automatisch antwoord",
+    "automatische antwort",
+    "abwesenheitsnotiz",
+    "réponse automatique",
+    "risposta automatica",
+    "respuesta automática",
 ];
 
 /// Headers of mailing-list managers that write no List-Id (ezmlm, fml).
@@ -258,9 +292,9 @@ fn is_verp_form(addr: &str) -> bool {
         && sig.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn has_bounce_subject(subject: &str) -> bool {
+fn starts_with_any(subject: &str, prefixes: &[&str]) -> bool {
     let s = subject.trim_start().to_lowercase();
-    BOUNCE_SUBJECTS.iter().any(|p| s.starts_with(p))
+    prefixes.iter().any(|p| s.starts_with(p))
 }
 
 pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
@@ -341,11 +375,23 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
         return Some(AutomaticReason::VerpRecipient);
     }
     let mut weak = Vec::new();
-    if has_bounce_subject(&m.subject) {
-        weak.push("bounce subject");
+    if starts_with_any(&m.subject, BOUNCE_SUBJECTS) {
+        weak.push("bounce subject".to_string());
+    }
+    let auto_reply_subject = starts_with_any(&m.subject, AUTO_REPLY_SUBJECTS);
+    if auto_reply_subject {
+        weak.push("auto-reply subject".to_string());
+        // Exchange writes these on its auto-replies, and on some ordinary mail too: they
+        // count only beside an auto-reply subject.
+        if let Some(h) = EXCHANGE_AUTO_REPLY_HEADERS
+            .iter()
+            .find(|h| m.header(h).is_some())
+        {
+            weak.push(h.to_string());
+        }
     }
     if m.returned_message {
-        weak.push("a returned mail attached");
+        weak.push("a returned mail attached".to_string());
     }
     let no_reply = if m.sender_missing {
         NO_REPLY_LOCAL_PARTS
@@ -355,10 +401,14 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
         NO_REPLY_LOCAL_PARTS.contains(&bare_local_part(m.from.local_part()).as_str())
     };
     if no_reply {
-        weak.push("no-reply sender");
+        weak.push("no-reply sender".to_string());
+    }
+    let from_lower = from_header.to_lowercase();
+    if DAEMON_NAMES.iter().any(|n| from_lower.contains(n)) {
+        weak.push("mail-system sender name".to_string());
     }
     if weak.len() >= 2 {
-        return Some(AutomaticReason::BounceSignals(weak.join(", ")));
+        return Some(AutomaticReason::Signals(weak.join(", ")));
     }
     None
 }
@@ -755,13 +805,50 @@ mod tests {
             // With the returned mail, or from a no-reply sender: a bounce.
             assert!(matches!(
                 with(subject, "jan@example.nl", true),
-                Some(AutomaticReason::BounceSignals(_))
+                Some(AutomaticReason::Signals(_))
             ));
             assert!(
                 with(subject, "no-reply@isp.example", false).is_some(),
                 "{subject}"
             );
         }
+        // An auto-reply subject counts with Exchange's headers; those alone do not (they are
+        // on ordinary Outlook mail too, fixture 30), nor beside a bounce subject.
+        let outlook = |subject: &str, header: &str| {
+            let mut f = facts(&[(header, "All")]);
+            f.subject = subject.into();
+            automatic_reason(&f)
+        };
+        assert!(outlook("Automatic reply: Nyaan", "X-Auto-Response-Suppress").is_some());
+        assert!(
+            outlook(
+                "Automatisch antwoord: les",
+                "X-MS-Exchange-Inbox-Rules-Loop"
+            )
+            .is_some()
+        );
+        assert_eq!(
+            outlook("Klacht over de les", "X-Auto-Response-Suppress"),
+            None
+        );
+        assert_eq!(
+            outlook("Returned mail: mijn klacht", "X-Auto-Response-Suppress"),
+            None
+        );
+        assert_eq!(
+            outlook("Afwezig: Daan is ziek", "X-Auto-Response-Suppress"),
+            None
+        );
+        assert_eq!(outlook("Automatic reply: x", "X-Other"), None);
+        // A mail-system display name with a bounce subject (OpenSMTPD's typo'd local part).
+        let mut f = facts(&[("From", "Mailer Daemon <poostmaster@example.co.jp>")]);
+        f.subject = "Delivery status notification: error".into();
+        assert!(matches!(
+            automatic_reason(&f),
+            Some(AutomaticReason::Signals(_))
+        ));
+        f.subject = "Klacht".into();
+        assert_eq!(automatic_reason(&f), None);
         // A mail forwarded as an attachment, or a web form's no-reply sender, alone: not.
         assert_eq!(with("Klacht over de les", "jan@example.nl", true), None);
         assert_eq!(
