@@ -184,7 +184,10 @@ fn mzo_missed_first_reaction_is_escalated_to_the_director() {
         s.tick("2027-01-04T08:00:00+01:00"),
         pairs(&[("escalation", common::DIRECTOR)])
     );
-    assert!(s.tick("2027-01-04T08:00:00+01:00").is_empty(), "exactly once");
+    assert!(
+        s.tick("2027-01-04T08:00:00+01:00").is_empty(),
+        "exactly once"
+    );
 }
 
 #[test]
@@ -590,11 +593,15 @@ fn an_edited_procedure_applies_to_new_complaints_only() {
         .to_string();
     assert_ne!(v1, v2);
     s.new_mails();
-    // New complaint: first reaction due Fri 4 Dec -> reminder Thu 3 Dec. Old complaint keeps
-    // 5 working days: due Tue 8 Dec -> reminder Mon 7 Dec.
+    // New complaint: first reaction due Fri 4 Dec -> reminder Thu 3 Dec, and missed: the
+    // director hears on Mon 7 Dec. Old complaint keeps 5 working days: due Tue 8 Dec ->
+    // reminder Mon 7 Dec.
     assert_eq!(s.tick("2026-12-03T08:00:00+01:00").len(), 1);
     assert!(s.tick("2026-12-04T08:00:00+01:00").is_empty());
-    assert_eq!(s.tick("2026-12-07T08:00:00+01:00").len(), 1);
+    let monday = s.tick("2026-12-07T08:00:00+01:00");
+    assert_eq!(monday.len(), 2, "{monday:?}");
+    assert!(monday.contains(&("reminder".into(), common::RECEIVER.into())));
+    assert!(monday.contains(&("escalation".into(), common::DIRECTOR.into())));
 }
 
 #[test]

@@ -11,6 +11,9 @@ use super::types::{ComplaintRef, EmailAddress, MessageId};
 #[derive(Debug, Clone)]
 pub struct MailFacts {
     pub from: EmailAddress,
+    /// The mail has no usable From: `from` is the best address found elsewhere (Sender,
+    /// Return-Path) or a placeholder. Only automatic mail is parsed that way.
+    pub sender_missing: bool,
     pub reply_to: Option<EmailAddress>,
     pub subject: String,
     pub message_id: Option<MessageId>,
@@ -18,9 +21,20 @@ pub struct MailFacts {
     pub references: Vec<MessageId>,
     /// Every header, name lower-cased, value unfolded, in order.
     pub headers: Vec<(String, String)>,
-    /// `multipart/report; report-type=delivery-status` (RFC 3464).
+    /// A delivery status notification (RFC 3464): `report_type` is `delivery-status`. Only
+    /// this kind of report says that a mail of ours bounced.
     pub is_delivery_report: bool,
-    /// Message-IDs of the bounced mail found inside a delivery report.
+    /// The kind of report (RFC 6522), lower-cased: the `report-type` of a multipart/report, or
+    /// what its report part says when that parameter is missing (`delivery-status`,
+    /// `feedback-report` (RFC 5965), `disposition-notification` (RFC 8098), ...); also set by
+    /// a report part outside a multipart/report.
+    pub report_type: Option<String>,
+    /// A mail quoted whole or as headers (message/rfc822, text/rfc822-headers, ...): the
+    /// returned mail of a bounce, the reported one of a feedback report, or one a person
+    /// forwarded as an attachment.
+    pub returned_message: bool,
+    /// Message-IDs of the mails quoted in such parts (bounced, reported or forwarded): say
+    /// which mail of ours a report is about only when the mail is automatic.
     pub report_message_ids: Vec<MessageId>,
 }
 
@@ -60,6 +74,25 @@ pub enum AutomaticReason {
     EmptyReturnPath,
     DaemonSender,
     DeliveryReport,
+    /// A report other than a delivery status notification (RFC 6522), by its report-type:
+    /// `feedback-report` (RFC 5965 spam complaint), `disposition-notification` (RFC 8098
+    /// read receipt), or any other.
+    Report(String),
+    /// The envelope sender (Return-Path) is MAILER-DAEMON or postmaster: gateways (InterScan,
+    /// Symantec) send their notices so.
+    DaemonReturnPath,
+    /// `From: <>`: the null address, which only mail systems write.
+    EmptyFrom,
+    /// A header only mail software writes on its notices (Exim's X-Failed-Recipients, ...).
+    MachineHeader(String),
+    /// A mailing-list manager's header (ezmlm, fml) other than List-Id.
+    MailingList(String),
+    /// Delivered to a VERP address (`local+b-ID-SIGNATURE@`): only bounces go there.
+    VerpRecipient,
+    /// Weak signals that together say "automatic": a bounce or auto-reply subject, a returned
+    /// mail, a no-reply sender, a mail-system sender name. Any one alone is not enough (a
+    /// person may write "Returned mail" or forward a mail as an attachment).
+    Signals(String),
 }
 
 impl std::fmt::Display for AutomaticReason {
@@ -72,13 +105,204 @@ impl std::fmt::Display for AutomaticReason {
             Self::EmptyReturnPath => write!(f, "empty Return-Path (<>)"),
             Self::DaemonSender => write!(f, "sent by MAILER-DAEMON/postmaster"),
             Self::DeliveryReport => write!(f, "delivery status report (RFC 3464)"),
+            Self::Report(t) => match t.as_str() {
+                "feedback-report" => write!(f, "spam feedback report (RFC 5965)"),
+                "disposition-notification" => write!(f, "read receipt (RFC 8098)"),
+                other => write!(f, "report (RFC 6522): {other}"),
+            },
+            Self::DaemonReturnPath => write!(f, "Return-Path is MAILER-DAEMON/postmaster"),
+            Self::EmptyFrom => write!(f, "empty From (<>)"),
+            Self::MachineHeader(h) => write!(f, "{h} present (written by mail software)"),
+            Self::MailingList(h) => write!(f, "{h} present (mailing list)"),
+            Self::VerpRecipient => write!(f, "sent to a VERP bounce address"),
+            Self::Signals(s) => write!(f, "looks automatic: {s}"),
         }
     }
 }
 
+/// Local parts mail systems send their notices from (sisimai's corpus: Sendmail, Postfix,
+/// Exim, Apache James and Verizon's `post_master`, ...). Compared without quotes and escapes.
+const DAEMON_LOCAL_PARTS: &[&str] = &[
+    "mailer-daemon",
+    "mailerdaemon",
+    "mailer_daemon",
+    "mail-daemon",
+    "maildaemon",
+    "mail_daemon",
+    "postmaster",
+    "post_master",
+    "post-master",
+];
+
+/// Local parts that say "nobody reads replies": a weak signal (web forms use them too).
+const NO_REPLY_LOCAL_PARTS: &[&str] = &[
+    "no-reply",
+    "noreply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
+    "do_not_reply",
+];
+
+/// Headers only mail software writes, on bounces and notifications.
+const MACHINE_HEADERS: &[&str] = &[
+    // Exim, on every bounce it sends.
+    "x-failed-recipients",
+    // Exchange and Office 365 non-delivery reports.
+    "x-ms-exchange-message-is-ndr",
+    // Amazon SNS notifications (SES bounce and complaint notices).
+    "x-amz-sns-message-id",
+];
+
+/// Headers Exchange writes on its auto-replies (and on some other mail).
+const EXCHANGE_AUTO_REPLY_HEADERS: &[&str] =
+    &["x-ms-exchange-inbox-rules-loop", "x-auto-response-suppress"];
+
+/// Words of mail-system display names (`Mail Delivery System`, `Mailer Daemon
+/// <poostmaster@...>`, Verizon's `MMSC NDR Administrator`): a weak signal.
+const DAEMON_NAMES: &[&str] = &[
+    "mailer-daemon",
+    "mailer daemon",
+    "mail delivery",
+    "delivery subsystem",
+    "ndr administrator",
+    "mail administrator",
+];
+
+/// How auto-reply subjects start (lower-case): Outlook/Exchange in English, Dutch, German,
+/// French, and the common others.
+const AUTO_REPLY_SUBJECTS: &[&str] = &[
+    "automatic reply",
+    "auto reply",
+    "auto-reply",
+    "autoreply",
+    "auto response",
+    "auto-response",
+    // Not "afwezig" or "out of office": a parent reporting a child absent starts so.
+    "automatisch antwoord",
+    "automatische antwort",
+    "abwesenheitsnotiz",
+    "réponse automatique",
+    "risposta automatica",
+    "respuesta automática",
+];
+
+/// Headers of mailing-list managers that write no List-Id (ezmlm, fml).
+const LIST_HEADERS: &[&str] = &["mailing-list", "x-mlserver", "x-ml-name"];
+
+/// How bounce subjects start (lower-case), in the languages the corpus and our users have.
+/// A reply or forward ("Re:", "Fw:") does not start so: a person forwarding a bounce is not one.
+const BOUNCE_SUBJECTS: &[&str] = &[
+    "undeliverable",
+    "undelivered mail",
+    "delivery status notification",
+    "delivery status",
+    "delivery notification",
+    "delivery report",
+    "delivery failure",
+    "delivery failed",
+    "delivery has failed",
+    "mail delivery failed",
+    "mail delivery failure",
+    "mail delivery system",
+    "message delivery has failed",
+    "failure notice",
+    "failure delivery",
+    "failed delivery",
+    "returned mail",
+    "mail system error",
+    "message not delivered",
+    "mail could not be delivered",
+    "message could not be delivered",
+    "sorry, your message could not be delivered",
+    "non-delivery",
+    "nondeliverable",
+    "non-deliverable",
+    "there was an error sending your mail",
+    "warning: could not send message",
+    "delayed mail",
+    "postmaster notify",
+    "notice: mail delivery status",
+    "email bounce notification",
+    "onbestelbaar",
+    "niet afgeleverd",
+    "unzustellbar",
+    "nicht zustellbar",
+    "non remis",
+    "non recapitabile",
+    "no se puede entregar",
+    "メールエラー通知",
+    "配信エラー",
+    "配送エラー",
+];
+
+/// The local part of an address-like text, without quotes, escapes and the domain:
+/// `"Postmaster\@x.com"@x.com` and `MAILER-DAEMON` both give their first word.
+fn bare_local_part(addr: &str) -> String {
+    let unescaped: String = addr.chars().filter(|c| !matches!(c, '"' | '\\')).collect();
+    let local = unescaped.split('@').next().unwrap_or("");
+    local.trim().to_ascii_lowercase()
+}
+
+/// The From header names a mail system although it has no usable address:
+/// `Mail Delivery Subsystem <MAILER-DAEMON>`, `MAILER-DAEMON <>`, `mailer-daemon`.
+fn from_header_is_daemon(from: &str) -> bool {
+    let (inside, outside) = match (from.find('<'), from.rfind('>')) {
+        (Some(a), Some(b)) if a < b => (&from[a + 1..b], &from[..a]),
+        _ => ("", from),
+    };
+    [inside, outside].iter().any(|t| {
+        let t = t.split('(').next().unwrap_or("");
+        DAEMON_LOCAL_PARTS.contains(&bare_local_part(t).as_str())
+    })
+}
+
+fn from_header_is_null(from: &str) -> bool {
+    let t = from.split('(').next().unwrap_or("");
+    match (t.find('<'), t.rfind('>')) {
+        (Some(a), Some(b)) if a < b => t[a + 1..b].trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// A Return-Path address (RFC 5321 reverse-path) without its brackets.
+fn return_path(m: &MailFacts) -> Option<&str> {
+    m.header("return-path").map(|v| {
+        v.trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim()
+    })
+}
+
+/// `local+b-ID-SIGNATURE@domain`, the form of our VERP addresses (see [`verp_address`]).
+fn is_verp_form(addr: &str) -> bool {
+    let Some((local, _)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    let Some((_, token)) = local.rsplit_once("+b-") else {
+        return false;
+    };
+    let Some((id, sig)) = token.split_once('-') else {
+        return false;
+    };
+    !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_digit())
+        && !sig.is_empty()
+        && sig.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn starts_with_any(subject: &str, prefixes: &[&str]) -> bool {
+    let s = subject.trim_start().to_lowercase();
+    prefixes.iter().any(|p| s.starts_with(p))
+}
+
 pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
-    if m.is_delivery_report {
-        return Some(AutomaticReason::DeliveryReport);
+    match m.report_type.as_deref() {
+        Some("delivery-status") => return Some(AutomaticReason::DeliveryReport),
+        Some(t) => return Some(AutomaticReason::Report(t.to_string())),
+        None if m.is_delivery_report => return Some(AutomaticReason::DeliveryReport),
+        None => {}
     }
     // RFC 3834 section 5: any value other than "no" means automatic. X-Auto-Response-Suppress
     // on an incoming mail says nothing about the mail itself (discourse PR #21367).
@@ -102,6 +326,11 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
     if m.header("list-id").is_some() {
         return Some(AutomaticReason::ListId);
     }
+    for h in LIST_HEADERS {
+        if m.header(h).is_some() {
+            return Some(AutomaticReason::MailingList(h.to_string()));
+        }
+    }
     for h in ["x-autoreply", "x-autorespond"] {
         if let Some(v) = m.header(h)
             && !v.trim().eq_ignore_ascii_case("no")
@@ -109,21 +338,89 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
             return Some(AutomaticReason::AutoReplyHeader(h.to_string()));
         }
     }
-    // A missing Return-Path is not an empty one: only "<>" (the null sender) counts.
-    if let Some(v) = m.header("return-path")
-        && v.trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>')
-            .trim()
-            .is_empty()
+    // iCloud's vacation replies carry no Auto-Submitted.
+    if m.header("x-apple-action")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("vacation"))
     {
-        return Some(AutomaticReason::EmptyReturnPath);
+        return Some(AutomaticReason::AutoReplyHeader("x-apple-action".into()));
     }
-    let local = m.from.local_part().to_ascii_lowercase();
-    if local == "mailer-daemon" || local == "postmaster" {
+    for h in MACHINE_HEADERS {
+        if m.header(h).is_some() {
+            return Some(AutomaticReason::MachineHeader(h.to_string()));
+        }
+    }
+    // A missing Return-Path is not an empty one: only "<>" (the null sender) counts.
+    if let Some(rp) = return_path(m) {
+        if rp.is_empty() {
+            return Some(AutomaticReason::EmptyReturnPath);
+        }
+        if DAEMON_LOCAL_PARTS.contains(&bare_local_part(rp).as_str()) {
+            return Some(AutomaticReason::DaemonReturnPath);
+        }
+    }
+    let from_header = m.header("from").unwrap_or("");
+    if from_header_is_null(from_header) {
+        return Some(AutomaticReason::EmptyFrom);
+    }
+    // Without a usable From, `from` is a guess: only the From header itself is evidence.
+    let daemon = if m.sender_missing {
+        from_header_is_daemon(from_header)
+    } else {
+        DAEMON_LOCAL_PARTS.contains(&bare_local_part(m.from.local_part()).as_str())
+    };
+    if daemon {
         return Some(AutomaticReason::DaemonSender);
     }
+    if delivery_addresses(m).iter().any(|a| is_verp_form(a)) {
+        return Some(AutomaticReason::VerpRecipient);
+    }
+    let mut weak = Vec::new();
+    if starts_with_any(&m.subject, BOUNCE_SUBJECTS) {
+        weak.push("bounce subject".to_string());
+    }
+    let auto_reply_subject = starts_with_any(&m.subject, AUTO_REPLY_SUBJECTS);
+    if auto_reply_subject {
+        weak.push("auto-reply subject".to_string());
+        // Exchange writes these on its auto-replies, and on some ordinary mail too: they
+        // count only beside an auto-reply subject.
+        if let Some(h) = EXCHANGE_AUTO_REPLY_HEADERS
+            .iter()
+            .find(|h| m.header(h).is_some())
+        {
+            weak.push(h.to_string());
+        }
+    }
+    if m.returned_message {
+        weak.push("a returned mail attached".to_string());
+    }
+    let no_reply = if m.sender_missing {
+        NO_REPLY_LOCAL_PARTS
+            .iter()
+            .any(|p| from_header.to_ascii_lowercase().contains(&format!("{p}@")))
+    } else {
+        NO_REPLY_LOCAL_PARTS.contains(&bare_local_part(m.from.local_part()).as_str())
+    };
+    if no_reply {
+        weak.push("no-reply sender".to_string());
+    }
+    let from_lower = from_header.to_lowercase();
+    if DAEMON_NAMES.iter().any(|n| from_lower.contains(n)) {
+        weak.push("mail-system sender name".to_string());
+    }
+    if weak.len() >= 2 {
+        return Some(AutomaticReason::Signals(weak.join(", ")));
+    }
     None
+}
+
+/// Whether an automatic mail may say that a mail of ours bounced. Feedback reports and read
+/// receipts name our mail too, but it was delivered: they never mark it bounced (RFC 5965,
+/// RFC 8098).
+pub fn may_mark_bounced(m: &MailFacts) -> bool {
+    !matches!(
+        m.report_type.as_deref(),
+        Some(t) if t != "delivery-status"
+    )
 }
 
 /// The receiving server's spam verdict: `header` starts with `value` (case-insensitive).
@@ -319,6 +616,7 @@ mod tests {
     fn facts(headers: &[(&str, &str)]) -> MailFacts {
         MailFacts {
             from: EmailAddress::parse("jan@example.nl").unwrap(),
+            sender_missing: false,
             reply_to: None,
             subject: "x".into(),
             message_id: None,
@@ -329,6 +627,8 @@ mod tests {
                 .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
                 .collect(),
             is_delivery_report: false,
+            report_type: None,
+            returned_message: false,
             report_message_ids: vec![],
         }
     }
@@ -369,6 +669,209 @@ mod tests {
         let mut pm = facts(&[]);
         pm.from = EmailAddress::parse("postmaster@example.nl").unwrap();
         assert!(automatic_reason(&pm).is_some());
+    }
+
+    fn reason_of(f: &MailFacts) -> Option<String> {
+        automatic_reason(f).map(|r| r.to_string())
+    }
+
+    #[test]
+    fn every_report_type_is_automatic_and_only_dsns_bounce() {
+        for (t, shown) in [
+            ("delivery-status", "delivery status report (RFC 3464)"),
+            ("feedback-report", "spam feedback report (RFC 5965)"),
+            ("disposition-notification", "read receipt (RFC 8098)"),
+            ("tlsrpt", "report (RFC 6522): tlsrpt"),
+        ] {
+            let mut f = facts(&[]);
+            f.report_type = Some(t.into());
+            f.is_delivery_report = t == "delivery-status";
+            assert_eq!(reason_of(&f).as_deref(), Some(shown));
+            assert_eq!(may_mark_bounced(&f), t == "delivery-status", "{t}");
+        }
+        assert!(may_mark_bounced(&facts(&[])));
+    }
+
+    #[test]
+    fn bounce_senders_and_envelopes() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: &[Case] = &[
+            // InterScan / Symantec gateways: Return-Path MAILER-DAEMON.
+            (
+                &[("Return-Path", "<MAILER-DAEMON>")],
+                Some("Return-Path is MAILER-DAEMON"),
+            ),
+            (
+                &[("Return-Path", "<postmaster@mx.example.nl>")],
+                Some("Return-Path is"),
+            ),
+            (&[("Return-Path", "<jan@example.nl>")], None),
+            (&[("From", "MAILER-DAEMON <>")], Some("empty From")),
+            (
+                &[("X-Failed-Recipients", "gone@example.nl")],
+                Some("x-failed-recipients"),
+            ),
+            (
+                &[("X-MS-Exchange-Message-Is-Ndr", "")],
+                Some("x-ms-exchange-message-is-ndr"),
+            ),
+            (
+                &[("x-amz-sns-message-id", "ad6b")],
+                Some("x-amz-sns-message-id"),
+            ),
+            (&[("X-MLServer", "fml [fml 4.0.3]")], Some("mailing list")),
+            (
+                &[("Mailing-List", "contact x-help@example.org; run by ezmlm")],
+                Some("mailing list"),
+            ),
+            (&[("X-Apple-Action", "VACATION")], Some("auto-responder")),
+            (
+                &[("Delivered-To", "service+b-12-0a1b2c3d4e@org.nl")],
+                Some("VERP"),
+            ),
+            // Not the VERP form: a person's plus address.
+            (&[("To", "jan+b-school@example.nl")], None),
+            (&[("To", "jan+b-12-xyz@example.nl")], None),
+        ];
+        for (headers, want) in cases {
+            let got = reason_of(&facts(headers));
+            match want {
+                Some(w) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(w)),
+                    "{headers:?}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{headers:?}"),
+            }
+        }
+        for local in [
+            "post_master",
+            "Mailer-Daemon",
+            "mailerdaemon",
+            "\"postmaster\"",
+        ] {
+            let mut f = facts(&[]);
+            f.from = EmailAddress::parse(&format!("{local}@vtext.example.com")).unwrap();
+            assert_eq!(
+                automatic_reason(&f),
+                Some(AutomaticReason::DaemonSender),
+                "{local}"
+            );
+        }
+        for local in ["postmaster.jansen", "mailer", "daemon", "jan"] {
+            let mut f = facts(&[]);
+            f.from = EmailAddress::parse(&format!("{local}@example.nl")).unwrap();
+            assert_eq!(automatic_reason(&f), None, "{local}");
+        }
+    }
+
+    #[test]
+    fn without_a_usable_sender_only_the_from_header_counts() {
+        // The placeholder's local part is mailer-daemon: it must not make the mail automatic.
+        let mut f = facts(&[("From", "Klachtenformulier")]);
+        f.from = EmailAddress::parse("mailer-daemon@unknown.invalid").unwrap();
+        f.sender_missing = true;
+        assert_eq!(automatic_reason(&f), None);
+        for from in [
+            "Mail Delivery Subsystem <MAILER-DAEMON>",
+            "\"Mail Deliver System\" <MAILER-DAEMON>",
+            "mailer-daemon",
+            "<Postmaster\\@xxx.com@xxx.com>",
+            "MAILER-DAEMON@mx.example.nl (Mail Delivery System)",
+        ] {
+            let mut g = facts(&[("From", from)]);
+            g.from = f.from.clone();
+            g.sender_missing = true;
+            assert_eq!(
+                automatic_reason(&g),
+                Some(AutomaticReason::DaemonSender),
+                "{from}"
+            );
+        }
+        let mut h = facts(&[("From", "Postmaster Jansen")]);
+        h.from = f.from.clone();
+        h.sender_missing = true;
+        assert_eq!(automatic_reason(&h), None);
+    }
+
+    #[test]
+    fn a_bounce_subject_needs_another_signal() {
+        let with = |subject: &str, from: &str, returned: bool| {
+            let mut f = facts(&[]);
+            f.subject = subject.into();
+            f.from = EmailAddress::parse(from).unwrap();
+            f.returned_message = returned;
+            automatic_reason(&f)
+        };
+        // A person may write any of these.
+        for subject in [
+            "Returned mail",
+            "Undeliverable: mijn klacht",
+            "Onbestelbaar",
+            "Delivery Status Notification (Failure)",
+            "failure notice",
+        ] {
+            assert_eq!(with(subject, "jan@example.nl", false), None, "{subject}");
+            // Forwarding a bounce with the bounced mail attached: still the person's mail.
+            let fw = format!("Fw: {subject}");
+            assert_eq!(with(&fw, "jan@example.nl", true), None, "{fw}");
+            assert_eq!(
+                with(&format!("Re: {subject}"), "jan@example.nl", true),
+                None
+            );
+            // With the returned mail, or from a no-reply sender: a bounce.
+            assert!(matches!(
+                with(subject, "jan@example.nl", true),
+                Some(AutomaticReason::Signals(_))
+            ));
+            assert!(
+                with(subject, "no-reply@isp.example", false).is_some(),
+                "{subject}"
+            );
+        }
+        // An auto-reply subject counts with Exchange's headers; those alone do not (they are
+        // on ordinary Outlook mail too, fixture 30), nor beside a bounce subject.
+        let outlook = |subject: &str, header: &str| {
+            let mut f = facts(&[(header, "All")]);
+            f.subject = subject.into();
+            automatic_reason(&f)
+        };
+        assert!(outlook("Automatic reply: Nyaan", "X-Auto-Response-Suppress").is_some());
+        assert!(
+            outlook(
+                "Automatisch antwoord: les",
+                "X-MS-Exchange-Inbox-Rules-Loop"
+            )
+            .is_some()
+        );
+        assert_eq!(
+            outlook("Klacht over de les", "X-Auto-Response-Suppress"),
+            None
+        );
+        assert_eq!(
+            outlook("Returned mail: mijn klacht", "X-Auto-Response-Suppress"),
+            None
+        );
+        assert_eq!(
+            outlook("Afwezig: Daan is ziek", "X-Auto-Response-Suppress"),
+            None
+        );
+        assert_eq!(outlook("Automatic reply: x", "X-Other"), None);
+        // A mail-system display name with a bounce subject (OpenSMTPD's typo'd local part).
+        let mut f = facts(&[("From", "Mailer Daemon <poostmaster@example.co.jp>")]);
+        f.subject = "Delivery status notification: error".into();
+        assert!(matches!(
+            automatic_reason(&f),
+            Some(AutomaticReason::Signals(_))
+        ));
+        f.subject = "Klacht".into();
+        assert_eq!(automatic_reason(&f), None);
+        // A mail forwarded as an attachment, or a web form's no-reply sender, alone: not.
+        assert_eq!(with("Klacht over de les", "jan@example.nl", true), None);
+        assert_eq!(
+            with("Klacht over de les", "noreply@web.example", false),
+            None
+        );
+        assert!(with("メールエラー通知", "no-reply@dion.example", true).is_some());
     }
 
     #[test]

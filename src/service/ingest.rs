@@ -12,7 +12,7 @@ use super::register::{Opening, acknowledge, open_complaint};
 use super::{Context, ServiceError, sha256_hex};
 use crate::domain::classify::{
     Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
-    parse_verp, place,
+    may_mark_bounced, parse_verp, place,
 };
 use crate::domain::text::{MAX_HEADER_CHARS, MAX_NAME_CHARS, single_line};
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
@@ -517,7 +517,8 @@ pub async fn register(
     // signature: a report sent to the plain address that merely names our Message-ID (which
     // the complainant and anyone later in the thread can see) could be forged by anyone.
     let mut bounced = None;
-    if automatic.is_some() {
+    // Feedback reports and read receipts name our mail too, but it was delivered.
+    if automatic.is_some() && may_mark_bounced(facts) {
         for addr in delivery_addresses(facts) {
             if let Some(id) = parse_verp(&addr, &from_addr, &ctx.key)
                 && let Some(sent) = tx.sent_by_id(id).await?
