@@ -460,9 +460,6 @@ async fn send_to_complainant(
     Ok(())
 }
 
-/// Complaints read per scan statement: each page is its own short read.
-const SCAN_PAGE: i64 = 500;
-
 /// Setting that names what the stored next times (`complaints.next_due_at`) were computed
 /// with: the calendar, time zone and working hours of the configuration, and this build
 /// (its holiday table). When it changes they are computed again.
@@ -509,19 +506,13 @@ async fn stored_times_valid(ctx: &Context, fix: bool) -> Result<bool, ServiceErr
     }
 }
 
-/// Open complaints with something due at or before `at` (or not known), page by page.
-async fn due_ids(
-    ctx: &Context,
-    at: DateTime<Utc>,
-    after: i64,
-    trusted: bool,
-) -> Result<Vec<i64>, ServiceError> {
+/// Open complaints with something due at or before `at` (or not known): from the stored
+/// times when they can be trusted, else every open complaint.
+async fn due_ids(ctx: &Context, at: DateTime<Utc>, trusted: bool) -> Result<Vec<i64>, ServiceError> {
     if trusted {
-        Ok(ctx.store.complaints_due(at, after, SCAN_PAGE).await?)
-    } else if after == 0 {
-        Ok(ctx.store.open_complaint_ids().await?)
+        Ok(ctx.store.complaints_due(at).await?)
     } else {
-        Ok(Vec::new())
+        Ok(ctx.store.open_complaint_ids().await?)
     }
 }
 
@@ -531,21 +522,15 @@ async fn due_ids(
 pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, ServiceError> {
     let mut report = TickReport::default();
     stored_times_valid(ctx, true).await?;
-    let mut after = 0;
-    loop {
-        let ids = due_ids(ctx, now, after, true).await?;
-        let Some(&last) = ids.last() else { break };
-        after = last;
-        for id in ids {
-            let mut tx = ctx.store.begin().await?;
-            match run_for_complaint(ctx, tx.as_mut(), id, now, false).await {
-                Ok(actions) => {
-                    tx.commit().await?;
-                    report.actions.extend(actions);
-                }
-                Err(e) => {
-                    tracing::error!(complaint = id, error = %e, "scheduler step failed; will retry")
-                }
+    for id in due_ids(ctx, now, true).await? {
+        let mut tx = ctx.store.begin().await?;
+        match run_for_complaint(ctx, tx.as_mut(), id, now, false).await {
+            Ok(actions) => {
+                tx.commit().await?;
+                report.actions.extend(actions);
+            }
+            Err(e) => {
+                tracing::error!(complaint = id, error = %e, "scheduler step failed; will retry")
             }
         }
     }
@@ -559,16 +544,10 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
 pub async fn due(ctx: &Context, at: DateTime<Utc>) -> Result<Vec<DueAction>, ServiceError> {
     let trusted = stored_times_valid(ctx, false).await?;
     let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let ids = due_ids(ctx, at, after, trusted).await?;
-        let Some(&last) = ids.last() else { break };
-        after = last;
-        for id in ids {
-            let mut tx = ctx.store.begin_read().await?;
-            out.extend(run_for_complaint(ctx, tx.as_mut(), id, at, true).await?);
-            // Dropped without commit: a dry run writes nothing.
-        }
+    for id in due_ids(ctx, at, trusted).await? {
+        let mut tx = ctx.store.begin_read().await?;
+        out.extend(run_for_complaint(ctx, tx.as_mut(), id, at, true).await?);
+        // Dropped without commit: a dry run writes nothing.
     }
     out.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.reference.cmp(&b.reference)));
     Ok(out)
@@ -615,6 +594,37 @@ fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Open complaints read per read transaction by the digest.
+const DIGEST_READ_CHUNK: usize = 500;
+
+/// The digest lines of one complaint: its open deadlines up to `horizon`.
+#[allow(clippy::too_many_arguments)]
+fn digest_items(
+    ctx: &Context,
+    state: &ComplaintState,
+    procedure: &Procedure,
+    progress: &Progress,
+    today: chrono::NaiveDate,
+    horizon: chrono::NaiveDate,
+    lang: &str,
+    items: &mut Vec<(chrono::NaiveDate, Value)>,
+) {
+    for d in procedure.deadlines(&ctx.procedure.calendar, ctx.procedure.tz, progress) {
+        if d.completed_at.is_none()
+            && let Some(due) = d.due
+            && due <= horizon
+        {
+            let overdue = due < today;
+            items.push((due, json!({
+                "reference": state.reference,
+                "subject": state.subject,
+                "what": format!("{}{}", d.milestone.label(lang), if overdue { if lang == "en" { " (OVERDUE)" } else { " (VERLOPEN)" } } else { "" }),
+                "due": crate::domain::calendar::format_date(due, lang),
+            })));
+        }
+    }
+}
+
 /// The digest fires for the latest scheduled time at or before `now` that has not fired yet:
 /// after downtime it runs once, not once per missed day.
 async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>, ServiceError> {
@@ -631,8 +641,7 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         return Ok(None);
     };
     let fire = fire.with_timezone(&Utc);
-    let mut tx = ctx.store.begin().await?;
-    if !tx.mark_job_done("digest", fire, now).await? {
+    if ctx.store.job_done("digest", fire).await? {
         return Ok(None);
     }
     let today = local_date(now, tz);
@@ -642,22 +651,21 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         .add_working_days(today, ctx.settings.schedule.digest_days_ahead);
     let lang = ctx.settings.organisation.language.clone();
     let mut items = Vec::new();
-    for id in ctx.store.open_complaint_ids().await? {
-        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
-        for d in procedure.deadlines(&ctx.procedure.calendar, tz, &progress) {
-            if d.completed_at.is_none()
-                && let Some(due) = d.due
-                && due <= horizon
-            {
-                let overdue = due < today;
-                items.push((due, json!({
-                    "reference": state.reference,
-                    "subject": state.subject,
-                    "what": format!("{}{}", d.milestone.label(&lang), if overdue { if lang == "en" { " (OVERDUE)" } else { " (VERLOPEN)" } } else { "" }),
-                    "due": crate::domain::calendar::format_date(due, &lang),
-                })));
-            }
+    // Read in short read transactions of a few hundred complaints, not inside the write
+    // transaction below: holding the write lock while every open complaint is loaded would
+    // stop intake for as long.
+    let ids = ctx.store.open_complaint_ids().await?;
+    for chunk in ids.chunks(DIGEST_READ_CHUNK) {
+        let mut rx = ctx.store.begin_read().await?;
+        for &id in chunk {
+            let (state, procedure, progress) = load(ctx, rx.as_mut(), id).await?;
+            digest_items(ctx, &state, &procedure, &progress, today, horizon, &lang, &mut items);
         }
+    }
+    let mut tx = ctx.store.begin().await?;
+    // Exactly once: whoever marks the job first sends it.
+    if !tx.mark_job_done("digest", fire, now).await? {
+        return Ok(None);
     }
     items.sort_by_key(|(d, _)| *d);
     let n = items.len();

@@ -396,18 +396,16 @@ pub trait Store: Send + Sync {
 
     /// Ids of complaints whose procedure still runs (status open).
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError>;
-    /// Open complaints whose stored next scheduler time is unknown or at or before `at`,
-    /// up to `limit` with an id above `after_id`, in id order (an index range, not a scan).
-    async fn complaints_due(
-        &self,
-        at: DateTime<Utc>,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<i64>, StoreError>;
+    /// Open complaints whose stored next scheduler time is unknown or at or before `at`, in
+    /// id order: one range of an index, as long as the answer (not the register).
+    async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
     /// The earliest stored next scheduler time of an open complaint.
     async fn earliest_next_due(&self) -> Result<Option<NextDue>, StoreError>;
     /// Forget every open complaint's stored next time (what plans are made from changed).
     async fn forget_next_due(&self) -> Result<u64, StoreError>;
+    /// Whether a periodic job has fired for `fire_at` (a read; [`StoreTx::mark_job_done`]
+    /// decides).
+    async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;

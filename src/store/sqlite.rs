@@ -600,23 +600,18 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn complaints_due(
-        &self,
-        at: DateTime<Utc>,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<i64>, StoreError> {
+    async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         // '' (unknown) sorts before every time and NULL (nothing planned) matches no
-        // comparison: one range of complaints_next_due.
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM complaints WHERE status = 'open' AND next_due_at <= ? AND id > ?
-             ORDER BY id LIMIT ?",
+        // comparison: one range of complaints_next_due, which holds the id too. Sorted here:
+        // an ORDER BY id would make SQLite walk every open complaint in id order instead.
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM complaints WHERE status = 'open' AND next_due_at <= ?",
         )
         .bind(ts(at))
-        .bind(after_id)
-        .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     async fn earliest_next_due(&self) -> Result<Option<NextDue>, StoreError> {
@@ -642,6 +637,16 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected())
+    }
+
+    async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs_done WHERE job = ? AND fire_at = ?")
+                .bind(job)
+                .bind(ts(fire_at))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
