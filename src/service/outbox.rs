@@ -65,11 +65,16 @@ pub async fn deliver_for(
     budget: std::time::Duration,
 ) -> Result<DeliveryReport, ServiceError> {
     let (timeout, stop) = watch::channel(false);
-    let (report, ()) = tokio::join!(deliver_due_until(ctx, transport, &stop), async move {
-        tokio::time::sleep(budget).await;
-        let _ = timeout.send(true);
-    });
-    report
+    let delivery = deliver_due_until(ctx, transport, &stop);
+    tokio::pin!(delivery);
+    tokio::select! {
+        report = &mut delivery => report,
+        () = tokio::time::sleep(budget) => {
+            // Out of time: stop between mails, and let the delivery give back what it holds.
+            let _ = timeout.send(true);
+            delivery.await
+        }
+    }
 }
 
 /// [`deliver_due`] until `stop` turns true: no new mail is started after that, the mails in
