@@ -333,7 +333,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 say!(
                     "outbox: {} sent, {} retrying, {} failed",
-                    delivery.sent, delivery.retrying, delivery.failed
+                    delivery.sent,
+                    delivery.retrying,
+                    delivery.failed
                 );
             }
         }
@@ -730,8 +732,8 @@ async fn list(
     limit: Option<u64>,
     offset: u64,
 ) -> anyhow::Result<()> {
-    use std::io::Write;
     use klachtd::domain::display::escape;
+    use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut remaining = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));

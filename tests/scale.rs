@@ -124,7 +124,10 @@ fn after_kill_9_the_dead_senders_claims_go_out_at_the_next_start() {
     );
     // Same clock: the lease (5 minutes) has not run out; its holder is gone.
     let summary = app.run_once();
-    eprintln!("claimed by the killed daemon: {}; rerun: {summary}", claimed.len());
+    eprintln!(
+        "claimed by the killed daemon: {}; rerun: {summary}",
+        claimed.len()
+    );
     assert_all_sent_once(&app, total);
 }
 
@@ -264,11 +267,13 @@ fn sigterm_in_a_large_outbox_stops_within_5_s_and_the_rest_goes_out_next_time() 
     });
     let pid = child.id().to_string();
     let asked = Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
     let took = asked.elapsed();
     assert!(
@@ -287,7 +292,10 @@ fn sigterm_in_a_large_outbox_stops_within_5_s_and_the_rest_goes_out_next_time() 
     let sent_rows = ids(&by_status(&app, "sent"));
     let accepted: BTreeSet<String> = by_sink.iter().cloned().collect();
     assert_eq!(accepted.len(), by_sink.len(), "no mail accepted twice");
-    assert_eq!(sent_rows, accepted, "what the sink took is what is marked sent");
+    assert_eq!(
+        sent_rows, accepted,
+        "what the sink took is what is marked sent"
+    );
     assert!(
         by_status(&app, "sending").is_empty(),
         "claimed mails not sent were given back"
@@ -340,7 +348,9 @@ fn list_limit_and_offset_page_through_the_register_in_order() {
     let all = app.references();
     assert_eq!(all.len(), 7);
     let page = |limit: &str, offset: &str| -> Vec<String> {
-        let v = app.json(&["list", "--format", "json", "--limit", limit, "--offset", offset]);
+        let v = app.json(&[
+            "list", "--format", "json", "--limit", limit, "--offset", offset,
+        ]);
         v.as_array()
             .unwrap()
             .iter()
@@ -359,7 +369,10 @@ fn list_limit_and_offset_page_through_the_register_in_order() {
     let raw = app.cmd_ok(&["list", "--format", "json"]);
     let parsed: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(parsed.as_array().unwrap().len(), 7);
-    assert!(raw.starts_with("[\n  {\n    \"reference\": \"KL-2026-0001\",\n"), "{raw}");
+    assert!(
+        raw.starts_with("[\n  {\n    \"reference\": \"KL-2026-0001\",\n"),
+        "{raw}"
+    );
     assert!(raw.ends_with("\n    \"messages\": 3\n  }\n]\n"), "{raw}");
     assert_eq!(raw.matches("\n  },\n  {\n").count(), 6, "{raw}");
     let none = app.cmd_ok(&["list", "--format", "json", "--status", "closed"]);
@@ -392,7 +405,11 @@ fn stored_next_times_agree_with_planning_every_complaint() {
     let mut seen = 0;
     for (k, t) in times.iter().enumerate() {
         let stored = app.cmd_ok(&["due", "--at", t, "--format", "json"]);
-        seen += serde_json::from_str::<Value>(&stored).unwrap().as_array().unwrap().len();
+        seen += serde_json::from_str::<Value>(&stored)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len();
         app.set_env("KLACHTD__CALENDAR__CLOSING_DAYS", "[2001-01-02]");
         let replanned = app.cmd_ok(&["due", "--at", t, "--format", "json"]);
         app.set_env("KLACHTD__CALENDAR__CLOSING_DAYS", "[]");

@@ -88,7 +88,9 @@ mod tests {
         assert_eq!(escape("line1\r\nline2\t."), "line1\\u{d}\\u{a}line2\\u{9}.");
         assert_eq!(escape("\u{7f}"), "\\u{7f}");
         assert_eq!(escape("invoice\u{202e}fdp.exe"), "invoice\\u{202e}fdp.exe");
-        for c in ['\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2069}'] {
+        for c in [
+            '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2069}',
+        ] {
             assert!(!escape(&c.to_string()).contains(c), "{c:?}");
         }
         assert_eq!(escape("\u{200e}\u{200f}"), "\\u{200e}\\u{200f}");
@@ -103,7 +105,9 @@ mod tests {
 
     #[test]
     fn neighbours_of_the_ranges_are_kept() {
-        for c in [' ', '~', '\u{a0}', '\u{200d}', '\u{2029}', '\u{202f}', '\u{206a}'] {
+        for c in [
+            ' ', '~', '\u{a0}', '\u{200d}', '\u{2029}', '\u{202f}', '\u{206a}',
+        ] {
             assert_eq!(escape(&c.to_string()), c.to_string(), "{c:?}");
         }
     }

@@ -91,7 +91,11 @@ pub async fn deliver_due_until(
     let parallel = ctx.settings.outgoing.connections.max(1);
     free_leases_of_the_gone(ctx).await;
     let stopped = || *stop.borrow();
-    let mut round = if stopped() { Vec::new() } else { claim(ctx).await? };
+    let mut round = if stopped() {
+        Vec::new()
+    } else {
+        claim(ctx).await?
+    };
     let mut unrecorded = Vec::new();
     while !round.is_empty() {
         let previous = std::mem::take(&mut unrecorded);
@@ -126,7 +130,9 @@ pub async fn deliver_due_until(
                 mails = give_back.len(),
                 "stopping: claimed mails given back for the next run"
             );
-            ctx.store.outbox_release(&give_back, ctx.clock.now()).await?;
+            ctx.store
+                .outbox_release(&give_back, ctx.clock.now())
+                .await?;
         }
     }
     record(ctx, unrecorded, &mut report).await?;
@@ -206,10 +212,10 @@ async fn send_round(
             // Wake on the stop itself, not only when a mail finishes. A closed channel can
             // never stop us: wait for the mails then.
             r = stop.changed(), if !stopped => {
-                if r.is_err() {
-                    if let Some(done) = running.next().await {
-                        results.push(done);
-                    }
+                if r.is_err()
+                    && let Some(done) = running.next().await
+                {
+                    results.push(done);
                 }
             }
             () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {

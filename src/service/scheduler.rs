@@ -496,7 +496,10 @@ async fn stored_times_valid(ctx: &Context, fix: bool) -> Result<bool, ServiceErr
         Some(_) => {
             if fix {
                 let n = ctx.store.forget_next_due().await?;
-                tracing::info!(complaints = n, "calendar or working hours changed: planning open complaints again");
+                tracing::info!(
+                    complaints = n,
+                    "calendar or working hours changed: planning open complaints again"
+                );
                 ctx.store.put_setting(PLAN_INPUTS, &current).await?;
                 Ok(true)
             } else {
@@ -508,7 +511,11 @@ async fn stored_times_valid(ctx: &Context, fix: bool) -> Result<bool, ServiceErr
 
 /// Open complaints with something due at or before `at` (or not known): from the stored
 /// times when they can be trusted, else every open complaint.
-async fn due_ids(ctx: &Context, at: DateTime<Utc>, trusted: bool) -> Result<Vec<i64>, ServiceError> {
+async fn due_ids(
+    ctx: &Context,
+    at: DateTime<Utc>,
+    trusted: bool,
+) -> Result<Vec<i64>, ServiceError> {
     if trusted {
         Ok(ctx.store.complaints_due(at).await?)
     } else {
@@ -659,7 +666,9 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         let mut rx = ctx.store.begin_read().await?;
         for &id in chunk {
             let (state, procedure, progress) = load(ctx, rx.as_mut(), id).await?;
-            digest_items(ctx, &state, &procedure, &progress, today, horizon, &lang, &mut items);
+            digest_items(
+                ctx, &state, &procedure, &progress, today, horizon, &lang, &mut items,
+            );
         }
     }
     let mut tx = ctx.store.begin().await?;

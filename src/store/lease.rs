@@ -50,7 +50,11 @@ pub enum Liveness {
 
 /// Judge `holder` from `me`; `start_time_of(pid)` is the start time of a running pid in this
 /// namespace, None when no such process runs. Pure, so it is tested without processes.
-pub fn liveness(me: &Owner, holder: &Owner, start_time_of: impl Fn(u32) -> Option<u64>) -> Liveness {
+pub fn liveness(
+    me: &Owner,
+    holder: &Owner,
+    start_time_of: impl Fn(u32) -> Option<u64>,
+) -> Liveness {
     if holder.host != me.host {
         return Liveness::Unknown;
     }
@@ -86,7 +90,11 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
 pub fn me() -> Option<&'static Owner> {
     static ME: OnceLock<Option<Owner>> = OnceLock::new();
     ME.get_or_init(|| {
-        let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
         let host = read("/proc/sys/kernel/hostname").filter(|h| !h.is_empty())?;
         let boot_id = read("/proc/sys/kernel/random/boot_id").filter(|b| !b.is_empty())?;
         let pid_ns = std::fs::read_link("/proc/self/ns/pid")
@@ -142,13 +150,31 @@ mod tests {
     fn judged_only_where_it_can_be_known() {
         let me = owner("h", "b", "ns", 1, 100);
         let running = |pid: u32| (pid == 7).then_some(500);
-        assert_eq!(liveness(&me, &owner("h", "b", "ns", 7, 500), running), Liveness::Alive);
+        assert_eq!(
+            liveness(&me, &owner("h", "b", "ns", 7, 500), running),
+            Liveness::Alive
+        );
         // The pid runs, but it is another process (reused pid).
-        assert_eq!(liveness(&me, &owner("h", "b", "ns", 7, 499), running), Liveness::Gone);
-        assert_eq!(liveness(&me, &owner("h", "b", "ns", 8, 500), running), Liveness::Gone);
-        assert_eq!(liveness(&me, &owner("h", "old-boot", "ns", 7, 500), running), Liveness::Gone);
-        assert_eq!(liveness(&me, &owner("other", "b", "ns", 8, 1), running), Liveness::Unknown);
-        assert_eq!(liveness(&me, &owner("h", "b", "other-ns", 8, 1), running), Liveness::Unknown);
+        assert_eq!(
+            liveness(&me, &owner("h", "b", "ns", 7, 499), running),
+            Liveness::Gone
+        );
+        assert_eq!(
+            liveness(&me, &owner("h", "b", "ns", 8, 500), running),
+            Liveness::Gone
+        );
+        assert_eq!(
+            liveness(&me, &owner("h", "old-boot", "ns", 7, 500), running),
+            Liveness::Gone
+        );
+        assert_eq!(
+            liveness(&me, &owner("other", "b", "ns", 8, 1), running),
+            Liveness::Unknown
+        );
+        assert_eq!(
+            liveness(&me, &owner("h", "b", "other-ns", 8, 1), running),
+            Liveness::Unknown
+        );
     }
 
     #[test]

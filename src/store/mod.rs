@@ -315,8 +315,11 @@ pub trait Store: Send + Sync {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<QuarantineRow>, StoreError>;
-    async fn list_unfiled_page(&self, after_id: i64, limit: i64)
-    -> Result<Vec<UnfiledRow>, StoreError>;
+    async fn list_unfiled_page(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<UnfiledRow>, StoreError>;
     async fn list_outbox_page(
         &self,
         status: Option<&str>,
