@@ -37,6 +37,8 @@ trap cleanup EXIT
 # A copy: another build must not replace the binary in the middle of the run.
 cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/klachtd" "$WORK/klachtd"
 BIN=$WORK/klachtd
+# Several checkouts may share one target directory: make sure this is this checkout's build.
+"$BIN" list --help | grep -q -- '--offset' || { say "$BIN is not this checkout's build"; exit 1; }
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then OUTBOX=$(mktemp -d /dev/shm/klachtd-scale-outbox.XXXXXX); else OUTBOX=$WORK/outbox; fi
 MD=$WORK/maildir
 mkdir -p "$MD/new" "$MD/cur" "$MD/tmp" "$WORK/data" "$OUTBOX"

@@ -646,7 +646,7 @@ async fn check(
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            say!("{p}");
+            say_lines(&p.to_string());
         }
         say!("{} problem(s)", problems.len());
         Ok(ExitCode::from(2))
