@@ -17,7 +17,9 @@ use crate::outgoing::Transport;
 use crate::outgoing::file::FileTransport;
 use crate::procedure_runtime::ProcedureRuntime;
 use crate::service::ingest::{Outcome, drain};
-use crate::service::outbox::{DeliveryReport, alert_admin, deliver_due};
+use crate::service::outbox::{
+    DeliveryReport, alert_admin, deliver_due, deliver_due_until, deliver_for,
+};
 use crate::service::{BlobStore, Context, ServiceError};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
@@ -258,10 +260,15 @@ impl App {
         let mut stop_send = stop.clone();
         let sender = tokio::spawn(async move {
             loop {
-                match deliver_due(&ctx, transport.as_ref()).await {
+                // A stop is honoured between mails; what was claimed and not sent is given
+                // back for the next start.
+                match deliver_due_until(&ctx, transport.as_ref(), &stop_send).await {
                     Ok(r) if r != DeliveryReport::default() => tracing::info!(?r, "outbox run"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "outbox run failed"),
+                }
+                if *stop_send.borrow() {
+                    break;
                 }
                 ctx.templates.reload_if_changed();
                 let wait = match ctx.store.next_outbox_due().await {
@@ -277,8 +284,10 @@ impl App {
                     _ = stop_send.changed() => {}
                 }
                 if *stop_send.borrow() {
-                    // Deliver what the last batch queued before leaving.
-                    if let Err(e) = deliver_due(&ctx, transport.as_ref()).await {
+                    // Deliver what the last batch queued before leaving, within a second.
+                    if let Err(e) =
+                        deliver_for(&ctx, transport.as_ref(), Duration::from_secs(1)).await
+                    {
                         tracing::error!(error = %e, "final outbox run failed");
                     }
                     break;

@@ -14,6 +14,22 @@ use klachtd::config::{LogFormat, Settings};
 use klachtd::mail::templates::sample_context;
 use klachtd::service::admin;
 
+/// Every table and text line goes out through this: text from mail (names, subjects,
+/// attachment names) shows its control characters escaped instead of driving the terminal
+/// (see klachtd::domain::display). JSON output is left to serde, which escapes C0 itself.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", klachtd::domain::display::escape(&format!($($arg)*)))
+    };
+}
+
+/// Text of several lines, each escaped.
+fn say_lines(text: &str) {
+    for line in text.lines() {
+        say!("{line}");
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "klachtd",
@@ -59,6 +75,12 @@ enum Command {
         status: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// At most this many complaints (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Skip this many complaints first.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
     },
     /// One complaint with its messages and full history.
     Show {
@@ -211,7 +233,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("klachtd: {e:#}");
+            for line in format!("{e:#}").lines() {
+                eprintln!("klachtd: {}", klachtd::domain::display::escape(line));
+            }
             if e.downcast_ref::<UsageError>().is_some()
                 || e.downcast_ref::<klachtd::config::ConfigError>().is_some()
             {
@@ -315,11 +339,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_actions(&report.actions, format)?;
                 for j in &report.jobs {
-                    println!("job: {j}");
+                    say!("job: {j}");
                 }
-                println!(
+                say!(
                     "outbox: {} sent, {} retrying, {} failed",
-                    delivery.sent, delivery.retrying, delivery.failed
+                    delivery.sent,
+                    delivery.retrying,
+                    delivery.failed
                 );
             }
         }
@@ -333,7 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .map_err(usage_if_invalid)?;
             klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
-            println!("{reference}: {note}");
+            say!("{reference}: {note}");
         }
         Command::Complete {
             reference,
@@ -356,7 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map_err(usage_if_invalid)?;
             klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
-            println!("{reference}: {note}");
+            say!("{reference}: {note}");
         }
         Command::Run { once: true } => {
             let (outcomes, report) = app.run_once().await?;
@@ -374,7 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 *counts.entry(k).or_default() += 1;
             }
             let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-            println!(
+            say!(
                 "processed {} mail(s){}{}; outbox: {} sent, {} retrying, {} failed",
                 outcomes.len(),
                 if parts.is_empty() { "" } else { ": " },
@@ -395,28 +421,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.run_until_stopped(rx).await?;
             tracing::info!("stopped cleanly");
         }
-        Command::List { status, format } => {
-            let rows = ctx.store.list_complaints(status.as_deref()).await?;
-            if format == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                println!(
-                    "{:<14} {:<20} {:<8} {:<8} {:<30} SUBJECT",
-                    "REFERENCE", "RECEIVED", "STATUS", "SEVERITY", "COMPLAINANT"
-                );
-                for r in &rows {
-                    println!(
-                        "{:<14} {:<20} {:<8} {:<8} {:<30} {}",
-                        r.reference,
-                        r.received_at,
-                        r.status,
-                        r.severity,
-                        truncate(&r.complainant, 30),
-                        truncate(&r.subject, 60)
-                    );
-                }
-                println!("{} complaint(s)", rows.len());
-            }
+        Command::List {
+            status,
+            format,
+            limit,
+            offset,
+        } => {
+            list(&ctx, status.as_deref(), format, limit, offset).await?;
         }
         Command::Show { reference, format } => {
             let Some(c) = ctx.store.complaint(&reference).await? else {
@@ -429,7 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     serde_json::json!({ "complaint": c, "messages": messages, "history": history });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!(
+                say!(
                     "{}  {}  [{}{}]",
                     c.reference,
                     c.subject,
@@ -440,8 +451,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         ""
                     }
                 );
-                println!("received:    {}", c.received_at);
-                println!(
+                say!("received:    {}", c.received_at);
+                say!(
                     "complainant: {}{}",
                     c.complainant_name
                         .as_deref()
@@ -449,16 +460,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .unwrap_or_default(),
                     c.complainant
                 );
-                println!("procedure:   {} ({})", c.procedure, c.procedure_version);
+                say!("procedure:   {} ({})", c.procedure, c.procedure_version);
                 if let Some(r) = &c.related_reference {
-                    println!("related:     {r}");
+                    say!("related:     {r}");
                 }
                 if let Some(r) = &c.void_reason {
-                    println!("voided:      {r}");
+                    say!("voided:      {r}");
                 }
-                println!("\nmessages:");
+                println!();
+                say!("messages:");
                 for m in &messages {
-                    println!(
+                    say!(
                         "  {} {} {} -> {}  <{}>  {}{}",
                         m.at,
                         if m.direction == "in" { "IN " } else { "OUT" },
@@ -472,7 +484,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .unwrap_or_default()
                     );
                     for a in &m.attachments {
-                        println!(
+                        say!(
                             "      attachment: {} ({}, {} bytes){}",
                             a.name,
                             a.content_type,
@@ -484,9 +496,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
-                println!("\nhistory:");
+                println!();
+                say!("history:");
                 for h in &history {
-                    println!("  {} {:<22} {:<28} {}", h.at, h.event, h.actor, h.detail);
+                    say!("  {} {:<22} {:<28} {}", h.at, h.event, h.actor, h.detail);
                 }
             }
         }
@@ -498,7 +511,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in &rows {
-                    println!(
+                    say!(
                         "{:>5} {:<8} {} <{}> {}",
                         r.id,
                         r.status,
@@ -507,7 +520,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         r.reason
                     );
                 }
-                println!("{} held or listed", rows.len());
+                say!("{} held or listed", rows.len());
             }
         }
         Command::Quarantine {
@@ -527,7 +540,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in &rows {
-                    println!(
+                    say!(
                         "{:>5} {} {:<30} <{}> {}  ({})",
                         r.id,
                         r.received_at,
@@ -537,7 +550,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         r.reason
                     );
                 }
-                println!("{} unfiled", rows.len());
+                say!("{} unfiled", rows.len());
             }
         }
         Command::Unfiled {
@@ -545,11 +558,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let reference = admin::promote(&ctx, id, !no_acknowledge).await?;
             klachtd::service::outbox::deliver_due(&ctx, app.transport.as_ref()).await?;
-            println!("{reference}");
+            say!("{reference}");
         }
         Command::Void { reference, reason } => {
             admin::void(&ctx, &reference, &reason).await?;
-            println!("{reference} voided");
+            say!("{reference} voided");
         }
         Command::Outbox {
             action: OutboxCmd::List { status, format },
@@ -559,7 +572,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in &rows {
-                    println!(
+                    say!(
                         "{:>5} {:<7} {:<18} {:<14} {:<30} tries {} {}",
                         r.id,
                         r.status,
@@ -570,7 +583,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         r.last_error.clone().unwrap_or_default()
                     );
                 }
-                println!("{} in outbox", rows.len());
+                say!("{} in outbox", rows.len());
             }
         }
     }
@@ -639,13 +652,13 @@ async fn check(
         )),
     }
     if problems.is_empty() {
-        println!("configuration, procedure and templates are valid");
+        say!("configuration, procedure and templates are valid");
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
-            println!("{p}");
+            say_lines(&p.to_string());
         }
-        println!("{} problem(s)", problems.len());
+        say!("{} problem(s)", problems.len());
         Ok(ExitCode::from(2))
     }
 }
@@ -667,7 +680,7 @@ fn print_actions(
         return Ok(());
     }
     for r in rows {
-        println!(
+        say!(
             "{:<14} {:<20} {:<26} {:<20} {:<30} {}",
             r.reference,
             r.due_at,
@@ -677,7 +690,7 @@ fn print_actions(
             r.result
         );
     }
-    println!("{} action(s)", rows.len());
+    say!("{} action(s)", rows.len());
     Ok(())
 }
 
@@ -687,8 +700,8 @@ fn procedure_cmd(settings: &Settings, action: &ProcedureCmd) -> anyhow::Result<E
         ProcedureCmd::List => {
             for (name, parsed) in list_presets(&settings.procedure.dir) {
                 match parsed {
-                    Ok(p) => println!("{:<16} {}  ({})", name, p.title, p.version),
-                    Err(e) => println!("{:<16} INVALID: {}", name, e.join("; ")),
+                    Ok(p) => say!("{:<16} {}  ({})", name, p.title, p.version),
+                    Err(e) => say!("{:<16} INVALID: {}", name, e.join("; ")),
                 }
             }
         }
@@ -712,11 +725,82 @@ fn procedure_cmd(settings: &Settings, action: &ProcedureCmd) -> anyhow::Result<E
             if *format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                print!("{}", e.to_text());
+                say_lines(&e.to_text());
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `klachtd list`: the register, read a page at a time (each page one short read, so a long
+/// listing never keeps the daemon's WAL from being checkpointed) and written as it comes.
+/// The JSON is byte for byte what `serde_json::to_string_pretty` makes of the whole array.
+async fn list(
+    ctx: &klachtd::service::Context,
+    status: Option<&str>,
+    format: Format,
+    limit: Option<u64>,
+    offset: u64,
+) -> anyhow::Result<()> {
+    use klachtd::domain::display::escape;
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut remaining = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let mut after: Option<klachtd::store::RegisterPosition> = None;
+    let mut count = 0usize;
+    if format != Format::Json {
+        writeln!(
+            out,
+            "{:<14} {:<20} {:<8} {:<8} {:<30} SUBJECT",
+            "REFERENCE", "RECEIVED", "STATUS", "SEVERITY", "COMPLAINANT"
+        )?;
+    }
+    while remaining > 0 {
+        let want = remaining.min(klachtd::store::PAGE_ROWS);
+        let skip = if after.is_none() { offset } else { 0 };
+        let rows = ctx
+            .store
+            .list_complaints_page(status, after.as_ref(), skip, want)
+            .await?;
+        for r in &rows {
+            if format == Format::Json {
+                let item = serde_json::to_string_pretty(r)?;
+                out.write_all(if count == 0 { b"[\n" } else { b",\n" })?;
+                for (i, line) in item.lines().enumerate() {
+                    if i > 0 {
+                        out.write_all(b"\n")?;
+                    }
+                    write!(out, "  {line}")?;
+                }
+            } else {
+                let line = format!(
+                    "{:<14} {:<20} {:<8} {:<8} {:<30} {}",
+                    r.reference,
+                    r.received_at,
+                    r.status,
+                    r.severity,
+                    truncate(&r.complainant, 30),
+                    truncate(&r.subject, 60)
+                );
+                writeln!(out, "{}", escape(&line))?;
+            }
+            count += 1;
+        }
+        remaining -= rows.len() as i64;
+        match rows.last() {
+            Some(last) if rows.len() as i64 == want => after = Some(last.position.clone()),
+            _ => break,
+        }
+    }
+    if format == Format::Json {
+        out.write_all(if count == 0 { b"[]\n" } else { b"\n]\n" })?;
+    } else {
+        writeln!(out, "{count} complaint(s)")?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -3,5 +3,4 @@
 ALTER TABLE outbox ADD COLUMN recipient_key TEXT;
 CREATE INDEX outbox_recipient_key ON outbox(template, recipient_key, created_at);
 CREATE INDEX outbox_template_due ON outbox(template, next_attempt_at);
-CREATE INDEX outbox_complaint ON outbox(complaint_id);
 CREATE INDEX quarantine_raw ON quarantine(raw_sha256, status);

@@ -6,12 +6,13 @@
 use chrono::{DateTime, Duration, Utc};
 use futures_util::{StreamExt, stream};
 use serde_json::json;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::outbound::queue_to_role;
 use super::{Context, ServiceError};
 use crate::outgoing::{Envelope, SendError, Transport};
-use crate::store::OutboxItem;
+use crate::store::{OutboxItem, lease};
 
 /// Templates that alert the admin about the outbox itself: their own failure is only logged,
 /// so a broken transport cannot make alerts about alerts forever.
@@ -42,26 +43,76 @@ pub fn backoff(ctx: &Context, attempts: i64) -> Duration {
 /// inside the lease even against a slow server.
 const CLAIM: i64 = 25;
 
+/// After a stop, mails already being sent get this long to finish before they are abandoned
+/// (their lease, held by a process about to be gone, is free at the next start). systemd's
+/// and container runtimes' stop timeouts are 10 s and more; the daemon must be out within 5.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// Deliver everything due now, `[outgoing] connections` at a time. Returns what happened.
-/// While a round is sent, the next round is claimed and the previous one recorded: the
-/// database's fsyncs then overlap the network instead of stalling the connections.
 pub async fn deliver_due(
     ctx: &Context,
     transport: &dyn Transport,
 ) -> Result<DeliveryReport, ServiceError> {
+    let (_keep, never) = watch::channel(false);
+    deliver_due_until(ctx, transport, &never).await
+}
+
+/// [`deliver_due_until`] for at most about `budget` (plus [`STOP_GRACE`]): the daemon's last
+/// run before it exits, for what the final batch queued.
+pub async fn deliver_for(
+    ctx: &Context,
+    transport: &dyn Transport,
+    budget: std::time::Duration,
+) -> Result<DeliveryReport, ServiceError> {
+    let (timeout, stop) = watch::channel(false);
+    let delivery = deliver_due_until(ctx, transport, &stop);
+    tokio::pin!(delivery);
+    tokio::select! {
+        report = &mut delivery => report,
+        () = tokio::time::sleep(budget) => {
+            // Out of time: stop between mails, and let the delivery give back what it holds.
+            let _ = timeout.send(true);
+            delivery.await
+        }
+    }
+}
+
+/// [`deliver_due`] until `stop` turns true: no new mail is started after that, the mails in
+/// hand are finished (within [`STOP_GRACE`]), and the claimed ones not tried are given back,
+/// due at once, for the next run. While a round is sent, the next round is claimed and the
+/// previous one recorded: the database's fsyncs then overlap the network instead of stalling
+/// the connections.
+pub async fn deliver_due_until(
+    ctx: &Context,
+    transport: &dyn Transport,
+    stop: &watch::Receiver<bool>,
+) -> Result<DeliveryReport, ServiceError> {
     let mut report = DeliveryReport::default();
     let parallel = ctx.settings.outgoing.connections.max(1);
-    let mut round = claim(ctx).await?;
+    free_leases_of_the_gone(ctx).await;
+    let stopped = || *stop.borrow();
+    let mut round = if stopped() {
+        Vec::new()
+    } else {
+        claim(ctx).await?
+    };
     let mut unrecorded = Vec::new();
     while !round.is_empty() {
         let previous = std::mem::take(&mut unrecorded);
-        let (results, next, recorded) = tokio::join!(
-            send_round(transport, round, parallel),
-            claim(ctx),
+        let (sent, next, recorded) = tokio::join!(
+            send_round(transport, round, parallel, stop),
+            async {
+                if stopped() {
+                    Ok(Vec::new())
+                } else {
+                    claim(ctx).await
+                }
+            },
             record(ctx, previous, &mut report)
         );
         recorded?;
-        unrecorded = results;
+        unrecorded = sent.results;
+        let mut give_back: Vec<i64> = sent.untried.iter().map(|i| i.id).collect();
         // A failed claim leaves this round's results unrecorded: they are sent, and their
         // lease runs out before anyone tries them again (at least once).
         round = match next {
@@ -71,40 +122,128 @@ pub async fn deliver_due(
                 return Err(e);
             }
         };
+        if stopped() {
+            give_back.extend(round.drain(..).map(|i| i.id));
+        }
+        if !give_back.is_empty() {
+            tracing::info!(
+                mails = give_back.len(),
+                "stopping: claimed mails given back for the next run"
+            );
+            ctx.store
+                .outbox_release(&give_back, ctx.clock.now())
+                .await?;
+        }
     }
     record(ctx, unrecorded, &mut report).await?;
     Ok(report)
 }
 
+/// Leases held by a process that no longer runs on this host (killed, crashed, rebooted) are
+/// free now, not when they run out: on the embedded default nobody else can hold them.
+async fn free_leases_of_the_gone(ctx: &Context) {
+    let now = ctx.clock.now();
+    let holders = match ctx.store.outbox_lease_holders(now).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox leases");
+            return;
+        }
+    };
+    for holder in holders.iter().filter(|h| lease::holder_gone(h)) {
+        match ctx.store.outbox_free_leases_of(holder, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                mails = n,
+                holder = %holder,
+                "outbox mails claimed by a process that is gone are due again"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot free the outbox leases"),
+        }
+    }
+}
+
 async fn claim(ctx: &Context) -> Result<Vec<OutboxItem>, ServiceError> {
     let now = ctx.clock.now();
+    let owner = lease::me().map(|o| o.encode());
     Ok(ctx
         .store
-        .claim_outbox(now, now + Duration::seconds(LEASE_SECONDS), CLAIM)
+        .claim_outbox(
+            now,
+            now + Duration::seconds(LEASE_SECONDS),
+            CLAIM,
+            owner.as_deref(),
+        )
         .await?)
 }
 
+struct RoundResult {
+    results: Vec<(OutboxItem, Result<(), SendError>)>,
+    /// Claimed, but not started because of a stop.
+    untried: Vec<OutboxItem>,
+}
+
+/// Send one round, `parallel` at a time, starting no new mail once `stop` is set.
 async fn send_round(
     transport: &dyn Transport,
     items: Vec<OutboxItem>,
     parallel: usize,
-) -> Vec<(OutboxItem, Result<(), SendError>)> {
-    stream::iter(items)
-        .map(|item| async move {
-            let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
-            let envelope = Envelope {
-                mail_from: item.envelope_from.clone(),
-                rcpt_to: item.recipients.clone(),
-            };
-            let result = transport
-                .send(&item.message_id, &envelope, &item.raw)
-                .instrument(span)
-                .await;
-            (item, result)
-        })
-        .buffered(parallel)
-        .collect()
-        .await
+    stop: &watch::Receiver<bool>,
+) -> RoundResult {
+    let mut stop = stop.clone();
+    let mut queue: std::collections::VecDeque<OutboxItem> = items.into();
+    let mut running = stream::FuturesUnordered::new();
+    let mut results = Vec::new();
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        let stopped = *stop.borrow();
+        while !stopped && running.len() < parallel {
+            let Some(item) = queue.pop_front() else { break };
+            running.push(send_one(transport, item));
+        }
+        if running.is_empty() {
+            break;
+        }
+        if stopped && grace.is_none() {
+            grace = Some(Box::pin(tokio::time::sleep(STOP_GRACE)));
+        }
+        tokio::select! {
+            Some(done) = running.next() => results.push(done),
+            // Wake on the stop itself, not only when a mail finishes. A closed channel can
+            // never stop us: wait for the mails then.
+            r = stop.changed(), if !stopped => {
+                if r.is_err()
+                    && let Some(done) = running.next().await
+                {
+                    results.push(done);
+                }
+            }
+            () = async { if let Some(g) = grace.as_mut() { g.await } }, if grace.is_some() => {
+                tracing::warn!(mails = running.len(), "stopping: mails still being sent are abandoned");
+                break;
+            }
+        }
+    }
+    RoundResult {
+        results,
+        untried: queue.into(),
+    }
+}
+
+async fn send_one(
+    transport: &dyn Transport,
+    item: OutboxItem,
+) -> (OutboxItem, Result<(), SendError>) {
+    let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
+    let envelope = Envelope {
+        mail_from: item.envelope_from.clone(),
+        rcpt_to: item.recipients.clone(),
+    };
+    let result = transport
+        .send(&item.message_id, &envelope, &item.raw)
+        .instrument(span)
+        .await;
+    (item, result)
 }
 
 /// Write down what a round did: the sent ones in one statement, retries and failures each.

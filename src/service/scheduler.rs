@@ -225,9 +225,11 @@ pub async fn run_for_complaint(
         ctx.procedure.hours,
         &progress,
     );
+    let mut done = done;
+    let mut milestones_changed = false;
     let mut out = Vec::new();
-    for a in plan {
-        if done.contains(&a.key) || runnable_at(ctx, &a) > now {
+    for a in &plan {
+        if done.contains(&a.key) || runnable_at(ctx, a) > now {
             continue;
         }
         let mut item = DueAction {
@@ -262,10 +264,12 @@ pub async fn run_for_complaint(
             out.push(item);
             continue;
         }
-        if !tx
+        let first = tx
             .mark_action_done(complaint_id, &a.key, a.due_at, now)
-            .await?
-        {
+            .await?;
+        // Done now either way: by us, or by another process just before.
+        done.insert(a.key.clone());
+        if !first {
             continue;
         }
         if let Some(reason) = skip {
@@ -281,10 +285,41 @@ pub async fn run_for_complaint(
             out.push(item);
             continue;
         }
-        item.result = execute(ctx, tx, &state, &procedure, &progress, &a, now).await?;
+        item.result = execute(ctx, tx, &state, &procedure, &progress, a, now).await?;
+        milestones_changed |= a.completes.is_some();
         out.push(item);
     }
+    if !dry_run {
+        // What this step did moves the complaint's next time: store it, so the scans read an
+        // index instead of planning every open complaint. A completed milestone changes the
+        // plan itself.
+        let plan = if milestones_changed {
+            let progress = progress_of(&state, tx.milestones(complaint_id).await?);
+            procedure.plan(
+                &ctx.procedure.calendar,
+                ctx.procedure.tz,
+                ctx.procedure.hours,
+                &progress,
+            )
+        } else {
+            plan
+        };
+        tx.set_next_due(complaint_id, next_due(ctx, &plan, &done))
+            .await?;
+    }
     Ok(out)
+}
+
+/// The earliest moment a planned action not yet done may run.
+fn next_due(
+    ctx: &Context,
+    plan: &[PlannedAction],
+    done: &std::collections::HashSet<String>,
+) -> Option<DateTime<Utc>> {
+    plan.iter()
+        .filter(|a| !done.contains(&a.key))
+        .map(|a| runnable_at(ctx, a))
+        .min()
 }
 
 /// Carry out one planned action: queue its mail(s), complete its milestone, record it.
@@ -427,11 +462,76 @@ async fn send_to_complainant(
     Ok(())
 }
 
+/// Setting that names what the stored next times (`complaints.next_due_at`) were computed
+/// with: the calendar, time zone and working hours of the configuration, and this build
+/// (its holiday table). When it changes they are computed again.
+const PLAN_INPUTS: &str = "scheduler.plan_inputs";
+
+fn plan_inputs(ctx: &Context) -> String {
+    let rt = &ctx.procedure;
+    crate::service::sha256_hex(
+        format!(
+            "{}|{:?}|{}|{:?}",
+            env!("CARGO_PKG_VERSION"),
+            ctx.settings.calendar,
+            rt.tz,
+            rt.hours
+        )
+        .as_bytes(),
+    )
+}
+
+/// Whether the stored next times can be trusted. With `fix`, stale ones are forgotten (and
+/// so computed again by the next scan) and the current inputs recorded.
+async fn stored_times_valid(ctx: &Context, fix: bool) -> Result<bool, ServiceError> {
+    let current = plan_inputs(ctx);
+    match ctx.store.get_setting(PLAN_INPUTS).await? {
+        Some(stored) if stored == current => Ok(true),
+        // Never recorded: the times were computed by this configuration (intake) or are
+        // unknown ('') already.
+        None => {
+            if fix {
+                ctx.store.put_setting(PLAN_INPUTS, &current).await?;
+            }
+            Ok(true)
+        }
+        Some(_) => {
+            if fix {
+                let n = ctx.store.forget_next_due().await?;
+                tracing::info!(
+                    complaints = n,
+                    "calendar or working hours changed: planning open complaints again"
+                );
+                ctx.store.put_setting(PLAN_INPUTS, &current).await?;
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Open complaints with something due at or before `at` (or not known): from the stored
+/// times when they can be trusted, else every open complaint.
+async fn due_ids(
+    ctx: &Context,
+    at: DateTime<Utc>,
+    trusted: bool,
+) -> Result<Vec<i64>, ServiceError> {
+    if trusted {
+        Ok(ctx.store.complaints_due(at).await?)
+    } else {
+        Ok(ctx.store.open_complaint_ids().await?)
+    }
+}
+
 /// Run everything due at `now` for every open complaint, then the periodic jobs. One
-/// transaction per complaint, so one broken complaint does not hold up the others.
+/// transaction per complaint, so one broken complaint does not hold up the others. Only the
+/// complaints whose stored next time has come are looked at.
 pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, ServiceError> {
     let mut report = TickReport::default();
-    for id in ctx.store.open_complaint_ids().await? {
+    stored_times_valid(ctx, true).await?;
+    for id in due_ids(ctx, now, true).await? {
         let mut tx = ctx.store.begin().await?;
         match run_for_complaint(ctx, tx.as_mut(), id, now, false).await {
             Ok(actions) => {
@@ -449,11 +549,12 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
     Ok(report)
 }
 
-/// What would run at `at` (a dry run: nothing is written).
+/// What would run at `at` (a dry run: nothing is written, no write lock is taken).
 pub async fn due(ctx: &Context, at: DateTime<Utc>) -> Result<Vec<DueAction>, ServiceError> {
+    let trusted = stored_times_valid(ctx, false).await?;
     let mut out = Vec::new();
-    for id in ctx.store.open_complaint_ids().await? {
-        let mut tx = ctx.store.begin().await?;
+    for id in due_ids(ctx, at, trusted).await? {
+        let mut tx = ctx.store.begin_read().await?;
         out.extend(run_for_complaint(ctx, tx.as_mut(), id, at, true).await?);
         // Dropped without commit: a dry run writes nothing.
     }
@@ -461,29 +562,29 @@ pub async fn due(ctx: &Context, at: DateTime<Utc>) -> Result<Vec<DueAction>, Ser
     Ok(out)
 }
 
-/// The earliest moment anything becomes due (for the daemon's sleep), or None.
+/// The earliest moment anything becomes due (for the daemon's sleep), or None: one index
+/// read. A complaint whose next time is not known yet makes it now, so the scheduler runs and
+/// computes it.
 pub async fn next_wakeup(ctx: &Context) -> Result<Option<DateTime<Utc>>, ServiceError> {
-    let mut next: Option<DateTime<Utc>> = None;
-    for id in ctx.store.open_complaint_ids().await? {
-        let mut tx = ctx.store.begin().await?;
-        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
-        let done = tx.actions_done(state.id).await?;
-        drop(tx);
-        for a in procedure.plan(
-            &ctx.procedure.calendar,
-            ctx.procedure.tz,
-            ctx.procedure.hours,
-            &progress,
-        ) {
-            if !done.contains(&a.key) {
-                let t = runnable_at(ctx, &a);
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
+    let started = std::time::Instant::now();
+    let now = ctx.clock.now();
+    let mut next = if stored_times_valid(ctx, true).await? {
+        match ctx.store.earliest_next_due().await? {
+            Some(crate::store::NextDue::Unknown) => Some(now),
+            Some(crate::store::NextDue::At(t)) => Some(t),
+            None => None,
         }
-    }
-    if let Some(t) = next_digest_fire(ctx, ctx.clock.now()) {
+    } else {
+        Some(now)
+    };
+    if let Some(t) = next_digest_fire(ctx, now) {
         next = Some(next.map_or(t, |n| n.min(t)));
     }
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        next = ?next.map(crate::store::ts),
+        "scheduler wake-up computed"
+    );
     Ok(next)
 }
 
@@ -502,6 +603,37 @@ fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Open complaints read per read transaction by the digest.
+const DIGEST_READ_CHUNK: usize = 500;
+
+/// The digest lines of one complaint: its open deadlines up to `horizon`.
+#[allow(clippy::too_many_arguments)]
+fn digest_items(
+    ctx: &Context,
+    state: &ComplaintState,
+    procedure: &Procedure,
+    progress: &Progress,
+    today: chrono::NaiveDate,
+    horizon: chrono::NaiveDate,
+    lang: &str,
+    items: &mut Vec<(chrono::NaiveDate, Value)>,
+) {
+    for d in procedure.deadlines(&ctx.procedure.calendar, ctx.procedure.tz, progress) {
+        if d.completed_at.is_none()
+            && let Some(due) = d.due
+            && due <= horizon
+        {
+            let overdue = due < today;
+            items.push((due, json!({
+                "reference": state.reference,
+                "subject": state.subject,
+                "what": format!("{}{}", d.milestone.label(lang), if overdue { if lang == "en" { " (OVERDUE)" } else { " (VERLOPEN)" } } else { "" }),
+                "due": crate::domain::calendar::format_date(due, lang),
+            })));
+        }
+    }
+}
+
 /// The digest fires for the latest scheduled time at or before `now` that has not fired yet:
 /// after downtime it runs once, not once per missed day.
 async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>, ServiceError> {
@@ -518,8 +650,7 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         return Ok(None);
     };
     let fire = fire.with_timezone(&Utc);
-    let mut tx = ctx.store.begin().await?;
-    if !tx.mark_job_done("digest", fire, now).await? {
+    if ctx.store.job_done("digest", fire).await? {
         return Ok(None);
     }
     let today = local_date(now, tz);
@@ -529,22 +660,23 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         .add_working_days(today, ctx.settings.schedule.digest_days_ahead);
     let lang = ctx.settings.organisation.language.clone();
     let mut items = Vec::new();
-    for id in ctx.store.open_complaint_ids().await? {
-        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
-        for d in procedure.deadlines(&ctx.procedure.calendar, tz, &progress) {
-            if d.completed_at.is_none()
-                && let Some(due) = d.due
-                && due <= horizon
-            {
-                let overdue = due < today;
-                items.push((due, json!({
-                    "reference": state.reference,
-                    "subject": state.subject,
-                    "what": format!("{}{}", d.milestone.label(&lang), if overdue { if lang == "en" { " (OVERDUE)" } else { " (VERLOPEN)" } } else { "" }),
-                    "due": crate::domain::calendar::format_date(due, &lang),
-                })));
-            }
+    // Read in short read transactions of a few hundred complaints, not inside the write
+    // transaction below: holding the write lock while every open complaint is loaded would
+    // stop intake for as long.
+    let ids = ctx.store.open_complaint_ids().await?;
+    for chunk in ids.chunks(DIGEST_READ_CHUNK) {
+        let mut rx = ctx.store.begin_read().await?;
+        for &id in chunk {
+            let (state, procedure, progress) = load(ctx, rx.as_mut(), id).await?;
+            digest_items(
+                ctx, &state, &procedure, &progress, today, horizon, &lang, &mut items,
+            );
         }
+    }
+    let mut tx = ctx.store.begin().await?;
+    // Exactly once: whoever marks the job first sends it.
+    if !tx.mark_job_done("digest", fire, now).await? {
+        return Ok(None);
     }
     items.sort_by_key(|(d, _)| *d);
     let n = items.len();

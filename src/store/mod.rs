@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+pub mod lease;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +158,30 @@ pub struct ComplaintRow {
     pub handler: Option<String>,
     pub void_reason: Option<String>,
     pub messages: i64,
+    /// Where this row stands in the register's order, to read the next page after it.
+    #[serde(skip)]
+    pub position: RegisterPosition,
+}
+
+/// The register's order: year, prefix, number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RegisterPosition {
+    pub year: i64,
+    pub prefix: String,
+    pub number: i64,
+}
+
+/// Rows read per statement by the listing defaults: each page is its own short read
+/// transaction, so a long listing never holds a snapshot that keeps the WAL from being
+/// checkpointed (a reader pins the WAL while its transaction lasts).
+pub const PAGE_ROWS: i64 = 1000;
+
+/// A complaint's stored next scheduler time (see `complaints.next_due_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextDue {
+    /// Not known: the scheduler should look at it now.
+    Unknown,
+    At(DateTime<Utc>),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -268,22 +293,112 @@ pub trait Store: Send + Sync {
     ) -> Result<HashSet<String>, StoreError>;
     async fn last_source_key(&self, source: &str) -> Result<Option<String>, StoreError>;
 
-    async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError>;
+    /// One page of the register in its order: `limit` rows after `after` (or from the start),
+    /// skipping `offset` rows first. One statement: a short read transaction.
+    async fn list_complaints_page(
+        &self,
+        status: Option<&str>,
+        after: Option<&RegisterPosition>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<ComplaintRow>, StoreError>;
+    /// The whole register, read [`PAGE_ROWS`] at a time.
+    async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
+        let mut out: Vec<ComplaintRow> = Vec::new();
+        loop {
+            let after = out.last().map(|r| r.position.clone());
+            let page = self
+                .list_complaints_page(status, after.as_ref(), 0, PAGE_ROWS)
+                .await?;
+            let done = (page.len() as i64) < PAGE_ROWS;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError>;
     async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError>;
     async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError>;
-    async fn list_quarantine(&self, all: bool) -> Result<Vec<QuarantineRow>, StoreError>;
-    async fn list_unfiled(&self) -> Result<Vec<UnfiledRow>, StoreError>;
-    async fn list_outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Pages of the other listings: up to `limit` rows with an id above `after_id`.
+    async fn list_quarantine_page(
+        &self,
+        all: bool,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantineRow>, StoreError>;
+    async fn list_unfiled_page(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<UnfiledRow>, StoreError>;
+    async fn list_outbox_page(
+        &self,
+        status: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError>;
+    async fn list_quarantine(&self, all: bool) -> Result<Vec<QuarantineRow>, StoreError> {
+        let mut out: Vec<QuarantineRow> = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |r| r.id);
+            let page = self.list_quarantine_page(all, after, PAGE_ROWS).await?;
+            let done = (page.len() as i64) < PAGE_ROWS;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+    async fn list_unfiled(&self) -> Result<Vec<UnfiledRow>, StoreError> {
+        let mut out: Vec<UnfiledRow> = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |r| r.id);
+            let page = self.list_unfiled_page(after, PAGE_ROWS).await?;
+            let done = (page.len() as i64) < PAGE_ROWS;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+    async fn list_outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+        let mut out: Vec<OutboxRow> = Vec::new();
+        loop {
+            let after = out.last().map_or(0, |r| r.id);
+            let page = self.list_outbox_page(status, after, PAGE_ROWS).await?;
+            let done = (page.len() as i64) < PAGE_ROWS;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// A transaction that only reads (a dry run): no write lock is taken, nothing commits.
+    async fn begin_read(&self) -> Result<Box<dyn StoreTx>, StoreError>;
 
     /// Claim up to `limit` due outbox entries: the attempt is recorded (counter, lease until
-    /// `lease_until`) before any network call, so a crash mid-send retries after the lease.
+    /// `lease_until`, holder `owner`, see [`lease`]) before any network call, so a crash
+    /// mid-send retries after the lease, or at once when the holder is known to be gone.
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
+        owner: Option<&str>,
     ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Give back claimed mails that were not tried (a stop between mails): due at `now`
+    /// again, their attempt not counted.
+    async fn outbox_release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The holders of the outbox leases that have not run out at `now`.
+    async fn outbox_lease_holders(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+    /// Free every lease `owner` holds (it is gone): due at `now`. Returns how many.
+    async fn outbox_free_leases_of(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// Mark these claimed mails sent, in one statement.
     async fn outbox_sent(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn outbox_retry(
@@ -296,6 +411,16 @@ pub trait Store: Send + Sync {
 
     /// Ids of complaints whose procedure still runs (status open).
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError>;
+    /// Open complaints whose stored next scheduler time is unknown or at or before `at`, in
+    /// id order: one range of an index, as long as the answer (not the register).
+    async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
+    /// The earliest stored next scheduler time of an open complaint.
+    async fn earliest_next_due(&self) -> Result<Option<NextDue>, StoreError>;
+    /// Forget every open complaint's stored next time (what plans are made from changed).
+    async fn forget_next_due(&self) -> Result<u64, StoreError>;
+    /// Whether a periodic job has fired for `fire_at` (a read; [`StoreTx::mark_job_done`]
+    /// decides).
+    async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError>;
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
@@ -466,6 +591,14 @@ pub trait StoreTx: Send {
         after: DateTime<Utc>,
         n: i64,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Store when the scheduler next has something to do for this complaint (None: nothing
+    /// planned any more).
+    async fn set_next_due(
+        &mut self,
+        complaint_id: i64,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
 }
 
 /// What the scheduler and staff operations need of one complaint.

@@ -110,7 +110,10 @@ impl SqliteTx {
     }
 }
 
-const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.received_at, c.status, c.kind, c.severity,
+// The message count is two index searches per row (messages_complaint, outbox_complaint):
+// linear in the rows listed.
+const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.ref_number,
+    c.received_at, c.status, c.kind, c.severity,
     c.complainant_address, c.complainant_name, c.subject, r.reference AS related_reference,
     c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
     c.handler, c.void_reason,
@@ -138,13 +141,97 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
         handler: r.try_get("handler")?,
         void_reason: r.try_get("void_reason")?,
         messages: r.try_get("message_count")?,
+        position: RegisterPosition {
+            year: r.try_get("ref_year")?,
+            prefix: r.try_get("ref_prefix")?,
+            number: r.try_get("ref_number")?,
+        },
     })
+}
+
+fn quarantine_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRow, StoreError> {
+    Ok(QuarantineRow {
+        id: r.try_get("id")?,
+        status: r.try_get("status")?,
+        received_at: r.try_get("received_at")?,
+        message_id: r.try_get("message_id")?,
+        reason: r.try_get("reason")?,
+        source: r.try_get("source")?,
+        source_key: r.try_get("source_key")?,
+        raw_sha256: r.try_get("raw_sha256")?,
+        raw_size: r.try_get("raw_size")?,
+    })
+}
+
+fn unfiled_row(r: &sqlx::sqlite::SqliteRow) -> Result<UnfiledRow, StoreError> {
+    Ok(UnfiledRow {
+        id: r.try_get("id")?,
+        received_at: r.try_get("received_at")?,
+        message_id: r.try_get("message_id")?,
+        from: r.try_get("from_address")?,
+        subject: r.try_get("subject")?,
+        reason: r.try_get("unfiled_reason")?,
+    })
+}
+
+fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        reference: r.try_get("reference")?,
+        template: r.try_get("template")?,
+        message_id: r.try_get("message_id")?,
+        recipients: r.try_get("recipients")?,
+        subject: r.try_get("subject")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        sent_at: r.try_get("sent_at")?,
+        bounced_at: r.try_get("bounced_at")?,
+    })
+}
+
+fn outbox_item(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxItem, StoreError> {
+    let recipients: String = r.try_get("recipients")?;
+    Ok(OutboxItem {
+        id: r.try_get("id")?,
+        complaint_id: r.try_get("complaint_id")?,
+        template: r.try_get("template")?,
+        message_id: r.try_get("message_id")?,
+        envelope_from: r.try_get("envelope_from")?,
+        recipients: recipients
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .collect(),
+        subject: r.try_get("subject")?,
+        raw: r.try_get("raw")?,
+        attempts: r.try_get("attempts")?,
+        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
+    })
+}
+
+/// `?` placeholders for an IN list.
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(Box::new(SqliteTx {
+            tx,
+            history: Vec::new(),
+            next_outbox_id: None,
+            saved_versions: HashSet::new(),
+        }))
+    }
+
+    async fn begin_read(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        // Deferred: a read snapshot at the first statement, no write lock. Dropped, never
+        // committed, by the dry runs that use it.
+        let tx = self.pool.begin().await?;
         Ok(Box::new(SqliteTx {
             tx,
             history: Vec::new(),
@@ -184,13 +271,34 @@ impl Store for SqliteStore {
         .await?)
     }
 
-    async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
+    async fn list_complaints_page(
+        &self,
+        status: Option<&str>,
+        after: Option<&RegisterPosition>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<ComplaintRow>, StoreError> {
+        // Two texts rather than `?2 IS NULL OR ...`: the row-value range is then an index
+        // range (complaints_register_order), so each page costs its own rows, not the ones
+        // before it.
+        let after_clause = if after.is_some() {
+            "AND (c.ref_year, c.ref_prefix, c.ref_number) > (?4, ?5, ?6)"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE (?1 IS NULL AND c.status <> 'voided') OR c.status = ?1
-             ORDER BY c.ref_year, c.ref_prefix, c.ref_number"
+             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1) {after_clause}
+             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT ?2 OFFSET ?3"
         );
-        let rows = sqlx::query(&sql).bind(status).fetch_all(&self.pool).await?;
+        let mut q = sqlx::query(&sql)
+            .bind(status)
+            .bind(limit.max(0))
+            .bind(offset.max(0));
+        if let Some(a) = after {
+            q = q.bind(a.year).bind(&a.prefix).bind(a.number);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(complaint_row).collect()
     }
 
@@ -306,83 +414,61 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn list_quarantine(&self, all: bool) -> Result<Vec<QuarantineRow>, StoreError> {
+    async fn list_quarantine_page(
+        &self,
+        all: bool,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<QuarantineRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, status, received_at, message_id, reason, source, source_key, raw_sha256,
                     raw_size
-             FROM quarantine WHERE ? OR status = 'held' ORDER BY id",
+             FROM quarantine WHERE (? OR status = 'held') AND id > ? ORDER BY id LIMIT ?",
         )
         .bind(all)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QuarantineRow {
-                    id: r.try_get("id")?,
-                    status: r.try_get("status")?,
-                    received_at: r.try_get("received_at")?,
-                    message_id: r.try_get("message_id")?,
-                    reason: r.try_get("reason")?,
-                    source: r.try_get("source")?,
-                    source_key: r.try_get("source_key")?,
-                    raw_sha256: r.try_get("raw_sha256")?,
-                    raw_size: r.try_get("raw_size")?,
-                })
-            })
-            .collect()
+        rows.iter().map(quarantine_row).collect()
     }
 
-    async fn list_unfiled(&self) -> Result<Vec<UnfiledRow>, StoreError> {
+    async fn list_unfiled_page(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<UnfiledRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, received_at, message_id, from_address, subject, unfiled_reason
-             FROM messages WHERE complaint_id IS NULL AND unfiled_reason IS NOT NULL ORDER BY id",
+             FROM messages WHERE complaint_id IS NULL AND unfiled_reason IS NOT NULL AND id > ?
+             ORDER BY id LIMIT ?",
         )
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UnfiledRow {
-                    id: r.try_get("id")?,
-                    received_at: r.try_get("received_at")?,
-                    message_id: r.try_get("message_id")?,
-                    from: r.try_get("from_address")?,
-                    subject: r.try_get("subject")?,
-                    reason: r.try_get("unfiled_reason")?,
-                })
-            })
-            .collect()
+        rows.iter().map(unfiled_row).collect()
     }
 
-    async fn list_outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+    async fn list_outbox_page(
+        &self,
+        status: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT o.id, c.reference, o.template, o.message_id, o.recipients, o.subject,
                     o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
                     o.sent_at, o.bounced_at
              FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id
-             WHERE ?1 IS NULL OR o.status = ?1 ORDER BY o.id",
+             WHERE (?1 IS NULL OR o.status = ?1) AND o.id > ?2 ORDER BY o.id LIMIT ?3",
         )
         .bind(status)
+        .bind(after_id)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    reference: r.try_get("reference")?,
-                    template: r.try_get("template")?,
-                    message_id: r.try_get("message_id")?,
-                    recipients: r.try_get("recipients")?,
-                    subject: r.try_get("subject")?,
-                    status: r.try_get("status")?,
-                    attempts: r.try_get("attempts")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    last_error: r.try_get("last_error")?,
-                    created_at: r.try_get("created_at")?,
-                    sent_at: r.try_get("sent_at")?,
-                    bounced_at: r.try_get("bounced_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_row).collect()
     }
 
     async fn claim_outbox(
@@ -390,10 +476,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
+        owner: Option<&str>,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?,
+                    lease_owner = ?
              WHERE id IN (SELECT id FROM outbox
                           WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
                           ORDER BY id LIMIT ?)
@@ -401,6 +489,7 @@ impl Store for SqliteStore {
                        subject, raw, attempts, created_at",
         )
         .bind(ts(lease_until))
+        .bind(owner)
         .bind(ts(now))
         .bind(limit)
         .fetch_all(&mut *tx)
@@ -408,27 +497,54 @@ impl Store for SqliteStore {
         tx.commit().await?;
         let mut items = rows
             .iter()
-            .map(|r| {
-                let recipients: String = r.try_get("recipients")?;
-                Ok(OutboxItem {
-                    id: r.try_get("id")?,
-                    complaint_id: r.try_get("complaint_id")?,
-                    template: r.try_get("template")?,
-                    message_id: r.try_get("message_id")?,
-                    envelope_from: r.try_get("envelope_from")?,
-                    recipients: recipients
-                        .split(',')
-                        .map(|s| s.trim().to_string())
-                        .collect(),
-                    subject: r.try_get("subject")?,
-                    raw: r.try_get("raw")?,
-                    attempts: r.try_get("attempts")?,
-                    created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
-                })
-            })
+            .map(outbox_item)
             .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|i| i.id);
         Ok(items)
+    }
+
+    async fn outbox_release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE outbox SET status = 'queued', attempts = MAX(attempts - 1, 0),
+                        next_attempt_at = ?, lease_owner = NULL
+                 WHERE status = 'sending' AND id IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(ts(now));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn outbox_lease_holders(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        // The mails in flight: an index range of outbox_due, a round or two per sender.
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT lease_owner FROM outbox
+             WHERE status = 'sending' AND next_attempt_at > ? AND lease_owner IS NOT NULL",
+        )
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn outbox_free_leases_of(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = ?1, lease_owner = NULL
+             WHERE status = 'sending' AND next_attempt_at > ?1 AND lease_owner = ?2",
+        )
+        .bind(ts(now))
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     async fn outbox_sent(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
@@ -436,7 +552,8 @@ impl Store for SqliteStore {
         for chunk in ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let sql = format!(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id IN ({marks})"
+                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL, lease_owner = NULL
+                 WHERE id IN ({marks})"
             );
             let mut q = sqlx::query(&sql).bind(ts(at));
             for id in chunk {
@@ -454,7 +571,9 @@ impl Store for SqliteStore {
         error: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?,
+                    lease_owner = NULL
+             WHERE id = ?",
         )
         .bind(ts(next))
         .bind(error)
@@ -479,6 +598,55 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        // '' (unknown) sorts before every time and NULL (nothing planned) matches no
+        // comparison: one range of complaints_next_due, which holds the id too. Sorted here:
+        // an ORDER BY id would make SQLite walk every open complaint in id order instead.
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM complaints WHERE status = 'open' AND next_due_at <= ?",
+        )
+        .bind(ts(at))
+        .fetch_all(&self.pool)
+        .await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn earliest_next_due(&self) -> Result<Option<NextDue>, StoreError> {
+        let next: Option<String> = sqlx::query_scalar(
+            "SELECT next_due_at FROM complaints
+             WHERE status = 'open' AND next_due_at IS NOT NULL
+             ORDER BY next_due_at LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        next.map(|s| {
+            if s.is_empty() {
+                Ok(NextDue::Unknown)
+            } else {
+                parse_ts(&s).map(NextDue::At)
+            }
+        })
+        .transpose()
+    }
+
+    async fn forget_next_due(&self) -> Result<u64, StoreError> {
+        let r = sqlx::query("UPDATE complaints SET next_due_at = '' WHERE status = 'open'")
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs_done WHERE job = ? AND fire_at = ?")
+                .bind(job)
+                .bind(ts(fire_at))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
     }
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -1229,5 +1397,18 @@ impl StoreTx for SqliteTx {
         .fetch_optional(&mut *self.tx)
         .await?;
         t.as_deref().map(parse_ts).transpose()
+    }
+
+    async fn set_next_due(
+        &mut self,
+        complaint_id: i64,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE complaints SET next_due_at = ? WHERE id = ?")
+            .bind(next.map(ts))
+            .bind(complaint_id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }
