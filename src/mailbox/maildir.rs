@@ -336,6 +336,129 @@ impl MailSource for MaildirSource {
 mod tests {
     use super::*;
 
+    fn put(root: &Path, sub: &str, name: &str, age_secs: u64) {
+        let path = root.join(sub).join(name);
+        std::fs::write(&path, format!("Subject: {name}\r\n\r\nbody\r\n")).expect("write");
+        let t = SystemTime::now() - Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(t))
+            .expect("mtime");
+    }
+
+    /// Sets the time of `cur/` well in the past, as if nothing had touched it for a minute.
+    fn settle_cur(root: &Path) {
+        let t = SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::open(root.join("cur"))
+            .and_then(|d| d.set_modified(t))
+            .expect("dir mtime");
+    }
+
+    fn keys(w: &[Waiting]) -> Vec<String> {
+        w.iter().map(|w| w.key.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn fetch_and_mark_use_the_listing_and_quiet_polls_list_only_new() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut src = MaildirSource::open(dir.path(), Duration::from_secs(1)).expect("open");
+        for i in 0..300 {
+            put(dir.path(), "cur", &format!("old{i:03}.host:2,S"), 3600);
+        }
+        put(dir.path(), "new", "new1.host", 10);
+        put(dir.path(), "new", "new2.host", 5);
+
+        // First poll: new/ and cur/ listed once each; all of cur/ is offered for the caller
+        // to check against the store.
+        let waiting = src.pending(None).await.expect("pending");
+        assert_eq!(waiting.len(), 302);
+        assert_eq!(src.listings(), 2);
+        let all = keys(&waiting);
+        let fresh = vec!["new1.host".to_string(), "new2.host".to_string()];
+        let old: Vec<String> = all.iter().filter(|k| !fresh.contains(k)).cloned().collect();
+        // The caller found the old ones in the store and marks them; it fetches and marks the
+        // new ones. No listing per mail.
+        src.mark_processed(&old).await.expect("mark old");
+        let mails = src.fetch(&fresh).await.expect("fetch");
+        assert_eq!(mails.len(), 2);
+        src.mark_processed(&fresh).await.expect("mark new");
+        assert_eq!(src.listings(), 2, "fetch and mark list no directory");
+        let mut cur = std::fs::read_dir(dir.path().join("cur"))
+            .expect("cur")
+            .count();
+        assert_eq!(cur, 302);
+
+        // Our own moves changed cur/: it is listed again, and offers nothing known.
+        src.settle = Duration::ZERO;
+        assert!(src.pending(None).await.expect("pending").is_empty());
+        assert_eq!(src.listings(), 4);
+        // Quiet: only new/ is listed, however many mails cur/ holds.
+        settle_cur(dir.path());
+        assert!(src.pending(None).await.expect("pending").is_empty());
+        assert_eq!(src.listings(), 6, "cur/ changed once more (its time was set)");
+        for _ in 0..5 {
+            assert!(src.pending(None).await.expect("pending").is_empty());
+        }
+        assert_eq!(src.listings(), 11, "one listing (new/) per quiet poll");
+
+        // A mail client moves a mail we never saw from new/ to cur/: cur/'s time changes and
+        // the next poll offers it.
+        put(dir.path(), "cur", "client.host:2,S", 60);
+        let waiting = src.pending(None).await.expect("pending");
+        assert_eq!(keys(&waiting), vec!["client.host".to_string()]);
+        cur += 1;
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("cur")).expect("cur").count(),
+            cur
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mail_moved_by_a_client_after_listing_is_offered_again_from_cur() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut src = MaildirSource::open(dir.path(), Duration::from_secs(1)).expect("open");
+        src.settle = Duration::ZERO;
+        put(dir.path(), "new", "moved.host", 30);
+        let waiting = src.pending(None).await.expect("pending");
+        assert_eq!(keys(&waiting), vec!["moved.host".to_string()]);
+        // Between our listing and our fetch a mail client takes it to cur/ (Dovecot does
+        // when an IMAP client selects the folder); the directory time is then set back, so
+        // only the vanished file can tell.
+        std::fs::rename(
+            dir.path().join("new/moved.host"),
+            dir.path().join("cur/moved.host:2,S"),
+        )
+        .expect("rename");
+        settle_cur(dir.path());
+        let before = src.cur_time;
+        assert!(src.fetch(&keys(&waiting)).await.expect("fetch").is_empty());
+        let again = src.pending(None).await.expect("pending");
+        assert_ne!(src.cur_time, before, "cur/ listed again");
+        assert_eq!(keys(&again), vec!["moved.host".to_string()]);
+        let mails = src.fetch(&keys(&again)).await.expect("fetch");
+        assert_eq!(mails.len(), 1);
+        src.mark_processed(&keys(&again)).await.expect("mark");
+        settle_cur(dir.path());
+        assert!(src.pending(None).await.expect("pending").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_committed_key_left_in_new_by_a_crash_is_moved_without_a_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        MaildirSource::open(dir.path(), Duration::from_secs(1)).expect("create");
+        put(dir.path(), "new", "crashed.host", 30);
+        // A new process: nothing listed yet, as at the start of a drain.
+        let mut src = MaildirSource::open(dir.path(), Duration::from_secs(1)).expect("open");
+        src.mark_processed(&["crashed.host".to_string(), "gone.host".to_string()])
+            .await
+            .expect("mark");
+        assert_eq!(src.listings(), 0);
+        assert!(!dir.path().join("new/crashed.host").exists());
+        assert!(dir.path().join("cur/crashed.host:2,S").exists());
+        assert!(src.pending(None).await.expect("pending").is_empty());
+    }
+
     #[test]
     fn unique_names() {
         assert_eq!(

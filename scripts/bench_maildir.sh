@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# bench_maildir.sh: what a poll of a Maildir costs when cur/ holds many processed mails (issue
+# #8, finding 20: the old code listed cur/ again for every known mail, 15 s per empty poll at
+# 4,000 mails). For each N in BENCH_MAILDIR_NS ("1000 10000 100000"), in a fresh installation:
+#
+#   setup  N complaints (distinct senders, 1 KB) delivered to new/ and registered by one
+#          `klachtd run --once` (acknowledgements written to an outbox directory); not a figure
+#          of this benchmark, printed for reference;
+#   empty  `klachtd run --once` with nothing new: median wall time of 3 runs and peak RSS (a
+#          new process lists cur/ once at start: linear in N, done once);
+#   poll   the daemon (`klachtd run`, poll every 1 s) left idle for BENCH_IDLE_SECS (30 s)
+#          after it settled: CPU time (user + system, /proc/PID/stat) per poll second; this is
+#          the cost of the polls themselves (plus the scheduler and outbox wake-ups);
+#   new100 at the largest N: 100 new complaints in new/, `klachtd run --once` (registered,
+#          acknowledged, moved), and the same 100 through the running daemon (time from
+#          delivery until all 100 are registered).
+#
+# Usage: scripts/bench_maildir.sh   (release build in $CARGO_TARGET_DIR, default target/;
+#        BENCH_BIN=path uses that binary instead of building)
+# Environment: BENCH_MAILDIR_NS, BENCH_IDLE_SECS, BENCH_KEEP=1 keeps the work directory.
+# Needs python3 and /usr/bin/time. About 5 minutes on 2 cores (mostly the setup of 100,000).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NS=${BENCH_MAILDIR_NS:-"1000 10000 100000"}
+IDLE=${BENCH_IDLE_SECS:-30}
+
+say() { printf '%s bench_maildir: %s\n' "$(date +%T)" "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN
+else
+    say "release build"
+    cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+    BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/klachtd
+fi
+[ -x "$BIN" ] || die "no binary at $BIN"
+
+WORK=$(mktemp -d /tmp/klachtd-bench-maildir.XXXXXX)
+DAEMON_PID=
+cleanup() {
+    [ -n "$DAEMON_PID" ] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    if [ "${BENCH_KEEP:-}" = 1 ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+calc() { python3 -c "print($1)"; }
+now() { date +%s.%N; }
+
+# install DIR: config, Maildir, outbox directory.
+install() {
+    local d=$1
+    mkdir -p "$d/maildir/new" "$d/maildir/cur" "$d/maildir/tmp" "$d/data" "$d/outbox"
+    cat >"$d/klachtd.toml" <<EOF
+data_dir = "$d/data"
+
+[organisation]
+name = "Muziekcentrum Zuidoost"
+time_zone = "Europe/Amsterdam"
+language = "nl"
+reference_prefix = "KL"
+mail_domain = "example.org"
+secret = "bench-maildir-secret"
+
+[mailbox]
+kind = "maildir"
+path = "$d/maildir"
+poll_interval = 1
+
+[outgoing]
+kind = "file"
+path = "$d/outbox"
+from = "service@example.org"
+
+[staff]
+admin = ["beheer@example.org"]
+receiver = ["coordinator@example.org"]
+director = ["directeur@example.org"]
+management_team = ["mt@example.org"]
+cluster_manager = ["clustermanager@example.org"]
+complaints_officer = ["klachtenfunctionaris@example.org"]
+
+[procedure]
+preset = "mzo"
+dir = "$ROOT/config/procedures"
+
+[templates]
+dir = "$ROOT/templates"
+
+[logging]
+format = "text"
+level = "warn"
+EOF
+}
+
+# deliver DIR FIRST COUNT TAG: COUNT complaints into new/ the way a delivery agent does
+# (tmp/, then rename), each with its own sender and Message-ID.
+deliver() {
+    python3 - "$1" "$2" "$3" "$4" <<'PY'
+import os, sys, time
+d, first, count, tag = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+body = ("Ik wil een klacht indienen over de gang van zaken bij de les. " * 16 + "\r\n")
+base = time.time() - 86400
+for i in range(first, first + count):
+    name = f"{int(base) + i}.M{i}P{tag}.bench"
+    tmp = os.path.join(d, "maildir", "tmp", name)
+    with open(tmp, "w") as f:
+        f.write(f"From: Ouder {i} <ouder{i}.{tag}@ouders.example.nl>\r\n"
+                f"To: service@example.org\r\nSubject: Klacht {tag} {i}\r\n"
+                f"Message-ID: <{tag}.{i}@ouders.example.nl>\r\n"
+                "Date: Mon, 23 Nov 2026 09:14:02 +0100\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n\r\n" + body)
+    os.utime(tmp, (base + i, base + i))
+    os.rename(tmp, os.path.join(d, "maildir", "new", name))
+PY
+}
+
+# once DIR: `run --once`; prints "seconds peak_kb summary".
+once() {
+    local d=$1 out
+    out=$(cd "$d" && /usr/bin/time -f '%e %M' -o "$d/time" "$BIN" --config "$d/klachtd.toml" run --once)
+    printf '%s %s\n' "$(cat "$d/time")" "$out"
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# moved DIR: mails in cur/, 0 while any is still in new/ (a mail moves only after its commit).
+moved() {
+    if [ -n "$(ls -A "$1/maildir/new")" ]; then echo 0; else ls -f "$1/maildir/cur" | grep -vc '^\.'; fi
+}
+
+TICK=$(getconf CLK_TCK)
+ROWS=()
+LAST=
+for n in $NS; do
+    d=$WORK/n$n
+    install "$d"
+    say "N=$n: delivering and registering (setup)"
+    deliver "$d" 0 "$n" s
+    read -r setup_s _ setup_out < <(once "$d")
+    say "N=$n: setup run --once ${setup_s} s: $setup_out"
+    [ "$(find "$d/maildir/new" -type f | wc -l)" = 0 ] || die "N=$n: new/ not empty after setup"
+    times=()
+    for _ in 1 2 3; do
+        read -r s kb out < <(once "$d")
+        case $out in "processed 0 mail(s)"*) ;; *) die "N=$n: not an empty run: $out" ;; esac
+        times+=("$s")
+    done
+    empty=$(printf '%s\n' "${times[@]}" | sort -n | sed -n 2p)
+    say "N=$n: empty run --once ${times[*]} s (median $empty), peak RSS $kb kB"
+
+    (cd "$d" && exec "$BIN" --config "$d/klachtd.toml" run >"$d/daemon.log" 2>&1) &
+    DAEMON_PID=$!
+    sleep 5 # the first listing of cur/ and the first drains
+    t0=$(cpu_ticks "$DAEMON_PID")
+    sleep "$IDLE"
+    t1=$(cpu_ticks "$DAEMON_PID")
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
+    poll_ms=$(calc "round(($t1 - $t0) * 1000 / $TICK / $IDLE, 2)")
+    say "N=$n: idle daemon ${poll_ms} ms CPU per 1-s poll, RSS $rss kB"
+    ROWS+=("| $n | $empty s (peak RSS $((kb / 1024)) MB) | $poll_ms ms (RSS $((rss / 1024)) MB) |")
+    if [ "$n" = "${NS##* }" ]; then
+        deliver "$d" "$n" 100 d
+        started=$(now)
+        until [ "$(moved "$d")" -ge "$((n + 100))" ]; do
+            kill -0 "$DAEMON_PID" 2>/dev/null || die "daemon died: $(tail -5 "$d/daemon.log")"
+            sleep 0.2
+        done
+        daemon_new=$(calc "round($(now) - $started, 2)")
+        say "N=$n: daemon registered 100 new in ${daemon_new} s"
+    fi
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID" || true
+    DAEMON_PID=
+    if [ "$n" = "${NS##* }" ]; then
+        deliver "$d" "$((n + 100))" 100 o
+        read -r s kb out < <(once "$d")
+        say "N=$n: run --once with 100 new: $s s: $out"
+        LAST="100 new complaints at $n in cur/: \`run --once\` $s s ($out); the daemon, from delivery until all 100 registered: $daemon_new s"
+    fi
+done
+
+echo
+echo "| mails in cur/ (processed) | empty \`run --once\` (median of 3) | idle daemon: CPU per 1-s poll |"
+echo "|---|---|---|"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "$LAST"
