@@ -112,7 +112,10 @@ fn empty_poll_and_new_mail_over_20000_processed_mails_in_cur_take_seconds() {
     );
     let (summary, took) = run_once_within(&app, StdDuration::from_secs(60));
     eprintln!("run --once with 2 new over {N} in cur/: {took:?}: {summary}");
-    assert!(summary.starts_with("processed 2 mail(s): 2 registered"), "{summary}");
+    assert!(
+        summary.starts_with("processed 2 mail(s): 2 registered"),
+        "{summary}"
+    );
     assert_eq!(app.list().len(), 2);
     assert_eq!(app.sent_to("jan@ouders.example.nl").len(), 1);
     assert_eq!(app.sent_to("piet@ouders.example.nl").len(), 1);
@@ -156,7 +159,10 @@ fn wait_until(child: &mut Child, bound: StdDuration, what: &str, f: impl Fn() ->
         if let Some(status) = child.try_wait().expect("try_wait") {
             panic!("klachtd run exited ({status}) before {what}");
         }
-        assert!(Instant::now() < deadline, "timed out after {bound:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?}: {what}"
+        );
         std::thread::sleep(StdDuration::from_millis(100));
     }
 }
@@ -212,7 +218,11 @@ fn daemon_registers_mail_a_client_moved_to_cur_and_nothing_twice() {
 #[test]
 fn crash_after_commit_before_the_move_then_rerun_moves_every_mail_and_registers_once() {
     let app = TestApp::spawn();
-    let people = ["jan@ouders.example.nl", "piet@ouders.example.nl", "kees@ouders.example.nl"];
+    let people = [
+        "jan@ouders.example.nl",
+        "piet@ouders.example.nl",
+        "kees@ouders.example.nl",
+    ];
     for p in people {
         app.deliver(&complaint(p, &format!("Klacht van {p}")));
     }

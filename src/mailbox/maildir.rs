@@ -108,60 +108,30 @@ impl MaildirSource {
     }
 
     /// Lists `cur/`: names known committed are kept in `done` untouched, every other mail is
-    /// (again) open.
-    fn list_cur(&mut self) -> Result<(), MailboxError> {
+    /// (again) open. Off the async thread: the first listing of a large folder stats every
+    /// file (1.4 s for 100,000), which must not hold up IDLE, the outbox or a SIGTERM.
+    async fn list_cur(&mut self) -> Result<(), MailboxError> {
         let cur = self.root.join("cur");
-        // The time first: a change during the listing then shows as a newer time next poll.
-        let time = self.dir_time(&cur)?;
+        // On an error the known names are lost: the next listing offers all of cur/ to the
+        // caller again, which costs a store lookup per mail once, and loses nothing.
+        let known = std::mem::take(&mut self.done);
         let started = Instant::now();
-        let mut done = HashSet::with_capacity(self.done.len());
-        let mut open = HashMap::new();
-        let entries = std::fs::read_dir(&cur).map_err(|source| io(&cur, source))?;
+        let dir = cur.clone();
+        let listing = tokio::task::spawn_blocking(move || list_cur_dir(&dir, known))
+            .await
+            .map_err(|e| io(&cur, std::io::Error::other(e.to_string())))??;
         self.listings += 1;
-        for entry in entries {
-            let entry = entry.map_err(|source| io(&cur, source))?;
-            let file = entry.file_name();
-            let name = file.to_string_lossy();
-            if name.starts_with('.') {
-                continue;
-            }
-            let key = unique_name(&name);
-            if let Some(k) = self.done.take(key) {
-                done.insert(k);
-                continue;
-            }
-            if done.contains(key) {
-                continue;
-            }
-            // A file can vanish between listing and stat (moved by a mail client).
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.is_file() {
-                continue;
-            }
-            let Ok(modified) = meta.modified() else {
-                continue;
-            };
-            open.insert(
-                key.to_string(),
-                Entry {
-                    file: file.clone(),
-                    in_new: false,
-                    size: meta.len(),
-                    received_at: DateTime::<Utc>::from(modified),
-                },
-            );
-        }
         tracing::debug!(
-            known = done.len(),
-            open = open.len(),
+            known = listing.done.len(),
+            open = listing.open.len(),
             ms = started.elapsed().as_millis() as u64,
             "listed cur/"
         );
-        self.done = done;
-        self.cur_open = open;
-        self.cur_time = Some(time);
+        self.done = listing.done;
+        self.cur_open = listing.open;
+        self.cur_time = Some(listing.time);
         self.cur_dirty = SystemTime::now()
-            .duration_since(time)
+            .duration_since(listing.time)
             .map_or(true, |age| age < self.settle);
         self.last_cur_listing = Some(Instant::now());
         Ok(())
@@ -223,6 +193,60 @@ impl MaildirSource {
     }
 }
 
+/// What a listing of `cur/` found.
+struct CurListing {
+    /// The known names still there.
+    done: HashSet<Box<str>>,
+    /// Every other mail.
+    open: HashMap<String, Entry>,
+    /// The directory's time, taken before the listing: a change during the listing then shows
+    /// as a newer time at the next poll.
+    time: SystemTime,
+}
+
+fn list_cur_dir(cur: &Path, mut known: HashSet<Box<str>>) -> Result<CurListing, MailboxError> {
+    let time = std::fs::metadata(cur)
+        .and_then(|m| m.modified())
+        .map_err(|source| io(cur, source))?;
+    let mut done = HashSet::with_capacity(known.len());
+    let mut open = HashMap::new();
+    let entries = std::fs::read_dir(cur).map_err(|source| io(cur, source))?;
+    for entry in entries {
+        let entry = entry.map_err(|source| io(cur, source))?;
+        let file = entry.file_name();
+        let name = file.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let key = unique_name(&name);
+        if let Some(k) = known.take(key) {
+            done.insert(k);
+            continue;
+        }
+        if done.contains(key) {
+            continue;
+        }
+        // A file can vanish between listing and stat (moved by a mail client).
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let Ok(modified) = meta.modified() else {
+            continue;
+        };
+        open.insert(
+            key.to_string(),
+            Entry {
+                file: file.clone(),
+                in_new: false,
+                size: meta.len(),
+                received_at: DateTime::<Utc>::from(modified),
+            },
+        );
+    }
+    Ok(CurListing { done, open, time })
+}
+
 fn io(path: &Path, source: std::io::Error) -> MailboxError {
     MailboxError::Io {
         path: path.display().to_string(),
@@ -250,7 +274,7 @@ impl MailSource for MaildirSource {
         // new/ always, cur/ only when it may have changed; mails in cur/ that are known
         // committed are not offered (the caller drops the other known ones and marks them).
         if self.cur_needs_listing()? {
-            self.list_cur()?;
+            self.list_cur().await?;
         }
         self.list_new()?;
         let mut found: Vec<(DateTime<Utc>, &str, u64)> = self
@@ -396,7 +420,11 @@ mod tests {
         // Quiet: only new/ is listed, however many mails cur/ holds.
         settle_cur(dir.path());
         assert!(src.pending(None).await.expect("pending").is_empty());
-        assert_eq!(src.listings(), 6, "cur/ changed once more (its time was set)");
+        assert_eq!(
+            src.listings(),
+            6,
+            "cur/ changed once more (its time was set)"
+        );
         for _ in 0..5 {
             assert!(src.pending(None).await.expect("pending").is_empty());
         }
@@ -409,7 +437,9 @@ mod tests {
         assert_eq!(keys(&waiting), vec!["client.host".to_string()]);
         cur += 1;
         assert_eq!(
-            std::fs::read_dir(dir.path().join("cur")).expect("cur").count(),
+            std::fs::read_dir(dir.path().join("cur"))
+                .expect("cur")
+                .count(),
             cur
         );
     }

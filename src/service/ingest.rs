@@ -175,9 +175,9 @@ async fn mark_left_over(
 /// deterministic (a `kill -9` can only hit it by chance). Never set it in production.
 fn crash_point_after_commit() {
     static CRASH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *CRASH.get_or_init(|| {
-        std::env::var("KLACHTD_TEST_CRASH_AFTER_COMMIT").is_ok_and(|v| v == "1")
-    }) {
+    if *CRASH
+        .get_or_init(|| std::env::var("KLACHTD_TEST_CRASH_AFTER_COMMIT").is_ok_and(|v| v == "1"))
+    {
         tracing::error!("KLACHTD_TEST_CRASH_AFTER_COMMIT: aborting after the commit");
         std::process::abort();
     }

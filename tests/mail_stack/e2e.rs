@@ -1337,7 +1337,10 @@ fn flags_in(stack: &Stack, user: &str, folder: &str) -> Vec<String> {
         imap.cmd("UID FETCH 1:* (FLAGS)").lines
     };
     let _ = imap.cmd("LOGOUT");
-    lines.into_iter().filter(|l| l.contains(" FETCH ")).collect()
+    lines
+        .into_iter()
+        .filter(|l| l.contains(" FETCH "))
+        .collect()
 }
 
 /// The saved UID position is past a batch that was committed but not yet flagged and moved
