@@ -68,14 +68,22 @@ pub trait MailSource: Send {
     fn id(&self) -> &str;
 
     /// The mails waiting, in arrival order. `last_key` is the key of the last mail this
-    /// source committed (a cursor: IMAP uses it to fetch only newer UIDs; Maildir lists all and
-    /// the caller filters what the store already knows).
+    /// source committed (a cursor: IMAP uses it to fetch only newer UIDs). A source may offer
+    /// keys the store already knows (Maildir offers all of `new/`, and the mails in `cur/`
+    /// it has not yet been told are committed); the caller drops those and passes them to
+    /// [`MailSource::mark_processed`], after which the source stops offering them. A poll
+    /// costs O(new mail), not O(all mail): Maildir lists `cur/` only when it may have
+    /// changed.
     async fn pending(&mut self, last_key: Option<&str>) -> Result<Vec<Waiting>, MailboxError>;
 
-    /// The mails for these keys. A key that vanished meanwhile is skipped.
+    /// The mails for these keys. A key that vanished meanwhile is skipped (Maildir: a mail
+    /// client moved it; it is offered again under its new name).
     async fn fetch(&mut self, keys: &[String]) -> Result<Vec<RawMail>, MailboxError>;
 
-    /// Called only after the mails with these keys are committed (flag seen, move).
+    /// Called only with keys the store has committed (flag seen, move). Idempotent, and may
+    /// be given keys that were never offered by this instance: those the store recorded as
+    /// committed but not yet marked when an earlier process died (see
+    /// `service::ingest::drain`). A key no longer at the source is no error.
     async fn mark_processed(&mut self, keys: &[String]) -> Result<(), MailboxError>;
 
     /// Wait until new mail may have arrived, at most `max` (IDLE, or a plain sleep when polling).

@@ -424,6 +424,16 @@ pub trait Store: Send + Sync {
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// Up to `limit` committed keys of `source` not yet marked processed at the source (a
+    /// crash between the commit and `mark_processed`), oldest first.
+    async fn unmarked_source_keys(
+        &self,
+        source: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Record that these keys are marked processed at the source (flagged, moved).
+    async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError>;
 }
 
 #[async_trait]

@@ -669,6 +669,38 @@ impl Store for SqliteStore {
         .await?;
         Ok(())
     }
+
+    async fn unmarked_source_keys(
+        &self,
+        source: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // The partial index source_keys_unmarked holds only these rows: cheap on every poll.
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM source_keys WHERE source = ? AND marked = 0 ORDER BY seq LIMIT ?",
+        )
+        .bind(source)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError> {
+        // Chunked: SQLite limits the number of bound parameters.
+        for chunk in keys.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "UPDATE source_keys SET marked = 1
+                 WHERE source = ? AND marked = 0 AND key IN ({placeholders})"
+            );
+            let mut q = sqlx::query(&sql).bind(source);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -823,3 +823,48 @@ async fn xoauth2_logs_in_to_dovecot_and_postfix_and_recovers_from_a_revoked_toke
     assert_eq!(provider.refreshes(), 3);
     assert_eq!(provider.refused_refreshes(), 0);
 }
+
+/// Marks, from a fresh source that never offered them, keys committed by a process that died
+/// before marking them (issue #8, finding 22), then marks them once more (it died after the
+/// marking, before the store recorded it): the first flags and moves them, the second is no
+/// error and changes nothing.
+async fn mark_left_over_keys_twice(stack: &Stack, user: &str) {
+    let mut h = helper(stack, user).await;
+    append(&mut h, "INBOX", &mail(&format!("{user}-1"), "een"), None).await;
+    append(&mut h, "INBOX", &mail(&format!("{user}-2"), "twee"), None).await;
+    let mut settings = mailbox(stack, user, TlsMode::Starttls, AuthMethod::Login);
+    settings.processed_folder = Some("Verwerkt".into());
+    let keys = {
+        let mut first = ImapSource::new(&settings, None).expect("new");
+        mailbox::keys(&first.pending(None).await.expect("pending"))
+    };
+    assert_eq!(keys.len(), 2);
+    let mut restarted = ImapSource::new(&settings, None).expect("new");
+    restarted.mark_processed(&keys).await.expect("mark");
+    assert!(seen_flags(&mut h, "INBOX").await.is_empty());
+    let done = seen_flags(&mut h, "Verwerkt").await;
+    assert_eq!(done.len(), 2);
+    assert!(done.iter().all(|(_, seen)| *seen), "{done:?}");
+    let mut again = ImapSource::new(&settings, None).expect("new");
+    again
+        .mark_processed(&keys)
+        .await
+        .expect("marking keys no longer in the folder is no error");
+    assert!(seen_flags(&mut h, "INBOX").await.is_empty());
+    assert_eq!(seen_flags(&mut h, "Verwerkt").await.len(), 2);
+}
+
+#[tokio::test]
+async fn imap_marking_left_over_keys_from_a_new_process_is_idempotent() {
+    let Some(stack) = stack() else { return };
+    let _g = DISRUPT.read().await;
+    mark_left_over_keys_twice(stack, "leftover@example.test").await;
+}
+
+#[tokio::test]
+async fn imap_marking_left_over_keys_without_move_is_idempotent() {
+    let Some(stack) = stack_without_move() else {
+        return;
+    };
+    mark_left_over_keys_twice(stack, "leftover-copy@example.test").await;
+}

@@ -1454,4 +1454,93 @@ fn no_token_in_the_log_at_trace_level() {
     assert!(
         !log.contains(&base64(format!("user={}\x01auth=Bearer ", app.service).as_bytes())[..20])
     );
+
+// ---- 9. killed between the commit and \Seen/MOVE (issue #8, finding 22) ---------------------
+
+/// The FETCH lines (`* n FETCH (UID u FLAGS (...))`) of every mail in a user's folder.
+fn flags_in(stack: &Stack, user: &str, folder: &str) -> Vec<String> {
+    let mut imap = Imap::login(stack, user);
+    let lines = if imap.select(folder) == 0 {
+        Vec::new()
+    } else {
+        imap.cmd("UID FETCH 1:* (FLAGS)").lines
+    };
+    let _ = imap.cmd("LOGOUT");
+    lines
+        .into_iter()
+        .filter(|l| l.contains(" FETCH "))
+        .collect()
+}
+
+/// The saved UID position is past a batch that was committed but not yet flagged and moved
+/// when the process died: the restart must still flag and move it (and register nothing
+/// twice). The crash is made deterministic with the `KLACHTD_TEST_CRASH_AFTER_COMMIT` hook,
+/// which aborts the process right after the commit.
+#[test]
+fn killed_after_the_commit_before_seen_and_move_then_restart_marks_every_mail_once() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let cfg = Cfg {
+        outgoing: Out::File,
+        level: "warn".into(),
+        ..Cfg::default()
+    };
+    let app = TestApp::create(stack, cfg);
+    let toml = std::fs::read_to_string(&app.config).expect("read config");
+    std::fs::write(
+        &app.config,
+        toml.replacen(
+            "idle = true\n",
+            "idle = true\nprocessed_folder = \"Verwerkt\"\n",
+            1,
+        ),
+    )
+    .expect("write config");
+    let mails: Vec<String> = (0..3)
+        .map(|i| {
+            complaint(
+                &format!("{}@klager.example.test", unique(&format!("crash{i}"))),
+                &complainant(),
+                &app.service,
+                &format!("Klacht {i}"),
+                &format!("inhoud {i}"),
+            )
+        })
+        .collect();
+    append(stack, &app.service, "INBOX", &mails);
+
+    let out = app
+        .command(&["run", "--once"])
+        .env("KLACHTD_TEST_CRASH_AFTER_COMMIT", "1")
+        .output()
+        .expect("run klachtd");
+    assert!(
+        !out.status.success(),
+        "the test hook aborts right after the commit: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(app.list().len(), 3, "committed before the crash");
+    let inbox = flags_in(stack, &app.service, "INBOX");
+    assert_eq!(inbox.len(), 3, "not moved yet: {inbox:?}");
+    assert!(
+        inbox.iter().all(|l| !l.contains("\\Seen")),
+        "not flagged yet: {inbox:?}"
+    );
+
+    let out = app.cli(&["run", "--once"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.starts_with("processed 0 mail(s)"), "{summary}");
+    let inbox = flags_in(stack, &app.service, "INBOX");
+    assert!(inbox.is_empty(), "moved out of INBOX: {inbox:?}");
+    let moved = flags_in(stack, &app.service, "Verwerkt");
+    assert_eq!(moved.len(), 3, "{moved:?}");
+    assert!(moved.iter().all(|l| l.contains("\\Seen")), "{moved:?}");
+    assert_eq!(app.list().len(), 3, "registered once");
+    assert_eq!(app.outbox_of("acknowledgement").len(), 3);
+
+    let out = app.cli(&["run", "--once"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.starts_with("processed 0 mail(s)"), "{summary}");
+    assert_eq!(app.list().len(), 3);
+    assert_eq!(flags_in(stack, &app.service, "Verwerkt").len(), 3);
 }
