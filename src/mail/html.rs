@@ -460,15 +460,15 @@ impl<'a> Tree<'a> {
         match lower(name).as_str() {
             "li" => self.close(&["li"], &["ul", "ol", "menu", "dir", "table", "td", "th"]),
             "dd" | "dt" => self.close(&["dd", "dt"], &["dl", "table", "td", "th"]),
-            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+            // A heading closes an open heading (13.2.6.4.7).
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
                 if self
                     .open
                     .last()
-                    .is_some_and(|t| is_one_of(t, &["h1", "h2", "h3", "h4", "h5", "h6"]))
-                {
-                    let len = self.open.len() - 1;
-                    self.truncate(len);
-                }
+                    .is_some_and(|t| is_one_of(t, &["h1", "h2", "h3", "h4", "h5", "h6"])) =>
+            {
+                let len = self.open.len() - 1;
+                self.truncate(len);
             }
             "tr" => self.close(&["tr"], &["table"]),
             "td" | "th" => self.close(&["td", "th"], &["tr", "table"]),
