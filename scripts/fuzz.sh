@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-TARGETS=(parse html procedure_toml config_toml ingest)
+TARGETS=(parse html html_amplified procedure_toml config_toml ingest)
 SANITIZER=${FUZZ_SANITIZER:-none}
 SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-10}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
@@ -52,6 +52,7 @@ seeds() {
         parse | ingest) ls tests/fixtures/eml/*.eml examples/mail/*.eml ;;
         html) ls templates/*/*.html.hbs templates/*/partials/*.hbs tests/fixtures/eml/*.eml \
             examples/mail/*.eml 2>/dev/null ;;
+        html_amplified) ls fuzz/seeds/html_amplified/* ;;
         procedure_toml) ls config/procedures/*.toml ;;
         config_toml) ls config/*.toml ;;
         *) die "no seeds for $1" ;;
