@@ -11,4 +11,5 @@ bash scripts/mailstack.sh install
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
+bash scripts/fuzz.sh short
 echo "test.sh: all tests passed"

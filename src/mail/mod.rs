@@ -2,5 +2,6 @@
 //! `templates` renders Handlebars files, `compose` builds our outgoing messages with lettre.
 
 pub mod compose;
+pub mod html;
 pub mod parse;
 pub mod templates;
