@@ -509,11 +509,9 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
     String::new()
 }
 
+/// HTML to readable text in bounded time: see [`crate::mail::html`].
 pub fn html_to_text(html: &str) -> String {
-    match html2text::from_read(html.as_bytes(), 78) {
-        Ok(t) => t.trim_end().to_string(),
-        Err(_) => html.to_string(),
-    }
+    crate::mail::html::html_to_text(html)
 }
 
 fn id_list(v: &HeaderValue<'_>) -> Vec<MessageId> {

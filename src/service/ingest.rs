@@ -211,7 +211,6 @@ fn crash_point_after_commit() {
     }
 }
 
-
 /// The text of a caught panic.
 pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

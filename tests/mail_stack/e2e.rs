@@ -1454,6 +1454,7 @@ fn no_token_in_the_log_at_trace_level() {
     assert!(
         !log.contains(&base64(format!("user={}\x01auth=Bearer ", app.service).as_bytes())[..20])
     );
+}
 
 // ---- 9. killed between the commit and \Seen/MOVE (issue #8, finding 22) ---------------------
 
