@@ -647,3 +647,73 @@ fn data_is_not_readable_by_others_under_umask_022() {
         assert_eq!(mode(&f.path()) & 0o077, 0, "{:?}", f.path());
     }
 }
+
+// ---- found by the red-team corpus run (real third-party mail) ------------------------------
+
+fn acks(app: &TestApp) -> Vec<String> {
+    app.outbox()
+        .into_iter()
+        .filter(|o| o["template"] == "acknowledgement")
+        .map(|o| o["recipients"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// sisimai's rhost-franceptt-04 is byte for byte lhost-einsundeins-03 and its Message-ID
+/// (`<1576497267.@xxxx.xxxx>`) is not one: the second copy failed its batch and was
+/// quarantined with "UNIQUE constraint failed: messages.dedupe_key". A copy is a duplicate,
+/// in the same run and in a later one.
+#[test]
+fn a_copy_of_a_mail_without_message_id_is_a_duplicate_not_a_database_error() {
+    let app = TestApp::spawn();
+    let m = Mail::new("ouder1@ouders.example.nl", "Geen Message-ID")
+        .without("Message-ID")
+        .build();
+    app.deliver(&m);
+    app.deliver(&good(2));
+    app.deliver(&m);
+    let out = app.run_once();
+    app.deliver(&m);
+    app.run_once();
+    assert_eq!(app.list().len(), 2, "{out}\n{:?}", app.list());
+    assert_eq!(app.quarantine_all(), Vec::<Value>::new(), "{out}");
+    assert_eq!(app.maildir_files("new").len(), 0);
+}
+
+fn form_mail_with_attachment(content: &str) -> Vec<u8> {
+    Mail::new(
+        "formulier@school.example.nl",
+        "Nieuwe inzending webformulier",
+    )
+    .message_id("vast@formulier.example.nl")
+    .header("Content-Type", "multipart/mixed; boundary=\"grens\"")
+    .body(&format!(
+        "--grens\nContent-Type: text/plain; charset=utf-8\n\nZie de bijlage.\n\
+             --grens\nContent-Type: text/csv; name=\"inzending.csv\"\n\
+             Content-Disposition: attachment; filename=\"inzending.csv\"\n\
+             Content-Transfer-Encoding: base64\n\n{}\n--grens--",
+        b64(content.as_bytes())
+    ))
+    .build()
+}
+
+/// Form mailers that reuse one Message-ID and put the submission in an attachment (sisimai's
+/// lhost-postfix-28/29 differ in the same way, only in the returned mail): same Message-ID,
+/// sender, subject and text, other attachment. Taken for a duplicate, the second mail was
+/// dropped without a trace. A different body is a different mail; a true copy (another
+/// relay, other trace headers) stays one.
+#[test]
+fn same_message_id_and_text_with_another_attachment_is_another_mail() {
+    let app = TestApp::spawn();
+    let first = form_mail_with_attachment("naam;klacht\nJan;de bus kwam niet\n");
+    let second = form_mail_with_attachment("naam;klacht\nPiet;de les viel uit\n");
+    let mut relayed =
+        b"Received: from relay2.example.nl by mx.example.org; Mon, 23 Nov 2026\r\n".to_vec();
+    relayed.extend_from_slice(&first);
+    app.deliver(&first);
+    app.deliver(&second);
+    app.deliver(&relayed);
+    let out = app.run_once();
+    let list = app.list();
+    assert_eq!(list.len(), 2, "{out}\n{list:?}");
+    assert!(app.quarantine_all().is_empty());
+}
