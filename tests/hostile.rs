@@ -717,3 +717,80 @@ fn same_message_id_and_text_with_another_attachment_is_another_mail() {
     assert_eq!(list.len(), 2, "{out}\n{list:?}");
     assert!(app.quarantine_all().is_empty());
 }
+
+/// A Mailman digest (CPython's email test msg_02: Mailman 2.0 writes no List-Id or
+/// Precedence on it) and Microsoft's JMRP feedback report (sisimai arf-22: no
+/// multipart/report, the reported mail attached, from staff@hotmail.com) were registered
+/// as complaints and acknowledged: to a list's -request command address and to Microsoft.
+#[test]
+fn list_digests_and_hotmail_feedback_reports_are_not_answered() {
+    let app = TestApp::spawn();
+    app.deliver(
+        &Mail::new(
+            "ppp-request@lists.example.net",
+            "Ppp digest, Vol 1 #2 - 5 msgs",
+        )
+        .header("Sender", "ppp-admin@lists.example.net")
+        .header("X-Mailer", "Mailman v2.0.4")
+        .header("X-Mailman-Version", "2.0.4")
+        .body("Send Ppp mailing list submissions to\n\tppp@lists.example.net\n")
+        .build(),
+    );
+    app.deliver(
+        &Mail::new(
+            "staff@hotmail.com",
+            "complaint about message from 192.0.2.222",
+        )
+        .header("Content-Type", "multipart/mixed; boundary=\"jmrp\"")
+        .body(
+            "--jmrp\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n\
+                 X-HmXmrOriginalRecipient: ouder@hotmail.com\n\
+                 From: Muziekcentrum <service@example.org>\nTo: ouder@hotmail.com\n\
+                 Subject: [KL-2026-0001] Ontvangstbevestiging\n\
+                 Message-ID: <kl.0.0@example.org>\n\nUw klacht is ontvangen.\n--jmrp--",
+        )
+        .build(),
+    );
+    app.deliver(&good(3));
+    let out = app.run_once();
+    assert_eq!(app.list().len(), 1, "{out}\n{:#?}", app.list());
+    assert_eq!(acks(&app), vec!["ouder3@ouders.example.nl".to_string()]);
+    assert_eq!(app.unfiled().len(), 2, "{out}");
+}
+
+/// sisimai's maildir/mac: classic Mac line ends (CR alone). mail-parser reads the whole
+/// header block as one line: every one of the 80 mails was quarantined ("no From header"),
+/// bounces and the human mail alike. A mail without any LF is read with CR as line end.
+#[test]
+fn a_mail_with_classic_mac_line_ends_is_read() {
+    let app = TestApp::spawn();
+    let cr = |m: Vec<u8>| {
+        String::from_utf8(m)
+            .unwrap()
+            .replace("\r\n", "\r")
+            .into_bytes()
+    };
+    app.deliver(&cr(Mail::new(
+        "mac@ouders.example.nl",
+        "Klacht vanaf een Mac",
+    )
+    .body("De les viel uit.\nMet vriendelijke groet")
+    .build()));
+    app.deliver(&cr(Mail::new(
+        "MAILER-DAEMON@mx.example.nl",
+        "Undelivered Mail Returned to Sender",
+    )
+    .header("Return-Path", "<>")
+    .build()));
+    let out = app.run_once();
+    assert!(
+        app.quarantine_all().is_empty(),
+        "{out}\n{:?}",
+        app.quarantine_all()
+    );
+    let list = app.list();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(list[0]["subject"], "Klacht vanaf een Mac");
+    assert_eq!(acks(&app), vec!["mac@ouders.example.nl".to_string()]);
+    assert_eq!(app.unfiled().len(), 1);
+}

@@ -66,6 +66,8 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 /// The sender of automatic mail that names none (RFC 2606: `.invalid` never resolves).
 pub const PLACEHOLDER_SENDER: &str = "mailer-daemon@unknown.invalid";
 
+/// A mail with CR alone as line end is read up to this size (real ones are small).
+const MAX_CR_ONLY_BYTES: usize = 4 * 1024 * 1024;
 /// At most this many headers are kept in [`MailFacts::headers`].
 const MAX_HEADERS: usize = 1000;
 /// At most this many quoted Message-IDs are kept from the parts of one mail.
@@ -75,6 +77,25 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseFailure::Empty);
     }
+    // RFC 5322 2.3: lines end in CRLF. Classic Mac OS software stores mail with CR alone
+    // (sisimai's maildir/mac), which mail-parser reads as one endless header line: a mail
+    // without a single LF is read with CR as the line end. Bounded: it costs a copy.
+    let crlf;
+    let raw = if raw.len() <= MAX_CR_ONLY_BYTES && !raw.contains(&b'\n') && raw.contains(&b'\r') {
+        crlf = {
+            let mut v = Vec::with_capacity(raw.len() * 2);
+            for &b in raw {
+                v.push(b);
+                if b == b'\r' {
+                    v.push(b'\n');
+                }
+            }
+            v
+        };
+        &crlf[..]
+    } else {
+        raw
+    };
     // A copy is parsed only when the header block needs rewriting (see rewrite_header_block);
     // the caller stores the raw bytes as they came.
     let rewritten = rewrite_header_block(raw);
