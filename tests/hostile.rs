@@ -676,3 +676,255 @@ fn deeply_nested_html_is_registered_quickly() {
         started.elapsed()
     );
 }
+
+// ---- found by the red-team corpus run (real third-party mail) ------------------------------
+
+fn acks(app: &TestApp) -> Vec<String> {
+    app.outbox()
+        .into_iter()
+        .filter(|o| o["template"] == "acknowledgement")
+        .map(|o| o["recipients"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// sisimai's rhost-franceptt-04 is byte for byte lhost-einsundeins-03 and its Message-ID
+/// (`<1576497267.@xxxx.xxxx>`) is not one: the second copy failed its batch and was
+/// quarantined with "UNIQUE constraint failed: messages.dedupe_key". A copy is a duplicate,
+/// in the same run and in a later one.
+#[test]
+fn a_copy_of_a_mail_without_message_id_is_a_duplicate_not_a_database_error() {
+    let app = TestApp::spawn();
+    let m = Mail::new("ouder1@ouders.example.nl", "Geen Message-ID")
+        .without("Message-ID")
+        .build();
+    app.deliver(&m);
+    app.deliver(&good(2));
+    app.deliver(&m);
+    let out = app.run_once();
+    app.deliver(&m);
+    app.run_once();
+    assert_eq!(app.list().len(), 2, "{out}\n{:?}", app.list());
+    assert_eq!(app.quarantine_all(), Vec::<Value>::new(), "{out}");
+    assert_eq!(app.maildir_files("new").len(), 0);
+}
+
+fn form_mail_with_attachment(content: &str) -> Vec<u8> {
+    Mail::new(
+        "formulier@school.example.nl",
+        "Nieuwe inzending webformulier",
+    )
+    .message_id("vast@formulier.example.nl")
+    .header("Content-Type", "multipart/mixed; boundary=\"grens\"")
+    .body(&format!(
+        "--grens\nContent-Type: text/plain; charset=utf-8\n\nZie de bijlage.\n\
+             --grens\nContent-Type: text/csv; name=\"inzending.csv\"\n\
+             Content-Disposition: attachment; filename=\"inzending.csv\"\n\
+             Content-Transfer-Encoding: base64\n\n{}\n--grens--",
+        b64(content.as_bytes())
+    ))
+    .build()
+}
+
+/// Form mailers that reuse one Message-ID and put the submission in an attachment (sisimai's
+/// lhost-postfix-28/29 differ in the same way, only in the returned mail): same Message-ID,
+/// sender, subject and text, other attachment. Taken for a duplicate, the second mail was
+/// dropped without a trace. A different body is a different mail; a true copy (another
+/// relay, other trace headers) stays one.
+#[test]
+fn same_message_id_and_text_with_another_attachment_is_another_mail() {
+    let app = TestApp::spawn();
+    let first = form_mail_with_attachment("naam;klacht\nJan;de bus kwam niet\n");
+    let second = form_mail_with_attachment("naam;klacht\nPiet;de les viel uit\n");
+    let mut relayed =
+        b"Received: from relay2.example.nl by mx.example.org; Mon, 23 Nov 2026\r\n".to_vec();
+    relayed.extend_from_slice(&first);
+    app.deliver(&first);
+    app.deliver(&second);
+    app.deliver(&relayed);
+    let out = app.run_once();
+    let list = app.list();
+    assert_eq!(list.len(), 2, "{out}\n{list:?}");
+    assert!(app.quarantine_all().is_empty());
+}
+
+/// A Mailman digest (CPython's email test msg_02: Mailman 2.0 writes no List-Id or
+/// Precedence on it) and Microsoft's JMRP feedback report (sisimai arf-22: no
+/// multipart/report, the reported mail attached, from staff@hotmail.com) were registered
+/// as complaints and acknowledged: to a list's -request command address and to Microsoft.
+#[test]
+fn list_digests_and_hotmail_feedback_reports_are_not_answered() {
+    let app = TestApp::spawn();
+    app.deliver(
+        &Mail::new(
+            "ppp-request@lists.example.net",
+            "Ppp digest, Vol 1 #2 - 5 msgs",
+        )
+        .header("Sender", "ppp-admin@lists.example.net")
+        .header("X-Mailer", "Mailman v2.0.4")
+        .header("X-Mailman-Version", "2.0.4")
+        .body("Send Ppp mailing list submissions to\n\tppp@lists.example.net\n")
+        .build(),
+    );
+    app.deliver(
+        &Mail::new(
+            "staff@hotmail.com",
+            "complaint about message from 192.0.2.222",
+        )
+        .header("Content-Type", "multipart/mixed; boundary=\"jmrp\"")
+        .body(
+            "--jmrp\nContent-Type: message/rfc822\nContent-Disposition: inline\n\n\
+                 X-HmXmrOriginalRecipient: ouder@hotmail.com\n\
+                 From: Muziekcentrum <service@example.org>\nTo: ouder@hotmail.com\n\
+                 Subject: [KL-2026-0001] Ontvangstbevestiging\n\
+                 Message-ID: <kl.0.0@example.org>\n\nUw klacht is ontvangen.\n--jmrp--",
+        )
+        .build(),
+    );
+    app.deliver(&good(3));
+    let out = app.run_once();
+    assert_eq!(app.list().len(), 1, "{out}\n{:#?}", app.list());
+    assert_eq!(acks(&app), vec!["ouder3@ouders.example.nl".to_string()]);
+    assert_eq!(app.unfiled().len(), 2, "{out}");
+}
+
+/// sisimai's maildir/mac: classic Mac line ends (CR alone). mail-parser reads the whole
+/// header block as one line: every one of the 80 mails was quarantined ("no From header"),
+/// bounces and the human mail alike. A mail without any LF is read with CR as line end.
+#[test]
+fn a_mail_with_classic_mac_line_ends_is_read() {
+    let app = TestApp::spawn();
+    let cr = |m: Vec<u8>| {
+        String::from_utf8(m)
+            .unwrap()
+            .replace("\r\n", "\r")
+            .into_bytes()
+    };
+    app.deliver(&cr(Mail::new(
+        "mac@ouders.example.nl",
+        "Klacht vanaf een Mac",
+    )
+    .body("De les viel uit.\nMet vriendelijke groet")
+    .build()));
+    app.deliver(&cr(Mail::new(
+        "MAILER-DAEMON@mx.example.nl",
+        "Undelivered Mail Returned to Sender",
+    )
+    .header("Return-Path", "<>")
+    .build()));
+    let out = app.run_once();
+    assert!(
+        app.quarantine_all().is_empty(),
+        "{out}\n{:?}",
+        app.quarantine_all()
+    );
+    let list = app.list();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(list[0]["subject"], "Klacht vanaf een Mac");
+    assert_eq!(acks(&app), vec!["mac@ouders.example.nl".to_string()]);
+    assert_eq!(app.unfiled().len(), 1);
+}
+
+/// The header block of a sent mail, as bytes.
+fn sent_header_block(raw: &[u8]) -> &[u8] {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
+
+/// RFC 5322 3.6.4: a msg-id is printable US-ASCII. Message-IDs with ESC, DEL or NUL were
+/// kept and written back into our acknowledgement's In-Reply-To and References (ESC and DEL
+/// raw, NUL as an encoded-word, which no client threads by). Such an id is no Message-ID.
+#[test]
+fn a_message_id_with_control_characters_is_not_echoed_into_our_headers() {
+    let app = TestApp::spawn();
+    for (i, id) in [
+        "a\x1b[2Jb@x.nl",
+        "a\x7fb@x.nl",
+        "a\x00b@x.nl",
+        "a\x01b@x.nl",
+    ]
+    .iter()
+    .enumerate()
+    {
+        app.deliver(
+            &Mail::new(
+                &format!("ouder{i}@ouders.example.nl"),
+                &format!("Klacht {i}"),
+            )
+            .header("Message-ID", &format!("<{id}>"))
+            .build(),
+        );
+    }
+    let out = app.run_once();
+    assert_eq!(app.list().len(), 4, "{out}");
+    let sent = app.sent();
+    assert_eq!(sent.len(), 8);
+    for m in sent {
+        let block = sent_header_block(&m.raw);
+        assert!(
+            !block
+                .iter()
+                .any(|&b| b == 0x1b || b == 0x7f || b == 0 || b == 1),
+            "{}:\n{}",
+            m.file,
+            String::from_utf8_lossy(block)
+        );
+        assert!(
+            !String::from_utf8_lossy(block).contains("In-Reply-To: =?"),
+            "{}",
+            String::from_utf8_lossy(block)
+        );
+    }
+}
+
+/// 100,000 References and 10,000 In-Reply-To ids (1.7 MB of header): every one was looked up
+/// in the database and kept in the register (5.8 s for one mail in a debug build; a 25 MB
+/// header of them takes minutes). Only the nearest ones thread a reply, and the first (the
+/// thread's root): a reply to our acknowledgement that lists all of them still threads.
+#[test]
+fn a_mail_with_100000_references_is_bounded_and_a_reply_still_threads() {
+    let app = TestApp::spawn();
+    app.deliver(&good(1));
+    app.run_once();
+    let reference = app.references()[0].clone();
+    let ack = app.sent_to("ouder1@ouders.example.nl");
+    assert_eq!(ack.len(), 1);
+    let refs: Vec<String> = (0..100_000).map(|i| format!("<r{i}@x.nl>")).collect();
+    let irt: Vec<String> = (0..10_000).map(|i| format!("<i{i}@x.nl>")).collect();
+    let stranger = Mail::new("vreemde@elders.example.nl", "Veel verwijzingen")
+        .header("In-Reply-To", &irt.join(" "))
+        .header("References", &refs.join("\r\n "));
+    app.deliver(&stranger.build());
+    let started = std::time::Instant::now();
+    let out = app.run_once();
+    let took = started.elapsed();
+    assert!(out.contains("1 registered"), "{out}");
+    assert!(took < StdDuration::from_secs(2), "{took:?}");
+    let db = app.data_dir.join("klachtd.db");
+    let longest = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT MAX(LENGTH(references_ids) + LENGTH(in_reply_to)) FROM messages")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<usize>()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    assert!(longest < 20_000, "{longest} bytes of thread ids kept");
+
+    let mut refs = refs;
+    refs.push(format!("<{}>", ack[0].message_id));
+    let reply = Mail::new("ouder1@ouders.example.nl", "Re: mijn klacht")
+        .header("In-Reply-To", &format!("<{}>", ack[0].message_id))
+        .header("References", &refs.join("\r\n "))
+        .body("Nog een aanvulling.");
+    app.deliver(&reply.build());
+    let out = app.run_once();
+    assert!(out.contains("threaded"), "{out}");
+    let texts = app.show(&reference)["messages"].to_string();
+    assert!(texts.contains("Nog een aanvulling"), "{texts}");
+}

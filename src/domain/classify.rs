@@ -187,8 +187,18 @@ const AUTO_REPLY_SUBJECTS: &[&str] = &[
     "respuesta automática",
 ];
 
-/// Headers of mailing-list managers that write no List-Id (ezmlm, fml).
-const LIST_HEADERS: &[&str] = &["mailing-list", "x-mlserver", "x-ml-name"];
+/// Headers of mailing-list managers that write no List-Id (ezmlm, fml; Mailman writes its
+/// version on every list mail, and Mailman 2.0's digests carry nothing else).
+const LIST_HEADERS: &[&str] = &[
+    "mailing-list",
+    "x-mlserver",
+    "x-ml-name",
+    "x-mailman-version",
+];
+
+/// Microsoft's JMRP sends its feedback reports from here, not as a multipart/report but with
+/// the reported mail attached (sisimai arf-22).
+const JMRP_SENDER: &str = "staff@hotmail.com";
 
 /// How bounce subjects start (lower-case), in the languages the corpus and our users have.
 /// A reply or forward ("Re:", "Fw:") does not start so: a person forwarding a bounce is not one.
@@ -303,6 +313,9 @@ pub fn automatic_reason(m: &MailFacts) -> Option<AutomaticReason> {
         Some(t) => return Some(AutomaticReason::Report(t.to_string())),
         None if m.is_delivery_report => return Some(AutomaticReason::DeliveryReport),
         None => {}
+    }
+    if is_jmrp_report(m) {
+        return Some(AutomaticReason::Report("feedback-report".into()));
     }
     // RFC 3834 section 5: any value other than "no" means automatic. X-Auto-Response-Suppress
     // on an incoming mail says nothing about the mail itself (discourse PR #21367).
@@ -420,7 +433,11 @@ pub fn may_mark_bounced(m: &MailFacts) -> bool {
     !matches!(
         m.report_type.as_deref(),
         Some(t) if t != "delivery-status"
-    )
+    ) && !is_jmrp_report(m)
+}
+
+fn is_jmrp_report(m: &MailFacts) -> bool {
+    m.returned_message && m.from.as_str().eq_ignore_ascii_case(JMRP_SENDER)
 }
 
 /// The receiving server's spam verdict: `header` starts with `value` (case-insensitive).
@@ -646,6 +663,7 @@ mod tests {
             (&[("Precedence", "list")], true),
             (&[("Precedence", "first-class")], false),
             (&[("List-Id", "<ouders.school.nl>")], true),
+            (&[("X-Mailman-Version", "2.0.4")], true),
             (&[("X-Autoreply", "yes")], true),
             (&[("X-Autorespond", "Out of office")], true),
             (&[("Return-Path", "<>")], true),
@@ -669,6 +687,16 @@ mod tests {
         let mut pm = facts(&[]);
         pm.from = EmailAddress::parse("postmaster@example.nl").unwrap();
         assert!(automatic_reason(&pm).is_some());
+        // Microsoft JMRP: a feedback report only with the reported mail attached.
+        let mut jmrp = facts(&[]);
+        jmrp.from = EmailAddress::parse("staff@hotmail.com").unwrap();
+        assert_eq!(automatic_reason(&jmrp), None);
+        jmrp.returned_message = true;
+        assert_eq!(
+            automatic_reason(&jmrp),
+            Some(AutomaticReason::Report("feedback-report".into()))
+        );
+        assert!(!may_mark_bounced(&jmrp));
     }
 
     fn reason_of(f: &MailFacts) -> Option<String> {

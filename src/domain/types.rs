@@ -182,7 +182,8 @@ impl MessageId {
             .trim();
         if t.is_empty()
             || t.len() > 998
-            || t.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+            // RFC 5322 3.6.4: printable US-ASCII; anything else we could not write back.
+            || t.bytes().any(|b| !(33..=126).contains(&b) || b == b'<' || b == b'>')
         {
             return Err(TypeError::MessageId(text.to_string()));
         }
@@ -208,6 +209,19 @@ impl fmt::Display for MessageId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_are_printable_ascii() {
+        assert!(MessageId::parse("<a.b-c$d@x.nl>").is_ok());
+        for bad in [
+            "<a\x1b[2Jb@x.nl>",
+            "<a\x7fb@x.nl>",
+            "<a\x00b@x.nl>",
+            "<j\u{e9}@x.nl>",
+        ] {
+            assert!(MessageId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn reference_round_trips_and_pads() {

@@ -66,6 +66,10 @@ pub const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 /// The sender of automatic mail that names none (RFC 2606: `.invalid` never resolves).
 pub const PLACEHOLDER_SENDER: &str = "mailer-daemon@unknown.invalid";
 
+/// At most this many Message-IDs are kept of In-Reply-To and of References.
+const MAX_THREAD_IDS: usize = 50;
+/// A mail with CR alone as line end is read up to this size (real ones are small).
+const MAX_CR_ONLY_BYTES: usize = 4 * 1024 * 1024;
 /// At most this many headers are kept in [`MailFacts::headers`].
 const MAX_HEADERS: usize = 1000;
 /// At most this many quoted Message-IDs are kept from the parts of one mail.
@@ -75,6 +79,25 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseFailure::Empty);
     }
+    // RFC 5322 2.3: lines end in CRLF. Classic Mac OS software stores mail with CR alone
+    // (sisimai's maildir/mac), which mail-parser reads as one endless header line: a mail
+    // without a single LF is read with CR as the line end. Bounded: it costs a copy.
+    let crlf;
+    let raw = if raw.len() <= MAX_CR_ONLY_BYTES && !raw.contains(&b'\n') && raw.contains(&b'\r') {
+        crlf = {
+            let mut v = Vec::with_capacity(raw.len() * 2);
+            for &b in raw {
+                v.push(b);
+                if b == b'\r' {
+                    v.push(b'\n');
+                }
+            }
+            v
+        };
+        &crlf[..]
+    } else {
+        raw
+    };
     // A copy is parsed only when the header block needs rewriting (see rewrite_header_block);
     // the caller stores the raw bytes as they came.
     let rewritten = rewrite_header_block(raw);
@@ -158,8 +181,8 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
         reply_to,
         subject,
         message_id,
-        in_reply_to: id_list(msg.in_reply_to()),
-        references: id_list(msg.references()),
+        in_reply_to: bounded_ids(id_list(msg.in_reply_to())),
+        references: bounded_ids(id_list(msg.references())),
         headers,
         is_delivery_report: parts.report_type.as_deref() == Some("delivery-status"),
         report_type: parts.report_type,
@@ -512,6 +535,16 @@ fn body_text(msg: &mail_parser::Message<'_>) -> String {
 /// HTML to readable text in bounded time: see [`crate::mail::html`].
 pub fn html_to_text(html: &str) -> String {
     crate::mail::html::html_to_text(html)
+}
+
+/// The thread ids kept of one header: each is looked up and stored, and a header may list
+/// 100,000. RFC 5322 3.6.4: References ends with the parent and its nearest ancestors and
+/// starts with the thread's root; those are kept, the middle is dropped.
+fn bounded_ids(mut ids: Vec<MessageId>) -> Vec<MessageId> {
+    if ids.len() > MAX_THREAD_IDS {
+        ids.drain(1..ids.len() - (MAX_THREAD_IDS - 1));
+    }
+    ids
 }
 
 fn id_list(v: &HeaderValue<'_>) -> Vec<MessageId> {
@@ -892,6 +925,24 @@ mod tests {
         assert_eq!(m.facts.in_reply_to.len(), 1);
         assert_eq!(m.facts.references.len(), 2);
         assert_eq!(m.text, "De les viel uit.");
+    }
+
+    #[test]
+    fn thread_ids_are_bounded_keeping_the_root_and_the_nearest() {
+        let refs: Vec<String> = (0..100_000).map(|i| format!("<r{i}@x.nl>")).collect();
+        let raw = format!(
+            "From: a@example.nl\r\nSubject: x\r\nReferences: {}\r\n\r\nx",
+            refs.join("\r\n ")
+        );
+        let m = parse(raw.as_bytes()).unwrap();
+        let r = &m.facts.references;
+        assert_eq!(r.len(), MAX_THREAD_IDS);
+        assert_eq!(r[0].as_str(), "r0@x.nl");
+        assert_eq!(r[r.len() - 1].as_str(), "r99999@x.nl");
+        assert_eq!(
+            r[1].as_str(),
+            format!("r{}@x.nl", 100_000 - MAX_THREAD_IDS + 1)
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use super::outbound::queue_to_role;
 use super::register::{Opening, acknowledge, open_complaint};
 use super::{Context, ServiceError, sha256_hex};
 use crate::domain::classify::{
-    Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed, is_spam,
-    may_mark_bounced, parse_verp, place,
+    MailFacts, Placement, ThreadLookups, automatic_reason, delivery_addresses, dmarc_failed,
+    is_spam, may_mark_bounced, parse_verp, place,
 };
 use crate::domain::text::{MAX_HEADER_CHARS, MAX_NAME_CHARS, single_line};
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
@@ -447,6 +447,22 @@ fn header_block(raw: &[u8]) -> &[u8] {
     raw
 }
 
+/// What makes a redelivered mail the same mail: its sender, its subject and its body (all
+/// after the header block: text, attachments, a bounce's report and returned mail), line
+/// ends ignored.
+fn content_digest(facts: &MailFacts, raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(facts.from.as_str().as_bytes());
+    h.update([0]);
+    h.update(facts.subject.as_bytes());
+    h.update([0]);
+    for piece in raw[header_block(raw).len()..].split(|&b| b == b'\r') {
+        h.update(piece);
+    }
+    hex::encode(h.finalize())
+}
+
 async fn ingest_one(
     ctx: &Context,
     tx: &mut dyn StoreTx,
@@ -528,35 +544,44 @@ pub async fn register(
     let facts = &parsed.facts;
     // Same mail again. A Message-ID alone does not make a duplicate: badly written form
     // mailers give every mail the same one. The same Message-ID with the same sender, subject
-    // and text is the same mail (delivered twice); with other content it is a new mail, kept
-    // under a key of its own bytes, and the reuse is recorded.
+    // and body (text and attachments as sent; trace headers differ between two deliveries of
+    // one mail) is the same mail; with another body it is a new mail, and the reuse is
+    // recorded. A mail without a Message-ID is the same mail only byte for byte.
     let mut reused_message_id = None;
     let dedupe_key = match &facts.message_id {
         Some(m) => {
-            let key = format!("mid:{}", m.as_str());
-            if !tx.dedupe_key_exists(&key).await? {
-                key
-            } else {
-                let stored = tx.messages_with_message_id(m.as_str()).await?;
-                let same = stored.iter().any(|c| {
+            let key = format!("mid:{}#body:{}", m.as_str(), content_digest(facts, raw));
+            if tx.dedupe_key_exists(&key).await? {
+                tracing::info!("duplicate of a mail already registered");
+                return Ok(Outcome::Duplicate);
+            }
+            let stored = tx.messages_with_message_id(m.as_str()).await?;
+            // Registered before the body counted, under the Message-ID alone: compared by
+            // sender, subject and text as then.
+            if tx.dedupe_key_exists(&format!("mid:{}", m.as_str())).await?
+                && stored.iter().any(|c| {
                     c.from_address == facts.from.as_str()
                         && c.subject == facts.subject
                         && c.body_text == parsed.text
-                });
-                if same {
-                    tracing::info!("duplicate of a mail already registered");
-                    return Ok(Outcome::Duplicate);
-                }
-                reused_message_id = Some(m.to_string());
-                format!("mid:{}#sha:{}", m.as_str(), sha256_hex(raw))
+                })
+            {
+                tracing::info!("duplicate of a mail already registered");
+                return Ok(Outcome::Duplicate);
             }
+            if !stored.is_empty() {
+                reused_message_id = Some(m.to_string());
+            }
+            key
         }
-        None => format!("sha:{}", sha256_hex(raw)),
+        None => {
+            let key = format!("sha:{}", sha256_hex(raw));
+            if tx.dedupe_key_exists(&key).await? {
+                tracing::info!("duplicate of a mail already registered");
+                return Ok(Outcome::Duplicate);
+            }
+            key
+        }
     };
-    if reused_message_id.is_some() && tx.dedupe_key_exists(&dedupe_key).await? {
-        tracing::info!("duplicate of a mail already registered");
-        return Ok(Outcome::Duplicate);
-    }
 
     let automatic = automatic_reason(facts);
     let spam = is_spam(facts, &s.intake.spam_header, &s.intake.spam_value);
