@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzing with cargo-fuzz (libFuzzer), on the stable toolchain without a sanitizer; see
-# docs/fuzzing.md for the targets, the results of the long runs and how to add a crash fixture.
+# the README ("Fuzzing") for the targets, the results of the long runs and how to add a crash fixture.
 #
 #   bash scripts/fuzz.sh short          replay fuzz/regressions, then each target for a few
 #                                       seconds (FUZZ_SHORT_SECONDS, default 10); scripts/test.sh

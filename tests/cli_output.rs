@@ -105,9 +105,11 @@ fn control_characters_from_mail_are_shown_escaped_in_every_text_output() {
     let mut texts = Vec::new();
     strings(&show, &mut texts);
     let all = texts.join("\n");
+    // Subjects and display names lose their control characters at intake (parse.rs); an
+    // attachment name keeps them as data, so the text outputs have something to escape.
     assert!(
-        all.contains('\u{1b}') && all.contains('\u{202e}'),
-        "the mail's control characters did not reach the register: {}",
+        all.contains('\u{0}') && all.contains('\u{202e}'),
+        "the attachment name's control characters did not reach the register: {}",
         all.escape_debug()
     );
 
@@ -124,27 +126,18 @@ fn control_characters_from_mail_are_shown_escaped_in_every_text_output() {
         let out = app.cmd_ok(args);
         assert_clean(&args.join(" "), &out);
     }
-    let list = app.cmd_ok(&["list"]);
-    assert!(
-        list.contains("\\u{1b}]0;pwned\\u{7}"),
-        "the OSC sequence is shown escaped in the list:\n{list}"
-    );
     let text = app.cmd_ok(&["show", &reference]);
-    for shown in [
-        "Jan\\u{1b}[1A\\u{1b}[2K\\u{1b}[32mBeheerder",
-        "rekening\\u{0}\\u{202e}fdp.exe",
-        "\\u{9b}31m",
-    ] {
-        assert!(text.contains(shown), "{shown} missing in:\n{text}");
-    }
-    let unfiled = app.cmd_ok(&["unfiled", "list"]);
-    assert!(unfiled.contains("Afwezig\\u{1b}[2J\\u{1b}[H"), "{unfiled}");
+    assert!(
+        text.contains("rekening\\u{0}\\u{202e}fdp.exe"),
+        "the attachment name is shown escaped in:\n{text}"
+    );
 
-    // JSON is unchanged: the same characters, escaped by the JSON encoder.
+    // JSON: the subject as stored, without the control characters intake removed.
     let raw = app.cmd_ok(&["list", "--format", "json"]);
-    assert!(raw.contains("\\u001b]0;pwned\\u0007"), "{raw}");
     let list: Value = serde_json::from_str(&raw).unwrap();
-    assert_eq!(list[0]["subject"].as_str().unwrap(), SUBJECT);
+    let subject = list[0]["subject"].as_str().unwrap();
+    assert!(subject.starts_with("Les"), "{subject}");
+    assert!(!subject.chars().any(|c| c.is_control()), "{subject:?}");
 }
 
 #[test]
