@@ -513,6 +513,10 @@ pub struct Schedule {
     /// How many working days ahead the digest looks.
     #[serde(default = "default_digest_days")]
     pub digest_days_ahead: u32,
+    /// New-complaint notices to staff go out at once, also at night and on weekends. Off: they
+    /// wait for the next working moment unless the complaint is serious.
+    #[serde(default)]
+    pub notify_staff_at_once: bool,
 }
 
 impl Default for Schedule {
@@ -522,6 +526,7 @@ impl Default for Schedule {
             working_hours_end: default_hours_end(),
             digest: default_digest(),
             digest_days_ahead: default_digest_days(),
+            notify_staff_at_once: false,
         }
     }
 }

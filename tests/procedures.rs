@@ -205,7 +205,25 @@ fn friday_evening_and_saturday_receipt_share_their_deadline() {
         "Zaterdag",
         "klacht",
     );
-    s.new_mails();
+    // Only the acknowledgements go out at once; the receiver hears of both complaints on
+    // Monday morning, not on Friday night or Saturday.
+    let intake = s.sent_now();
+    assert_eq!(
+        intake,
+        pairs(&[
+            ("acknowledgement", "a@example.nl"),
+            ("acknowledgement", "b@example.nl")
+        ])
+    );
+    assert!(s.tick("2026-11-28T18:00:00+01:00").is_empty());
+    assert!(s.tick("2026-11-29T12:00:00+01:00").is_empty());
+    assert_eq!(
+        s.tick("2026-11-30T08:00:00+01:00"),
+        pairs(&[
+            ("new_complaint", common::RECEIVER),
+            ("new_complaint", common::RECEIVER)
+        ])
+    );
     // 5 working days after either: Fri 4 Dec. Reminders both Thu 3 Dec 08:00.
     assert!(s.tick("2026-12-02T18:00:00+01:00").is_empty());
     let mails = s.tick("2026-12-03T08:00:00+01:00");
@@ -358,6 +376,21 @@ fn gelukwerkt_across_ascension_and_pentecost_with_the_verdict_loop() {
     assert_eq!(
         s.tick("2027-05-13T08:00:00+02:00"),
         pairs(&[("reminder", "klachtenfunctionaris@example.org")])
+    );
+    // One working day before Tue 18 May (Mon 17 May is Tweede Pinksterdag): Fri 14 May, the
+    // acknowledgement's promise. No handler yet, so the receiving role hears in its place.
+    assert_eq!(
+        s.tick("2027-05-14T08:00:00+02:00"),
+        pairs(&[
+            ("delay_notice_due", common::RECEIVER),
+            ("delay_notice_due", "klachtenfunctionaris@example.org")
+        ])
+    );
+    assert!(
+        s.app
+            .history_events(&r)
+            .iter()
+            .any(|e| e == "action_fallback")
     );
     assert!(s.tick("2027-05-18T17:00:00+02:00").is_empty());
     assert_eq!(

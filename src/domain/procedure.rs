@@ -202,11 +202,47 @@ pub enum CompletedBy {
     Auto,
 }
 
-/// Awb 9:11(2): the term may be extended once, by at most `max_weeks`, with written notice.
+/// How a milestone's term may be extended (Awb 9:11(2) and (3), seed 001). The limits are the
+/// procedure's, not the code's: without `max_weeks` any extension is allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Extension {
-    pub max_weeks: u32,
+    /// The most all extensions together may add, in weeks.
+    pub max_weeks: Option<u32>,
+    /// The written notice to the complainant, sent with each extension.
     pub notice: Option<String>,
+    /// The notice to the person the complaint is about (Awb 9:11(2)), when one is recorded.
+    pub subject_person_notice: Option<String>,
+    /// Beyond `max_weeks` only with the complainant's recorded written agreement (Awb 9:11(3)).
+    pub beyond_with_agreement: bool,
+}
+
+/// Extensions together never exceed ten years: a larger number is a typing error.
+pub const MAX_EXTENSION_WEEKS: u32 = 520;
+
+/// What an extension request comes to, or why it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionGranted {
+    pub milestone: Milestone,
+    /// All extensions together, this one included.
+    pub total_weeks: u32,
+    /// This extension goes beyond the procedure's limit and uses the recorded agreement.
+    pub uses_agreement: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtensionRefused {
+    #[error("procedure {0} allows no extension")]
+    NotAllowed(String),
+    #[error("an extension is at least 1 week")]
+    Zero,
+    #[error("{0} is already completed; there is nothing to extend")]
+    Completed(Milestone),
+    #[error(
+        "extensions together may be at most {max} weeks ({used} used); a further delay needs the complainant's written agreement, recorded first: klachtd set REF extension_agreement \"...\""
+    )]
+    NeedsAgreement { max: u32, used: u32 },
+    #[error("extensions together may be at most {max} weeks ({used} used)")]
+    OverLimit { max: u32, used: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -234,6 +270,8 @@ pub enum Trigger {
     WhenMissed(Milestone),
     /// A term after the milestone's completion.
     After(Term),
+    /// When staff record the person the complaint is about (Awb 9:10: a copy of the complaint).
+    SubjectPersonNamed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -306,6 +344,12 @@ pub struct Progress {
 /// Key in [`Progress::completed`] where [`Procedure::reopen`] records when the last round began:
 /// a reopened milestone's term counts from then, not from the first round.
 pub const REOPENED_KEY: &str = "reopened";
+
+/// Key in [`Progress::completed`] recording when staff named the person the complaint is about.
+pub const SUBJECT_PERSON_KEY: &str = "subject_person_named";
+
+/// The per-complaint role of the person the complaint is about (Awb 9:10, seed 003 step 6).
+pub const SUBJECT_PERSON_ROLE: &str = "subject_person";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deadline {
@@ -386,8 +430,11 @@ struct RawMilestone {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExtension {
-    max_weeks: u32,
+    max_weeks: Option<u32>,
     notice: Option<String>,
+    subject_person_notice: Option<String>,
+    #[serde(default)]
+    beyond_with_agreement: bool,
 }
 
 #[derive(Deserialize)]
@@ -585,8 +632,19 @@ impl Procedure {
                 .filter_map(|r| errs.milestone(at, &format!("{key}.reopens"), r))
                 .collect();
             let extension = rm.extension.as_ref().and_then(|x| {
-                if x.max_weeks == 0 || x.max_weeks > 52 {
-                    errs.push(at, format!("{key}.extension.max_weeks"), "must be 1 to 52");
+                if x.max_weeks.is_some_and(|w| w == 0 || w > MAX_EXTENSION_WEEKS) {
+                    errs.push(
+                        at,
+                        format!("{key}.extension.max_weeks"),
+                        format!("must be 1 to {MAX_EXTENSION_WEEKS}, or left out for no limit"),
+                    );
+                    None
+                } else if x.beyond_with_agreement && x.max_weeks.is_none() {
+                    errs.push(
+                        at,
+                        format!("{key}.extension.beyond_with_agreement"),
+                        "only means something with max_weeks",
+                    );
                     None
                 } else {
                     if rm.deadline.is_none() {
@@ -599,6 +657,8 @@ impl Procedure {
                     Some(Extension {
                         max_weeks: x.max_weeks,
                         notice: x.notice.clone(),
+                        subject_person_notice: x.subject_person_notice.clone(),
+                        beyond_with_agreement: x.beyond_with_agreement,
                     })
                 }
             });
@@ -653,7 +713,11 @@ impl Procedure {
                 if has_amount {
                     errs.push(at, &key, "an `on` action takes no term");
                 }
-                errs.milestone(at, &format!("{key}.on"), m).map(Trigger::On)
+                if m == SUBJECT_PERSON_KEY {
+                    Some(Trigger::SubjectPersonNamed)
+                } else {
+                    errs.milestone(at, &format!("{key}.on"), m).map(Trigger::On)
+                }
             } else if let Some(m) = &ra.when_missed {
                 if has_amount {
                     errs.push(at, &key, "a `when_missed` action takes no term");
@@ -829,16 +893,21 @@ impl Procedure {
                     format!("no template {t:?}"),
                 );
             }
-            if let Some(Extension {
-                notice: Some(t), ..
-            }) = &def.extension
-                && !has_template(t)
-            {
-                err(
-                    def.line,
-                    format!("{key}.extension.notice"),
-                    format!("no template {t:?}"),
-                );
+            if let Some(x) = &def.extension {
+                for (field, t) in [
+                    ("notice", &x.notice),
+                    ("subject_person_notice", &x.subject_person_notice),
+                ] {
+                    if let Some(t) = t
+                        && !has_template(t)
+                    {
+                        err(
+                            def.line,
+                            format!("{key}.extension.{field}"),
+                            format!("no template {t:?}"),
+                        );
+                    }
+                }
             }
         }
 
@@ -883,6 +952,7 @@ impl Procedure {
                 Trigger::On(m) | Trigger::WhenMissed(m) => *m,
                 Trigger::Before { milestone, .. } => *milestone,
                 Trigger::After(t) => t.after,
+                Trigger::SubjectPersonNamed => Milestone::Received,
             };
             if !self.uses(m) {
                 err(a.line, key.clone(), unused(m));
@@ -909,7 +979,7 @@ impl Procedure {
             }
             if let Recipients::Roles(roles) = &a.to {
                 for r in roles {
-                    if !has_role(r) {
+                    if r != SUBJECT_PERSON_ROLE && !has_role(r) {
                         err(
                             a.line,
                             format!("{key}.to"),
@@ -995,6 +1065,28 @@ impl Procedure {
         }
     }
 
+    /// When the term of `def` starts: the completion of the milestone it counts from, or while
+    /// that is open, that milestone's own due date (seed 004: "binnen 14 werkdagen na ontvangst
+    /// van deze reactie", with the reaction due in 5). None when neither is known.
+    fn anchor_date(
+        &self,
+        cal: &Calendar,
+        tz: Tz,
+        p: &Progress,
+        def: &MilestoneDef,
+        t: &Term,
+        depth: usize,
+    ) -> Option<NaiveDate> {
+        if let Some(at) = self.anchor(p, def, t) {
+            return Some(local_date(at, tz));
+        }
+        // A chain longer than the vocabulary is a cycle (refused by `check`): stop.
+        if depth > Milestone::ALL.len() {
+            return None;
+        }
+        self.due_at_depth(cal, tz, p, t.after, depth + 1)
+    }
+
     /// When the term of `def` starts, if it has started.
     fn anchor(&self, p: &Progress, def: &MilestoneDef, t: &Term) -> Option<DateTime<Utc>> {
         // In a later round a reopened milestone's term counts from the reopening when its
@@ -1012,14 +1104,78 @@ impl Procedure {
     }
 
     fn due(&self, cal: &Calendar, tz: Tz, p: &Progress, m: Milestone) -> Option<NaiveDate> {
+        self.due_at_depth(cal, tz, p, m, 0)
+    }
+
+    fn due_at_depth(
+        &self,
+        cal: &Calendar,
+        tz: Tz,
+        p: &Progress,
+        m: Milestone,
+        depth: usize,
+    ) -> Option<NaiveDate> {
         let def = self.milestone(m)?;
         let t = def.deadline?;
-        let start = self.anchor(p, def, &t)?;
+        let start = self.anchor_date(cal, tz, p, def, &t, depth)?;
+        // The limits were applied when the extension was granted ([`Procedure::extend`]).
         let extra = match &def.extension {
-            Some(x) => p.extended_weeks.min(x.max_weeks),
+            Some(_) => p.extended_weeks.min(MAX_EXTENSION_WEEKS),
             None => 0,
         };
-        Some(t.end(cal, local_date(start, tz), extra))
+        Some(t.end(cal, start, extra))
+    }
+
+    /// The milestone whose term may be extended, if the procedure has one.
+    pub fn extensible(&self) -> Option<(Milestone, &Extension)> {
+        self.milestones
+            .iter()
+            .find_map(|m| m.extension.as_ref().map(|x| (m.id, x)))
+    }
+
+    /// Extend the term by `weeks` more (Awb 9:11): extensions add up, so a deadline never
+    /// moves earlier. Beyond the procedure's limit only with a recorded written agreement
+    /// (`agreement_recorded`), when the procedure allows that at all.
+    pub fn extend(
+        &self,
+        p: &Progress,
+        weeks: u32,
+        agreement_recorded: bool,
+    ) -> Result<ExtensionGranted, ExtensionRefused> {
+        let (milestone, x) = self
+            .extensible()
+            .ok_or_else(|| ExtensionRefused::NotAllowed(self.name.clone()))?;
+        if weeks == 0 {
+            return Err(ExtensionRefused::Zero);
+        }
+        if self.completed_at(p, milestone).is_some() {
+            return Err(ExtensionRefused::Completed(milestone));
+        }
+        let used = p.extended_weeks;
+        let total = used.saturating_add(weeks);
+        if total > MAX_EXTENSION_WEEKS {
+            return Err(ExtensionRefused::OverLimit {
+                max: MAX_EXTENSION_WEEKS,
+                used,
+            });
+        }
+        let uses_agreement = match x.max_weeks {
+            Some(max) if total > max => {
+                if !x.beyond_with_agreement {
+                    return Err(ExtensionRefused::OverLimit { max, used });
+                }
+                if !agreement_recorded {
+                    return Err(ExtensionRefused::NeedsAgreement { max, used });
+                }
+                true
+            }
+            _ => false,
+        };
+        Ok(ExtensionGranted {
+            milestone,
+            total_weeks: total,
+            uses_agreement,
+        })
     }
 
     /// Every milestone of the procedure with its due date (when known) and whether it was met.
@@ -1135,11 +1291,18 @@ impl Procedure {
                     };
                     (a.completes.unwrap_or(t.after), at)
                 }
+                Trigger::SubjectPersonNamed => {
+                    let Some(at) = p.completed.get(SUBJECT_PERSON_KEY) else {
+                        continue;
+                    };
+                    (Milestone::Received, *at)
+                }
             };
             let anchor = match &a.trigger {
                 Trigger::On(m) | Trigger::WhenMissed(m) => *m,
                 Trigger::Before { milestone, .. } => *milestone,
                 Trigger::After(t) => t.after,
+                Trigger::SubjectPersonNamed => Milestone::Received,
             };
             let round = if reopened.contains(&anchor) {
                 p.round
@@ -1301,16 +1464,21 @@ fn describe_milestone(def: &MilestoneDef, lang: &str) -> String {
         });
     }
     if let Some(x) = &def.extension {
-        s.push_str(&if en {
-            format!(
-                "; may be extended once by at most {} weeks, with written notice",
-                x.max_weeks
-            )
-        } else {
-            format!(
-                "; eenmaal te verlengen met ten hoogste {} weken, met schriftelijk bericht",
-                x.max_weeks
-            )
+        s.push_str(&match (x.max_weeks, x.beyond_with_agreement, en) {
+            (None, _, true) => "; may be extended, with notice".to_string(),
+            (None, _, false) => "; te verlengen, met bericht".to_string(),
+            (Some(w), false, true) => {
+                format!("; may be extended by at most {w} weeks in all, with written notice")
+            }
+            (Some(w), false, false) => format!(
+                "; te verlengen met in totaal ten hoogste {w} weken, met schriftelijk bericht"
+            ),
+            (Some(w), true, true) => format!(
+                "; may be extended by at most {w} weeks in all, with written notice; further only with the complainant's written agreement"
+            ),
+            (Some(w), true, false) => format!(
+                "; te verlengen met in totaal ten hoogste {w} weken, met schriftelijk bericht; verder alleen met schriftelijke instemming van de klager"
+            ),
         });
     }
     s
@@ -1353,6 +1521,12 @@ fn describe_action(a: &Action, lang: &str) -> String {
         }
         (Trigger::WhenMissed(m), true) => format!("when the deadline of {} passed", m.label(lang)),
         (Trigger::After(t), _) => t.describe(lang, None),
+        (Trigger::SubjectPersonNamed, false) => {
+            "als de persoon over wie geklaagd wordt is vastgelegd".to_string()
+        }
+        (Trigger::SubjectPersonNamed, true) => {
+            "when the person complained about is recorded".to_string()
+        }
     };
     let mut s = format!("{what} ({when})");
     if let Some(c) = a.completes {
@@ -1529,7 +1703,7 @@ mod tests {
         ("awb", include_str!("../../config/procedures/awb.toml")),
     ];
 
-    const TEMPLATES: [&str; 13] = [
+    const TEMPLATES: [&str; 17] = [
         "acknowledgement",
         "handler_assigned",
         "procedure_explanation",
@@ -1543,6 +1717,10 @@ mod tests {
         "escalation",
         "serious_alert",
         "digest",
+        "delay_notice_due",
+        "subject_copy",
+        "subject_delay_notice",
+        "subject_outcome",
     ];
 
     const ROLES: [&str; 7] = [
@@ -1664,7 +1842,7 @@ mod tests {
     }
 
     #[test]
-    fn deadline_after_incomplete_milestone_is_unknown() {
+    fn deadline_after_an_open_milestone_runs_from_its_due_date() {
         let lsw = preset("leefstijlwijzer");
         // Wed 23 Dec 2026: first reaction by Thu 31 Dec.
         let mut pr = progress("2026-12-23T09:00:00Z");
@@ -1672,7 +1850,8 @@ mod tests {
             due(&lsw, &pr, Milestone::FirstReaction),
             Some(d(2026, 12, 31))
         );
-        assert_eq!(due(&lsw, &pr, Milestone::Handled), None);
+        // Seed 004: while the reaction is open, handling counts from its due date.
+        assert_eq!(due(&lsw, &pr, Milestone::Handled), Some(d(2027, 1, 21)));
         // Reaction on Mon 28 Dec: 14 working days after it, skipping 1 Jan, is Mon 18 Jan.
         pr.completed
             .insert("first_reaction".into(), utc("2026-12-28T10:00:00Z"));
@@ -1909,15 +2088,110 @@ to = "complainant"
     }
 
     #[test]
-    fn awb_extension_is_capped() {
+    fn awb_extensions_add_up_to_four_weeks_and_further_only_with_agreement() {
         let awb = preset("awb");
         // Mon 13 Apr 2026 + 6 weeks = Mon 25 May, Tweede Pinksterdag: rolled to Tue 26 May.
         let mut pr = progress("2026-04-13T09:00:00Z");
         assert_eq!(due(&awb, &pr, Milestone::Handled), Some(d(2026, 5, 26)));
-        pr.extended_weeks = 4;
+        let first = awb.extend(&pr, 2, false).unwrap();
+        assert_eq!(first.total_weeks, 2);
+        pr.extended_weeks = first.total_weeks;
+        let after_first = due(&awb, &pr, Milestone::Handled).unwrap();
+        assert_eq!(after_first, d(2026, 6, 8));
+        // A second extension adds to the first (9:11(2): "ten hoogste vier weken" in all).
+        let second = awb.extend(&pr, 2, false).unwrap();
+        assert_eq!(second.total_weeks, 4);
+        assert!(!second.uses_agreement);
+        pr.extended_weeks = second.total_weeks;
         assert_eq!(due(&awb, &pr, Milestone::Handled), Some(d(2026, 6, 22)));
-        pr.extended_weeks = 9;
-        assert_eq!(due(&awb, &pr, Milestone::Handled), Some(d(2026, 6, 22)));
+        // Beyond four weeks: refused without the complainant's written agreement (9:11(3)).
+        assert_eq!(
+            awb.extend(&pr, 1, false),
+            Err(ExtensionRefused::NeedsAgreement { max: 4, used: 4 })
+        );
+        let third = awb.extend(&pr, 3, true).unwrap();
+        assert!(third.uses_agreement);
+        pr.extended_weeks = third.total_weeks;
+        assert_eq!(due(&awb, &pr, Milestone::Handled), Some(d(2026, 7, 13)));
+        assert_eq!(awb.extend(&pr, 0, true), Err(ExtensionRefused::Zero));
+    }
+
+    #[test]
+    fn academie_extensions_have_no_limit_of_their_own() {
+        let academie = preset("academie");
+        let mut pr = progress("2026-04-13T09:00:00Z");
+        let long = academie.extend(&pr, 12, false).unwrap();
+        assert_eq!(long.total_weeks, 12);
+        assert!(!long.uses_agreement);
+        pr.extended_weeks = 12;
+        assert_eq!(academie.extend(&pr, 8, false).unwrap().total_weeks, 20);
+        assert_eq!(
+            academie.extend(&pr, MAX_EXTENSION_WEEKS, false),
+            Err(ExtensionRefused::OverLimit {
+                max: MAX_EXTENSION_WEEKS,
+                used: 12
+            })
+        );
+        pr.completed.insert("handled".into(), utc("2026-05-01T09:00:00Z"));
+        assert_eq!(
+            academie.extend(&pr, 1, false),
+            Err(ExtensionRefused::Completed(Milestone::Handled))
+        );
+        let plain = Procedure::parse(
+            "plain",
+            "title = \"t\"\n[milestones.handled]\ndeadline = { after = \"received\", weeks = 2 }\ncompleted_by = \"staff\"\n",
+            "plain.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            plain.extend(&progress("2026-04-13T09:00:00Z"), 1, false),
+            Err(ExtensionRefused::NotAllowed("plain".into()))
+        );
+    }
+
+    #[test]
+    fn an_extension_never_moves_a_deadline_earlier() {
+        for name in ["awb", "academie"] {
+            let p = preset(name);
+            let mut pr = progress("2026-12-23T09:00:00Z");
+            let mut last = due(&p, &pr, Milestone::Handled).unwrap();
+            for weeks in [4, 2, 1, 3] {
+                match p.extend(&pr, weeks, true) {
+                    Ok(g) => pr.extended_weeks = g.total_weeks,
+                    Err(_) => continue,
+                }
+                let now = due(&p, &pr, Milestone::Handled).unwrap();
+                assert!(now > last, "{name}: {now} after {last}");
+                last = now;
+            }
+        }
+    }
+
+    #[test]
+    fn leefstijlwijzer_handling_runs_from_the_reaction_due_date_while_it_is_open() {
+        // Seed 004: reaction within 5 working days, handled within 14 working days after it.
+        // Received Wed 23 Dec 2026: reaction due Thu 31 Dec; handled 14 working days later,
+        // Thu 21 Jan 2027 (Nieuwjaarsdag does not count).
+        let p = preset("leefstijlwijzer");
+        let pr = progress("2026-12-23T10:00:00Z");
+        assert_eq!(due(&p, &pr, Milestone::FirstReaction), Some(d(2026, 12, 31)));
+        assert_eq!(due(&p, &pr, Milestone::Handled), Some(d(2027, 1, 21)));
+        let plan = plan(&p, &pr);
+        let ids: Vec<&str> = plan.iter().map(|a| a.action_id.as_str()).collect();
+        assert!(ids.contains(&"remind_handled"), "{ids:?}");
+        assert!(ids.contains(&"escalate_handled"), "{ids:?}");
+        // The explanation and the plan agree on every date.
+        let ex = p.explain(&Calendar::dutch(), Amsterdam, hours(), pr.received_at, "nl");
+        for a in &plan {
+            if let Some(e) = ex.actions.iter().find(|e| e.id == a.action_id) {
+                assert_eq!(e.due_at, a.due_at, "{}", a.action_id);
+            }
+        }
+        // A late reaction moves the handling deadline: 14 working days after Tue 5 Jan.
+        let mut late = pr.clone();
+        late.completed
+            .insert("first_reaction".into(), utc("2027-01-05T10:00:00Z"));
+        assert_eq!(due(&p, &late, Milestone::Handled), Some(d(2027, 1, 25)));
     }
 
     #[test]

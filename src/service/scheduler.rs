@@ -16,7 +16,8 @@ use super::outbound::{MailSpec, queue, queue_to_staff};
 use super::{Context, ServiceError};
 use crate::domain::calendar::{at_local, end_of_day, local_date};
 use crate::domain::procedure::{
-    CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, Trigger,
+    CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, SERIOUS_ACTION,
+    SUBJECT_PERSON_KEY, SUBJECT_PERSON_ROLE, Trigger,
 };
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::compose::AutoKind;
@@ -81,6 +82,29 @@ pub fn template_context(
         ),
         None => (String::new(), String::new(), String::new()),
     };
+    // The acknowledgement promises a delay notice before the term it names passes: the term
+    // that can be extended. Passing it without one breaks that promise.
+    let promised = procedure.extensible().map(|(m, _)| m);
+    let promise_broken = action.is_some_and(|a| {
+        progress.extended_weeks == 0
+            && promised.is_some_and(|m| a.concerns.as_deref() == Some(m.as_str()))
+            && procedure
+                .actions
+                .iter()
+                .any(|x| x.id == a.action_id && matches!(x.trigger, Trigger::WhenMissed(_)))
+    });
+    let extend_command = if lang == "en" {
+        format!("klachtd set {} extension WEEKS", state.reference)
+    } else {
+        format!("klachtd set {} extension WEKEN", state.reference)
+    };
+    // The deadline an extension moves, for the delay notices.
+    let extension_due = promised
+        .and_then(|m| deadlines.get(m.as_str()))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let extension_what = promised.map(|m| m.label(lang)).unwrap_or_default();
     let reply_hint = if lang == "en" {
         format!(
             "Reply to this email and keep {} in the subject.",
@@ -99,6 +123,7 @@ pub fn template_context(
             "subject": state.subject,
             "received_date": rt.format_day(state.received_at, lang),
             "summary": summary(&state.text),
+            "text": state.text,
         },
         "complainant": {
             "name": state.complainant_name.clone().unwrap_or_default(),
@@ -106,8 +131,17 @@ pub fn template_context(
         },
         "procedure": { "title": procedure.title },
         "deadlines": deadlines,
-        "action": { "due_date": due_date, "concerns": concerns, "deadline": deadline },
+        "action": {
+            "due_date": due_date,
+            "concerns": concerns,
+            "deadline": deadline,
+            "promise_broken": promise_broken,
+            "extended": progress.extended_weeks > 0,
+            "extend_command": extend_command,
+        },
         "handler": { "name": state.handler.clone().unwrap_or_default(), "address": state.handler.clone().unwrap_or_default() },
+        "subject_person": { "address": state.subject_person.clone().unwrap_or_default() },
+        "extension": { "due": extension_due, "what": extension_what },
         "serious": { "keywords": state.serious_keywords.clone().unwrap_or_default() },
         "solution": { "text": state.solution.clone().unwrap_or_default() },
         "digest": { "items": [] },
@@ -190,9 +224,15 @@ fn next_working_moment(ctx: &Context, t: DateTime<Utc>) -> DateTime<Utc> {
     t
 }
 
-/// When this planned action may actually run.
-fn runnable_at(ctx: &Context, a: &PlannedAction) -> DateTime<Utc> {
-    if a.immediate {
+/// When this planned action may actually run. Mail to staff waits for the next working
+/// moment even when the procedure says "immediate" (that is for the complainant), unless the
+/// complaint is serious or `schedule.notify_staff_at_once` is set; the serious alert and mail
+/// to the complainant marked immediate go at once.
+fn runnable_at(ctx: &Context, a: &PlannedAction, serious: bool) -> DateTime<Utc> {
+    let to_staff = a.send.is_some() && matches!(a.recipients, Recipients::Roles(_));
+    let at_once = a.action_id == SERIOUS_ACTION
+        || (a.immediate && (!to_staff || serious || ctx.settings.schedule.notify_staff_at_once));
+    if at_once {
         a.due_at
     } else {
         next_working_moment(ctx, a.due_at)
@@ -228,8 +268,9 @@ pub async fn run_for_complaint(
     let mut done = done;
     let mut milestones_changed = false;
     let mut out = Vec::new();
+    let serious = state.severity == "serious";
     for a in &plan {
-        if done.contains(&a.key) || runnable_at(ctx, a) > now {
+        if done.contains(&a.key) || runnable_at(ctx, a, serious) > now {
             continue;
         }
         let mut item = DueAction {
@@ -304,10 +345,55 @@ pub async fn run_for_complaint(
         } else {
             plan
         };
-        tx.set_next_due(complaint_id, next_due(ctx, &plan, &done))
+        tx.set_next_due(complaint_id, next_due(ctx, &plan, &done, serious))
             .await?;
+        // An outcome copy that waited for working hours was the last step: close now.
+        if !out.is_empty() && procedure_complete(&procedure, &progress_of(&state, tx.milestones(complaint_id).await?), &plan, &done) {
+            close(tx, complaint_id, now, SCHEDULER).await?;
+        }
     }
     Ok(out)
+}
+
+/// Nothing more follows in this procedure: the closing milestone is done, or handling is done,
+/// the procedure has no closing milestone and nothing after handling waits.
+fn procedure_complete(
+    procedure: &Procedure,
+    progress: &Progress,
+    plan: &[PlannedAction],
+    done: &std::collections::HashSet<String>,
+) -> bool {
+    if progress.completed.contains_key(Milestone::Closed.as_str()) {
+        return true;
+    }
+    if procedure.uses(Milestone::Closed)
+        || !progress.completed.contains_key(Milestone::Handled.as_str())
+    {
+        return false;
+    }
+    let later = procedure
+        .actions
+        .iter()
+        .any(|a| matches!(&a.trigger, Trigger::After(t) if t.after == Milestone::Handled));
+    let waiting = plan.iter().any(|pa| {
+        !done.contains(&pa.key)
+            && procedure.actions.iter().any(|a| {
+                a.id == pa.action_id && matches!(a.trigger, Trigger::On(Milestone::Handled))
+            })
+    });
+    !later && !waiting
+}
+
+async fn close(
+    tx: &mut dyn StoreTx,
+    id: i64,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<(), ServiceError> {
+    tx.set_field(id, "status", Some("closed")).await?;
+    tx.history(Some(id), now, actor, "closed", "procedure complete")
+        .await?;
+    Ok(())
 }
 
 /// The earliest moment a planned action not yet done may run.
@@ -315,10 +401,11 @@ fn next_due(
     ctx: &Context,
     plan: &[PlannedAction],
     done: &std::collections::HashSet<String>,
+    serious: bool,
 ) -> Option<DateTime<Utc>> {
     plan.iter()
         .filter(|a| !done.contains(&a.key))
-        .map(|a| runnable_at(ctx, a))
+        .map(|a| runnable_at(ctx, a, serious))
         .min()
 }
 
@@ -353,19 +440,58 @@ async fn execute(
                 sent_to.push(to.to_string());
             }
             Recipients::Roles(roles) => {
+                let mut reached: Vec<String> = Vec::new();
                 for role in roles {
-                    let addresses = role_addresses(ctx, state, role);
-                    if addresses.is_empty() {
+                    let mut role = role.as_str();
+                    let mut addresses = role_addresses(ctx, state, role);
+                    if addresses.is_empty() && role == SUBJECT_PERSON_ROLE {
                         tx.history(
                             Some(state.id),
                             now,
                             SCHEDULER,
                             "action_unaddressed",
-                            &format!("{}: role {role} has no address", a.action_id),
+                            &format!(
+                                "{}: no person complained about is recorded (klachtd set {} subject_person ADDRESS)",
+                                a.action_id, state.reference
+                            ),
                         )
                         .await?;
                         continue;
                     }
+                    if addresses.is_empty() && role != "receiver" {
+                        // Someone must hear of it: a role with no address on this complaint
+                        // (no handler assigned yet) falls back to the receiving role.
+                        let fallback = role_addresses(ctx, state, "receiver");
+                        tx.history(
+                            Some(state.id),
+                            now,
+                            SCHEDULER,
+                            "action_fallback",
+                            &format!(
+                                "{}: role {role} has no address on this complaint; sent to the receiving role instead",
+                                a.action_id
+                            ),
+                        )
+                        .await?;
+                        role = "receiver";
+                        addresses = fallback;
+                    }
+                    // One mail per person, also when a fallback lands on a role already listed.
+                    addresses.retain(|x| !reached.contains(&x.mailbox_key()));
+                    if addresses.is_empty() {
+                        if role_addresses(ctx, state, role).is_empty() {
+                            tx.history(
+                                Some(state.id),
+                                now,
+                                SCHEDULER,
+                                "action_unaddressed",
+                                &format!("{}: role {role} has no address", a.action_id),
+                            )
+                            .await?;
+                        }
+                        continue;
+                    }
+                    reached.extend(addresses.iter().map(|x| x.mailbox_key()));
                     queue_to_staff(
                         ctx,
                         tx,
@@ -405,6 +531,14 @@ async fn execute(
 }
 
 fn role_addresses(ctx: &Context, state: &ComplaintState, role: &str) -> Vec<EmailAddress> {
+    if role == SUBJECT_PERSON_ROLE {
+        return state
+            .subject_person
+            .as_deref()
+            .and_then(|h| EmailAddress::parse(h).ok())
+            .into_iter()
+            .collect();
+    }
     let configured = ctx.settings.staff.addresses(role);
     if role == "handler" && configured.is_empty() {
         // The handler is per complaint: whoever `set REF handler ADDRESS` named.
@@ -457,6 +591,41 @@ async fn send_to_complainant(
         SCHEDULER,
         "message_out",
         &format!("{template} queued to {to} ({mid})"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A notice to the person the complaint is about (Awb 9:11(2)), when one is recorded.
+async fn send_to_subject_person(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &ComplaintState,
+    template: &str,
+    context: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let to = role_addresses(ctx, state, SUBJECT_PERSON_ROLE);
+    if to.is_empty() {
+        tx.history(
+            Some(state.id),
+            now,
+            SCHEDULER,
+            "action_unaddressed",
+            &format!("{template}: no person complained about is recorded"),
+        )
+        .await?;
+        return Ok(());
+    }
+    queue_to_staff(
+        ctx,
+        tx,
+        SUBJECT_PERSON_ROLE,
+        &to,
+        template,
+        context,
+        Some(state.id),
+        now,
     )
     .await?;
     Ok(())
@@ -596,11 +765,14 @@ fn digest_schedule(ctx: &Context) -> Option<cron::Schedule> {
     cron::Schedule::from_str(expr).ok()
 }
 
+/// The digest is mail to people: a fire on a weekend, a holiday of the organisation's calendar
+/// or outside working hours goes out at the next working moment instead (and several fires
+/// that land on one moment are one digest).
 fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let s = digest_schedule(ctx)?;
     s.after(&after.with_timezone(&ctx.procedure.tz))
         .next()
-        .map(|t| t.with_timezone(&Utc))
+        .map(|t| next_working_moment(ctx, t.with_timezone(&Utc)))
 }
 
 /// Open complaints read per read transaction by the digest.
@@ -640,16 +812,22 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
     let Some(schedule) = digest_schedule(ctx) else {
         return Ok(None);
     };
+    // Only on working days, inside working hours: a fire missed on a weekend, a holiday or
+    // during downtime goes out once, at the next working moment.
+    if !in_working_hours(ctx, now) {
+        return Ok(None);
+    }
     let tz = ctx.procedure.tz;
     let from = (now - Duration::days(8)).with_timezone(&tz);
     let Some(fire) = schedule
         .after(&from)
         .take_while(|t| t.with_timezone(&Utc) <= now)
+        .map(|t| next_working_moment(ctx, t.with_timezone(&Utc)))
+        .filter(|t| *t <= now)
         .last()
     else {
         return Ok(None);
     };
-    let fire = fire.with_timezone(&Utc);
     if ctx.store.job_done("digest", fire).await? {
         return Ok(None);
     }
@@ -784,35 +962,94 @@ pub async fn set_field(
             format!("{field} set to {value}")
         }
         "extension" => {
-            let weeks: u32 = value
-                .parse()
-                .map_err(|_| ServiceError::Invalid("extension is a number of weeks".into()))?;
-            let (milestone, max, notice) = procedure
-                .milestones
-                .iter()
-                .find_map(|m| {
-                    m.extension
-                        .as_ref()
-                        .map(|e| (m.id, e.max_weeks, e.notice.clone()))
-                })
-                .ok_or_else(|| {
-                    ServiceError::Invalid(format!(
-                        "procedure {} allows no extension",
-                        procedure.name
-                    ))
-                })?;
-            if weeks == 0 || weeks > max {
+            let weeks: u32 = value.parse().map_err(|_| {
+                ServiceError::Invalid(
+                    "extension is a number of weeks, added to any earlier extension".into(),
+                )
+            })?;
+            let granted = procedure
+                .extend(&progress, weeks, state.extension_agreement.is_some())
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            let before = procedure
+                .deadlines(&ctx.procedure.calendar, ctx.procedure.tz, &progress)
+                .into_iter()
+                .find(|d| d.milestone == granted.milestone)
+                .and_then(|d| d.due);
+            tx.set_progress(id, state.round, granted.total_weeks).await?;
+            progress.extended_weeks = granted.total_weeks;
+            let after = procedure
+                .deadlines(&ctx.procedure.calendar, ctx.procedure.tz, &progress)
+                .into_iter()
+                .find(|d| d.milestone == granted.milestone)
+                .and_then(|d| d.due);
+            let mut state = state.clone();
+            if granted.uses_agreement {
+                // One recorded agreement covers one further delay (Awb 9:11(3)).
+                tx.set_field(id, "extension_agreement", None).await?;
+                tx.history(
+                    Some(id),
+                    now,
+                    actor,
+                    "extension_agreement_used",
+                    state.extension_agreement.as_deref().unwrap_or(""),
+                )
+                .await?;
+                state.extension_agreement = None;
+            }
+            let notices = procedure
+                .extensible()
+                .map(|(_, x)| (x.notice.clone(), x.subject_person_notice.clone()));
+            if let Some((notice, subject_notice)) = notices {
+                let context = template_context(ctx, &state, &procedure, &progress, None);
+                if let Some(t) = notice {
+                    send_to_complainant(ctx, tx.as_mut(), &state, &t, &context, now).await?;
+                }
+                if let Some(t) = subject_notice {
+                    send_to_subject_person(ctx, tx.as_mut(), &state, &t, &context, now).await?;
+                }
+            }
+            format!(
+                "{} extended by {weeks} week(s), {} in all: due {} (was {})",
+                granted.milestone.label("en"),
+                granted.total_weeks,
+                after.map(|d| d.to_string()).unwrap_or_default(),
+                before.map(|d| d.to_string()).unwrap_or_default(),
+            )
+        }
+        "extension_agreement" => {
+            if value.is_empty() {
+                return Err(ServiceError::Invalid(
+                    "extension_agreement needs what the complainant agreed to, and where (\"e-mail of 12 May 2027: agrees to 2 more weeks\")".into(),
+                ));
+            }
+            let allowed = procedure
+                .extensible()
+                .is_some_and(|(_, x)| x.beyond_with_agreement);
+            if !allowed {
                 return Err(ServiceError::Invalid(format!(
-                    "extension must be 1 to {max} weeks"
+                    "procedure {} has no delay by agreement",
+                    procedure.name
                 )));
             }
-            tx.set_progress(id, state.round, weeks).await?;
-            progress.extended_weeks = weeks;
-            if let Some(t) = notice {
-                let context = template_context(ctx, &state, &procedure, &progress, None);
-                send_to_complainant(ctx, tx.as_mut(), &state, &t, &context, now).await?;
+            tx.set_field(id, "extension_agreement", Some(value)).await?;
+            "the complainant's written agreement to a further delay is recorded".to_string()
+        }
+        "subject_person" => {
+            let a = EmailAddress::parse(value).map_err(|e| {
+                ServiceError::Invalid(format!("subject_person must be an email address: {e}"))
+            })?;
+            if state.subject_person.is_some() {
+                return Err(ServiceError::Invalid(format!(
+                    "{reference} already names the person complained about ({}); a complaint about more people is registered once per person",
+                    state.subject_person.as_deref().unwrap_or("")
+                )));
             }
-            format!("{} extended by {weeks} week(s)", milestone.label("en"))
+            tx.set_field(id, "subject_person", Some(a.as_str())).await?;
+            // Recorded like a milestone, so the procedure's actions on it (Awb 9:10: a copy
+            // of the complaint) are planned and run exactly once.
+            tx.complete_milestone(id, SUBJECT_PERSON_KEY, now, actor)
+                .await?;
+            format!("person complained about set to {a}")
         }
         "category" | "cause" | "solution" | "satisfaction" => {
             if value.is_empty() {
@@ -823,12 +1060,14 @@ pub async fn set_field(
         }
         other => {
             return Err(ServiceError::Invalid(format!(
-                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, agreement, satisfaction, status, extension"
+                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, agreement, satisfaction, status, extension, extension_agreement, subject_person"
             )));
         }
     };
     tx.history(Some(id), now, actor, "set", &format!("{note}: {value}"))
         .await?;
+    // What the change made due now (the copy to the person complained about) runs with it.
+    run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;
     tx.commit().await?;
     Ok(note)
 }
@@ -978,21 +1217,23 @@ pub async fn complete(
         },
     };
     tx.history(Some(id), now, actor, "milestone", &note).await?;
-    if m == Milestone::Closed
-        || (m == Milestone::Handled
-            && !procedure.uses(Milestone::Closed)
-            && !procedure.actions.iter().any(|a| {
-                matches!(a.trigger, Trigger::On(Milestone::Handled))
-                    || matches!(&a.trigger, Trigger::After(t) if t.after == Milestone::Handled)
-            }))
-    {
-        // Nothing follows in this procedure: the complaint is closed.
-        tx.set_field(id, "status", Some("closed")).await?;
-        tx.history(Some(id), now, actor, "closed", "procedure complete")
-            .await?;
-    }
-    // Whatever the completion made due now (a survey on handling, ...) runs in this transaction.
+    // Whatever the completion made due now (a survey on handling, the outcome to the person
+    // complained about, ...) runs in this transaction.
     run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;
+    if matches!(m, Milestone::Closed | Milestone::Handled) {
+        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
+        let plan = procedure.plan(
+            &ctx.procedure.calendar,
+            ctx.procedure.tz,
+            ctx.procedure.hours,
+            &progress,
+        );
+        let done = tx.actions_done(id).await?;
+        if state.status == "open" && procedure_complete(&procedure, &progress, &plan, &done) {
+            // Nothing follows in this procedure: the complaint is closed.
+            close(tx.as_mut(), id, now, actor).await?;
+        }
+    }
     tx.commit().await?;
     Ok(note)
 }

@@ -630,6 +630,10 @@ pub struct ComplaintState {
     pub solution: Option<String>,
     pub round: u32,
     pub extended_weeks: u32,
+    /// The person whose conduct the complaint is about (Awb 9:10), when staff named one.
+    pub subject_person: Option<String>,
+    /// The complainant's recorded written agreement to a further delay (Awb 9:11(3)), unused.
+    pub extension_agreement: Option<String>,
     /// The text of the first mail, for summaries.
     pub text: String,
     /// Message-ID of the first mail, to thread our mail to the complainant under it.
@@ -647,6 +651,8 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "agreement",
     "satisfaction",
     "status",
+    "subject_person",
+    "extension_agreement",
 ];
 
 /// An unfiled message, enough to register it as a complaint.
