@@ -180,9 +180,13 @@ fn mzo_missed_first_reaction_is_escalated_to_the_director() {
     // Due Thu 31 Dec; Fri 1 Jan is Nieuwjaarsdag, so the next working morning is Mon 4 Jan.
     assert!(s.tick("2027-01-01T09:00:00+01:00").is_empty());
     assert!(s.tick("2027-01-04T07:59:00+01:00").is_empty());
+    // With it, the reminder for the 7-working-day "eerste reactie richting oplossing" (Tue 5 Jan).
     assert_eq!(
         s.tick("2027-01-04T08:00:00+01:00"),
-        pairs(&[("escalation", common::DIRECTOR)])
+        pairs(&[
+            ("escalation", common::DIRECTOR),
+            ("reminder", common::RECEIVER)
+        ])
     );
     assert!(
         s.tick("2027-01-04T08:00:00+01:00").is_empty(),
@@ -712,4 +716,34 @@ fn a_withheld_acknowledgement_still_starts_the_procedure() {
             .iter()
             .any(|e| e == "acknowledgement_withheld")
     );
+}
+
+#[test]
+fn the_digest_goes_out_on_working_days_inside_working_hours_only() {
+    let s = Scenario::new("mzo");
+    // Every day at 08:00, also weekends: the calendar, not the cron line, decides.
+    s.app.set_env("KLACHTD__SCHEDULE__DIGEST", "0 0 8 * * *");
+    s.receive(
+        "2026-12-23T10:00:00+01:00",
+        "school@example.nl",
+        "Les",
+        "klacht",
+    );
+    s.new_mails();
+    let digests = |mails: Vec<(String, String)>| mails.iter().filter(|(t, _)| t == "digest").count();
+    // Thu 24 Dec: a working day; the reaction (Thu 31 Dec) is not within 3 working days yet.
+    assert_eq!(digests(s.tick("2026-12-24T08:30:00+01:00")), 0);
+    // Tue 29 Dec: it is, and the digest goes out.
+    assert_eq!(digests(s.tick("2026-12-29T08:30:00+01:00")), 1);
+    // Eerste Kerstdag was Friday; Nieuwjaarsdag Fri 1 Jan, then a weekend: no digest.
+    assert_eq!(digests(s.tick("2027-01-01T08:30:00+01:00")), 0);
+    assert_eq!(digests(s.tick("2027-01-01T17:00:00+01:00")), 0);
+    assert_eq!(digests(s.tick("2027-01-02T08:30:00+01:00")), 0);
+    // Down from Tue 29 Dec until Saturday evening: the missed digests are not caught up on
+    // Saturday, but once on Monday morning.
+    assert_eq!(digests(s.tick("2027-01-02T17:00:00+01:00")), 0);
+    assert_eq!(digests(s.tick("2027-01-03T12:00:00+01:00")), 0);
+    assert_eq!(digests(s.tick("2027-01-04T07:59:00+01:00")), 0);
+    assert_eq!(digests(s.tick("2027-01-04T08:30:00+01:00")), 1);
+    assert_eq!(digests(s.tick("2027-01-04T17:00:00+01:00")), 0);
 }
