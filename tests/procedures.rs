@@ -747,3 +747,267 @@ fn the_digest_goes_out_on_working_days_inside_working_hours_only() {
     assert_eq!(digests(s.tick("2027-01-04T08:30:00+01:00")), 1);
     assert_eq!(digests(s.tick("2027-01-04T17:00:00+01:00")), 0);
 }
+
+/// Issue #9 findings 7 and 8: Awb 9:11(2) allows "ten hoogste vier weken" of delay in all, so
+/// a second extension adds to the first and never moves the deadline earlier; 9:11(3) allows a
+/// further delay only with the complainant's written agreement, recorded first. The person
+/// complained about gets a copy of the complaint (9:10), the delay notices (9:11(2)) and the
+/// outcome (9:12(1)).
+#[test]
+fn awb_extensions_add_up_and_the_person_complained_about_is_informed() {
+    let s = Scenario::new("awb");
+    // Mon 2 Nov 2026: 6 weeks is Mon 14 Dec.
+    let r = s.receive(
+        "2026-11-02T10:00:00+01:00",
+        "burger@example.nl",
+        "Bejegening",
+        "Ik ben onheus bejegend door de baliemedewerker.",
+    );
+    s.new_mails();
+    s.cli(
+        "2026-11-03T10:00:00+01:00",
+        &["set", &r, "subject_person", "ambtenaar@example.org"],
+    );
+    assert_eq!(
+        s.sent_now(),
+        pairs(&[("subject_copy", "ambtenaar@example.org")])
+    );
+    // Two weeks, then two more: Mon 28 Dec, then Mon 11 Jan; each time both are told.
+    s.cli("2026-12-01T10:00:00+01:00", &["set", &r, "extension", "2"]);
+    assert_eq!(
+        s.sent_now(),
+        pairs(&[
+            ("delay_notice", "burger@example.nl"),
+            ("subject_delay_notice", "ambtenaar@example.org")
+        ])
+    );
+    s.cli("2026-12-02T10:00:00+01:00", &["set", &r, "extension", "2"]);
+    s.new_mails();
+    // Beyond four weeks in all: refused until the complainant's written agreement is recorded.
+    s.app.set_now("2026-12-03T10:00:00+01:00");
+    let refused = s.app.cmd(&["set", &r, "extension", "1"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("written agreement"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(s.new_mails().is_empty(), "a refused extension sends nothing");
+    s.cli(
+        "2026-12-03T10:05:00+01:00",
+        &[
+            "set",
+            &r,
+            "extension_agreement",
+            "e-mail van 3 december 2026: akkoord met twee weken extra",
+        ],
+    );
+    s.cli("2026-12-03T10:10:00+01:00", &["set", &r, "extension", "2"]);
+    assert_eq!(s.new_mails().len(), 2);
+    // One agreement covers one further delay.
+    s.app.set_now("2026-12-03T10:15:00+01:00");
+    assert_eq!(
+        s.app.cmd(&["set", &r, "extension", "1"]).status.code(),
+        Some(2)
+    );
+    // Now due Mon 25 Jan 2027: no escalation on the old dates, one the day after.
+    assert!(s.tick("2026-12-15T08:00:00+01:00").is_empty());
+    assert!(
+        !s.tick("2027-01-12T08:00:00+01:00")
+            .iter()
+            .any(|(t, _)| t == "escalation")
+    );
+    s.app.run_once();
+    let notices: Vec<String> = s
+        .app
+        .sent_to("burger@example.nl")
+        .into_iter()
+        .filter(|m| m.subject.contains("meer tijd"))
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    for date in [
+        "maandag 28 december 2026",
+        "maandag 11 januari 2027",
+        "maandag 25 januari 2027",
+    ] {
+        assert!(
+            notices.iter().filter(|n| n.contains(date)).count() == 1,
+            "one notice names {date}: {notices:?}"
+        );
+    }
+    let copy = s.app.sent_to("ambtenaar@example.org");
+    assert!(
+        copy.iter()
+            .any(|m| m.text.contains("onheus bejegend door de baliemedewerker")),
+        "the copy carries the complaint"
+    );
+    // Mon 18 Jan: the reminder, 5 working days before Mon 25 Jan.
+    assert_eq!(
+        s.tick("2027-01-18T08:30:00+01:00"),
+        pairs(&[("reminder", common::RECEIVER)])
+    );
+    // The outcome goes to both.
+    s.cli(
+        "2027-01-20T10:00:00+01:00",
+        &["set", &r, "solution", "De klacht is gegrond; wij bieden excuses aan."],
+    );
+    s.cli("2027-01-20T10:01:00+01:00", &["complete", &r, "handled"]);
+    let mut out = s.sent_now();
+    out.sort();
+    assert_eq!(
+        out,
+        pairs(&[
+            ("outcome_awb", "burger@example.nl"),
+            ("subject_outcome", "ambtenaar@example.org")
+        ])
+    );
+    assert_eq!(s.app.show(&r)["complaint"]["status"], "closed");
+    let events = s.app.history_events(&r);
+    assert!(events.iter().any(|e| e == "extension_agreement_used"), "{events:?}");
+}
+
+/// Issue #9 finding 6: seed 001 sets no limit on the delay ("Mocht de procedure langer duren,
+/// dan wordt de cursist daarvan op de hoogte gebracht").
+#[test]
+fn academie_extends_as_long_as_needed() {
+    let s = Scenario::new("academie");
+    // Mon 2 Nov 2026 + 4 weeks: Mon 30 Nov; + 12 weeks: Mon 22 Feb 2027.
+    let r = s.receive(
+        "2026-11-02T10:00:00+01:00",
+        "cursist@example.nl",
+        "Examen",
+        "Mijn examen is niet beoordeeld.",
+    );
+    s.new_mails();
+    s.cli(
+        "2026-11-05T10:00:00+01:00",
+        &["complete", &r, "first_reaction"],
+    );
+    s.cli("2026-11-20T10:00:00+01:00", &["set", &r, "extension", "12"]);
+    assert_eq!(
+        s.sent_now(),
+        pairs(&[("delay_notice", "cursist@example.nl")])
+    );
+    s.app.run_once();
+    let notice = s
+        .app
+        .sent_to("cursist@example.nl")
+        .into_iter()
+        .find(|m| m.subject.contains("meer tijd"))
+        .expect("delay notice");
+    assert!(notice.text.contains("maandag 22 februari 2027"), "{}", notice.text);
+    assert!(
+        !s.tick("2026-12-01T08:30:00+01:00")
+            .iter()
+            .any(|(t, _)| t == "escalation"),
+        "not escalated on the old date"
+    );
+}
+
+/// Issue #9 finding 4: with `schedule.notify_staff_at_once`, the receiver hears of a Saturday
+/// complaint at once; without it (the default, see friday_evening_...) on Monday morning.
+#[test]
+fn notify_staff_at_once_sends_new_complaint_notices_on_a_saturday() {
+    let s = Scenario::new("mzo");
+    s.app
+        .set_env("KLACHTD__SCHEDULE__NOTIFY_STAFF_AT_ONCE", "true");
+    s.receive(
+        "2026-11-28T11:00:00+01:00",
+        "b@example.nl",
+        "Zaterdag",
+        "klacht",
+    );
+    let mut mails = s.sent_now();
+    mails.sort();
+    assert_eq!(
+        mails,
+        pairs(&[
+            ("acknowledgement", "b@example.nl"),
+            ("new_complaint", common::RECEIVER)
+        ])
+    );
+}
+
+/// Issue #9 finding 9: korein's reminder about the solution goes to the handler; with none
+/// assigned, the receiving role gets it and the history says so.
+#[test]
+fn korein_reminder_without_a_handler_reaches_the_receiver() {
+    let s = Scenario::new("korein");
+    // Mon 2 Nov 2026: a solution within 3 weeks, Mon 23 Nov; reminder 2 working days before.
+    let r = s.receive(
+        "2026-11-02T10:00:00+01:00",
+        "ouder@example.nl",
+        "Opvang",
+        "De opvang sloot te vroeg.",
+    );
+    s.new_mails();
+    // The handler notice was due Mon 9 Nov: the director hears on Tue 10 Nov.
+    assert_eq!(
+        s.tick("2026-11-10T08:30:00+01:00"),
+        pairs(&[("escalation", common::DIRECTOR)])
+    );
+    let mails = s.tick("2026-11-19T08:30:00+01:00");
+    assert_eq!(mails, pairs(&[("reminder", common::RECEIVER)]));
+    let show = s.app.show(&r);
+    let fallback = show["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["event"] == "action_fallback")
+        .expect("the fallback is in the history");
+    assert!(
+        fallback["detail"]
+            .as_str()
+            .unwrap()
+            .contains("role handler has no address"),
+        "{fallback}"
+    );
+}
+
+/// Issue #9 finding 10: the acknowledgement promises a delay notice beforehand. One working day
+/// before the handling deadline the handler (here: the receiver in its place) is told, with the
+/// command; when the deadline passes without one, the escalation says the promise was broken.
+#[test]
+fn the_acknowledgements_delay_promise_is_kept_or_reported_broken() {
+    let s = Scenario::new("mzo");
+    // Mon 2 Nov 2026: handled within 14 working days, Fri 20 Nov.
+    let r = s.receive(
+        "2026-11-02T10:00:00+01:00",
+        "school@example.nl",
+        "Les",
+        "De les ging niet door.",
+    );
+    s.new_mails();
+    assert!(
+        s.tick("2026-11-19T08:30:00+01:00")
+            .contains(&("delay_notice_due".into(), common::RECEIVER.into()))
+    );
+    assert!(
+        s.tick("2026-11-23T08:30:00+01:00")
+            .contains(&("escalation".into(), common::DIRECTOR.into()))
+    );
+    s.app.run_once();
+    let due = s
+        .app
+        .sent_to(common::RECEIVER)
+        .into_iter()
+        .find(|m| m.subject.contains("bericht van uitstel"))
+        .expect("delay-notice-due mail");
+    assert!(
+        due.text.contains(&format!("klachtd set {r} extension WEKEN")),
+        "{}",
+        due.text
+    );
+    let escalation = s
+        .app
+        .sent_to(common::DIRECTOR)
+        .into_iter()
+        .find(|m| m.text.contains("De termijn voor \"afhandeling\""))
+        .expect("escalation");
+    assert!(
+        escalation.text.contains("belofte") && escalation.text.contains("niet nagekomen"),
+        "{}",
+        escalation.text
+    );
+}
