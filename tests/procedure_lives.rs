@@ -14,7 +14,8 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, 
 use chrono_tz::Europe::Amsterdam;
 use common::{Mail, TestApp};
 
-const RECEIPTS: [(i32, u32, u32, u32); 3] = [(2026, 12, 23, 10), (2027, 3, 25, 14), (2027, 5, 1, 11)];
+const RECEIPTS: [(i32, u32, u32, u32); 3] =
+    [(2026, 12, 23, 10), (2027, 3, 25, 14), (2027, 5, 1, 11)];
 const DAYS: i64 = 60;
 
 /// Holidays and equated days of 2026 and 2027, written out by hand (not from klachtd).
@@ -108,7 +109,8 @@ fn live(preset: &str) {
     }
 
     let hol = holidays();
-    let working = |d: NaiveDate| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !hol.contains(&d);
+    let working =
+        |d: NaiveDate| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !hol.contains(&d);
     let mut seen = Vec::new();
     for o in app.outbox() {
         let template = o["template"].as_str().unwrap_or("").to_string();
@@ -151,7 +153,11 @@ fn live(preset: &str) {
     // Every deadline the seed sets had its reminder before and its alert after, for each
     // receipt: the escalations are in the list above; here that none is missing.
     for r in 1..=3 {
-        let of = |t: &str| seen.iter().filter(|l| l.starts_with(&format!("R{r} ")) && l.contains(&format!(" {t} "))).count();
+        let of = |t: &str| {
+            seen.iter()
+                .filter(|l| l.starts_with(&format!("R{r} ")) && l.contains(&format!(" {t} ")))
+                .count()
+        };
         assert!(of("reminder") >= 1, "{preset} R{r}: no reminder");
         assert!(of("escalation") >= 1, "{preset} R{r}: no escalation");
     }

@@ -730,7 +730,8 @@ fn the_digest_goes_out_on_working_days_inside_working_hours_only() {
         "klacht",
     );
     s.new_mails();
-    let digests = |mails: Vec<(String, String)>| mails.iter().filter(|(t, _)| t == "digest").count();
+    let digests =
+        |mails: Vec<(String, String)>| mails.iter().filter(|(t, _)| t == "digest").count();
     // Thu 24 Dec: a working day; the reaction (Thu 31 Dec) is not within 3 working days yet.
     assert_eq!(digests(s.tick("2026-12-24T08:30:00+01:00")), 0);
     // Tue 29 Dec: it is, and the digest goes out.
@@ -792,7 +793,10 @@ fn awb_extensions_add_up_and_the_person_complained_about_is_informed() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    assert!(s.new_mails().is_empty(), "a refused extension sends nothing");
+    assert!(
+        s.new_mails().is_empty(),
+        "a refused extension sends nothing"
+    );
     s.cli(
         "2026-12-03T10:05:00+01:00",
         &[
@@ -850,7 +854,12 @@ fn awb_extensions_add_up_and_the_person_complained_about_is_informed() {
     // The outcome goes to both.
     s.cli(
         "2027-01-20T10:00:00+01:00",
-        &["set", &r, "solution", "De klacht is gegrond; wij bieden excuses aan."],
+        &[
+            "set",
+            &r,
+            "solution",
+            "De klacht is gegrond; wij bieden excuses aan.",
+        ],
     );
     s.cli("2027-01-20T10:01:00+01:00", &["complete", &r, "handled"]);
     let mut out = s.sent_now();
@@ -864,7 +873,10 @@ fn awb_extensions_add_up_and_the_person_complained_about_is_informed() {
     );
     assert_eq!(s.app.show(&r)["complaint"]["status"], "closed");
     let events = s.app.history_events(&r);
-    assert!(events.iter().any(|e| e == "extension_agreement_used"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e == "extension_agreement_used"),
+        "{events:?}"
+    );
 }
 
 /// Issue #9 finding 6: seed 001 sets no limit on the delay ("Mocht de procedure langer duren,
@@ -896,7 +908,11 @@ fn academie_extends_as_long_as_needed() {
         .into_iter()
         .find(|m| m.subject.contains("meer tijd"))
         .expect("delay notice");
-    assert!(notice.text.contains("maandag 22 februari 2027"), "{}", notice.text);
+    assert!(
+        notice.text.contains("maandag 22 februari 2027"),
+        "{}",
+        notice.text
+    );
     assert!(
         !s.tick("2026-12-01T08:30:00+01:00")
             .iter()
@@ -995,7 +1011,8 @@ fn the_acknowledgements_delay_promise_is_kept_or_reported_broken() {
         .find(|m| m.subject.contains("bericht van uitstel"))
         .expect("delay-notice-due mail");
     assert!(
-        due.text.contains(&format!("klachtd set {r} extension WEKEN")),
+        due.text
+            .contains(&format!("klachtd set {r} extension WEKEN")),
         "{}",
         due.text
     );

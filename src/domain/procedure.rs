@@ -632,7 +632,9 @@ impl Procedure {
                 .filter_map(|r| errs.milestone(at, &format!("{key}.reopens"), r))
                 .collect();
             let extension = rm.extension.as_ref().and_then(|x| {
-                if x.max_weeks.is_some_and(|w| w == 0 || w > MAX_EXTENSION_WEEKS) {
+                if x.max_weeks
+                    .is_some_and(|w| w == 0 || w > MAX_EXTENSION_WEEKS)
+                {
                     errs.push(
                         at,
                         format!("{key}.extension.max_weeks"),
@@ -2132,7 +2134,8 @@ to = "complainant"
                 used: 12
             })
         );
-        pr.completed.insert("handled".into(), utc("2026-05-01T09:00:00Z"));
+        pr.completed
+            .insert("handled".into(), utc("2026-05-01T09:00:00Z"));
         assert_eq!(
             academie.extend(&pr, 1, false),
             Err(ExtensionRefused::Completed(Milestone::Handled))
@@ -2174,7 +2177,10 @@ to = "complainant"
         // Thu 21 Jan 2027 (Nieuwjaarsdag does not count).
         let p = preset("leefstijlwijzer");
         let pr = progress("2026-12-23T10:00:00Z");
-        assert_eq!(due(&p, &pr, Milestone::FirstReaction), Some(d(2026, 12, 31)));
+        assert_eq!(
+            due(&p, &pr, Milestone::FirstReaction),
+            Some(d(2026, 12, 31))
+        );
         assert_eq!(due(&p, &pr, Milestone::Handled), Some(d(2027, 1, 21)));
         let plan = plan(&p, &pr);
         let ids: Vec<&str> = plan.iter().map(|a| a.action_id.as_str()).collect();

@@ -348,7 +348,14 @@ pub async fn run_for_complaint(
         tx.set_next_due(complaint_id, next_due(ctx, &plan, &done, serious))
             .await?;
         // An outcome copy that waited for working hours was the last step: close now.
-        if !out.is_empty() && procedure_complete(&procedure, &progress_of(&state, tx.milestones(complaint_id).await?), &plan, &done) {
+        if !out.is_empty()
+            && procedure_complete(
+                &procedure,
+                &progress_of(&state, tx.milestones(complaint_id).await?),
+                &plan,
+                &done,
+            )
+        {
             close(tx, complaint_id, now, SCHEDULER).await?;
         }
     }
@@ -975,7 +982,8 @@ pub async fn set_field(
                 .into_iter()
                 .find(|d| d.milestone == granted.milestone)
                 .and_then(|d| d.due);
-            tx.set_progress(id, state.round, granted.total_weeks).await?;
+            tx.set_progress(id, state.round, granted.total_weeks)
+                .await?;
             progress.extended_weeks = granted.total_weeks;
             let after = procedure
                 .deadlines(&ctx.procedure.calendar, ctx.procedure.tz, &progress)

@@ -157,6 +157,10 @@ pub struct ComplaintRow {
     pub solution: Option<String>,
     pub handler: Option<String>,
     pub void_reason: Option<String>,
+    /// The person whose conduct the complaint is about (Awb 9:10), when recorded.
+    pub subject_person: Option<String>,
+    /// Weeks the term was extended by, all extensions together.
+    pub extended_weeks: i64,
     pub messages: i64,
     /// Where this row stands in the register's order, to read the next page after it.
     #[serde(skip)]

@@ -116,7 +116,7 @@ const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.
     c.received_at, c.status, c.kind, c.severity,
     c.complainant_address, c.complainant_name, c.subject, r.reference AS related_reference,
     c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
-    c.handler, c.void_reason,
+    c.handler, c.void_reason, c.subject_person, c.extended_weeks,
     (SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
@@ -140,6 +140,8 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
         solution: r.try_get("solution")?,
         handler: r.try_get("handler")?,
         void_reason: r.try_get("void_reason")?,
+        subject_person: r.try_get("subject_person")?,
+        extended_weeks: r.try_get("extended_weeks")?,
         messages: r.try_get("message_count")?,
         position: RegisterPosition {
             year: r.try_get("ref_year")?,
