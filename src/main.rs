@@ -719,9 +719,14 @@ fn procedure_cmd(settings: &Settings, action: &ProcedureCmd) -> anyhow::Result<E
             let lang = lang
                 .clone()
                 .unwrap_or_else(|| settings.organisation.language.clone());
-            let e = rt
-                .current()
-                .explain(&rt.calendar, rt.tz, rt.hours, received, &lang);
+            let e = rt.current().explain(
+                &rt.calendar,
+                rt.tz,
+                rt.hours,
+                received,
+                &lang,
+                settings.schedule.notify_staff_at_once,
+            );
             if *format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {

@@ -1028,3 +1028,44 @@ fn the_acknowledgements_delay_promise_is_kept_or_reported_broken() {
         escalation.text
     );
 }
+
+/// `procedure explain` and the scheduler are one planner: a Saturday complaint's notice to
+/// the receiver is explained for Monday 08:00, when the scheduler sends it.
+#[test]
+fn explain_shows_when_staff_notices_actually_go_out() {
+    let s = Scenario::new("mzo");
+    let e = s.app.json(&[
+        "procedure",
+        "explain",
+        "mzo",
+        "--received",
+        "2027-05-01T11:00:00+02:00",
+        "--format",
+        "json",
+    ]);
+    let at = |id: &str| {
+        e["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .and_then(|a| a["due_at"].as_str())
+            .unwrap_or_else(|| panic!("{id} in {e}"))
+            .to_string()
+    };
+    assert_eq!(at("acknowledge"), "2027-05-01T09:00:00Z");
+    assert_eq!(at("notify_receiver"), "2027-05-03T06:00:00Z");
+    assert_eq!(at("serious_alert"), "2027-05-01T09:00:00Z");
+    s.receive(
+        "2027-05-01T11:00:00+02:00",
+        "a@example.nl",
+        "Zaterdag",
+        "klacht",
+    );
+    s.new_mails();
+    assert!(s.tick("2027-05-03T07:59:00+02:00").is_empty());
+    assert_eq!(
+        s.tick("2027-05-03T08:00:00+02:00"),
+        pairs(&[("new_complaint", common::RECEIVER)])
+    );
+}

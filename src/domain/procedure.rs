@@ -1201,15 +1201,19 @@ impl Procedure {
             .collect()
     }
 
-    /// Every action that applies to this complaint now or later, with when it is due.
+    /// Every action that applies to this complaint now or later, with the moment it runs.
+    /// Mail to people runs on a working day inside working hours; at once only the serious
+    /// alert, mail marked `immediate` to the complainant, and, when the complaint is serious or
+    /// `staff_at_once` is set, mail marked `immediate` to staff.
     pub fn plan(
         &self,
         cal: &Calendar,
         tz: Tz,
         hours: (NaiveTime, NaiveTime),
         p: &Progress,
+        staff_at_once: bool,
     ) -> Vec<PlannedAction> {
-        self.plan_inner(cal, tz, hours, p, true)
+        self.plan_inner(cal, tz, hours, p, true, staff_at_once)
     }
 
     fn plan_inner(
@@ -1219,6 +1223,7 @@ impl Procedure {
         hours: (NaiveTime, NaiveTime),
         p: &Progress,
         only_open: bool,
+        staff_at_once: bool,
     ) -> Vec<PlannedAction> {
         let reopened = self.reopened_milestones();
         let done = |m: Milestone| only_open && self.completed_at(p, m).is_some();
@@ -1311,6 +1316,13 @@ impl Procedure {
             } else {
                 0
             };
+            let to_staff = a.send.is_some() && matches!(a.to, Recipients::Roles(_));
+            let at_once = a.immediate && (!to_staff || p.serious || staff_at_once);
+            let due_at = if at_once {
+                due_at
+            } else {
+                next_working_time(cal, tz, hours, due_at)
+            };
             out.push(PlannedAction {
                 key: format!("r{round}:{}", a.id),
                 action_id: a.id.clone(),
@@ -1337,12 +1349,14 @@ impl Procedure {
         hours: (NaiveTime, NaiveTime),
         received_at: DateTime<Utc>,
         lang: &str,
+        staff_at_once: bool,
     ) -> Explanation {
+        // Not serious: the timeline of an ordinary complaint; the serious alert is added below.
         let mut sim = Progress {
             received_at,
             completed: BTreeMap::new(),
             round: 0,
-            serious: true,
+            serious: false,
             extended_weeks: 0,
         };
         // Fixpoint: each pass can complete milestones whose anchors the previous pass completed.
@@ -1358,7 +1372,7 @@ impl Procedure {
                     changed = true;
                 }
             }
-            for pa in self.plan_inner(cal, tz, hours, &sim, false) {
+            for pa in self.plan_inner(cal, tz, hours, &sim, false, staff_at_once) {
                 if let Some(c) = &pa.completes
                     && !sim.completed.contains_key(c)
                 {
@@ -1380,8 +1394,27 @@ impl Procedure {
                 rule: describe_milestone(def, lang),
             })
             .collect();
-        let actions = self
-            .plan_inner(cal, tz, hours, &sim, false)
+        let serious_alert = self
+            .plan_inner(
+                cal,
+                tz,
+                hours,
+                &Progress {
+                    serious: true,
+                    ..sim.clone()
+                },
+                false,
+                staff_at_once,
+            )
+            .into_iter()
+            .filter(|pa| pa.action_id == SERIOUS_ACTION);
+        let mut planned: Vec<PlannedAction> = self
+            .plan_inner(cal, tz, hours, &sim, false, staff_at_once)
+            .into_iter()
+            .chain(serious_alert)
+            .collect();
+        planned.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.key.cmp(&b.key)));
+        let actions = planned
             .into_iter()
             .map(|pa| {
                 let description = match self.actions.iter().find(|a| a.id == pa.action_id) {
@@ -1538,11 +1571,17 @@ fn describe_action(a: &Action, lang: &str) -> String {
             format!("; rondt {} af", c.label(lang))
         });
     }
-    if a.immediate {
+    if a.immediate && matches!(a.to, Recipients::Complainant) {
         s.push_str(if en {
             "; at once, also outside working hours"
         } else {
             "; direct, ook buiten werktijd"
+        });
+    } else if a.immediate {
+        s.push_str(if en {
+            "; at once within working hours (for a serious complaint, or with schedule.notify_staff_at_once, at any hour)"
+        } else {
+            "; direct binnen werktijd (bij een ernstige klacht, of met schedule.notify_staff_at_once, op elk moment)"
         });
     }
     s
@@ -1773,7 +1812,7 @@ mod tests {
     }
 
     fn plan(p: &Procedure, pr: &Progress) -> Vec<PlannedAction> {
-        p.plan(&Calendar::dutch(), Amsterdam, hours(), pr)
+        p.plan(&Calendar::dutch(), Amsterdam, hours(), pr, false)
     }
 
     #[test]
@@ -1912,18 +1951,35 @@ mod tests {
     }
 
     #[test]
-    fn immediate_escalation_fires_at_midnight() {
+    fn immediate_staff_mail_waits_for_work_unless_serious_or_at_once() {
         let text = PRESETS[0].1.replace(
             "id = \"escalate_handled\"",
             "id = \"escalate_handled\"\nimmediate = true",
         );
         let mzo = Procedure::parse("mzo", &text, "mzo.toml").unwrap();
         let pr = progress("2026-03-09T09:00:00Z");
-        let esc = plan(&mzo, &pr)
+        let esc = |at_once: bool| {
+            mzo.plan(&Calendar::dutch(), Amsterdam, hours(), &pr, at_once)
+                .into_iter()
+                .find(|a| a.action_id == "escalate_handled")
+                .unwrap()
+                .due_at
+        };
+        // Mail to staff waits for the next working moment (Mon 08:00 CEST, after the clocks
+        // changed) unless staff are to be told at once; then Sat 00:00 CET.
+        assert_eq!(esc(false), utc("2026-03-30T06:00:00Z"));
+        assert_eq!(esc(true), utc("2026-03-27T23:00:00Z"));
+        let serious = Progress {
+            serious: true,
+            ..pr.clone()
+        };
+        let at = mzo
+            .plan(&Calendar::dutch(), Amsterdam, hours(), &serious, false)
             .into_iter()
             .find(|a| a.action_id == "escalate_handled")
-            .unwrap();
-        assert_eq!(esc.due_at, utc("2026-03-27T23:00:00Z")); // Sat 00:00 CET
+            .unwrap()
+            .due_at;
+        assert_eq!(at, utc("2026-03-27T23:00:00Z"), "serious: at once");
     }
 
     #[test]
@@ -2187,7 +2243,14 @@ to = "complainant"
         assert!(ids.contains(&"remind_handled"), "{ids:?}");
         assert!(ids.contains(&"escalate_handled"), "{ids:?}");
         // The explanation and the plan agree on every date.
-        let ex = p.explain(&Calendar::dutch(), Amsterdam, hours(), pr.received_at, "nl");
+        let ex = p.explain(
+            &Calendar::dutch(),
+            Amsterdam,
+            hours(),
+            pr.received_at,
+            "nl",
+            false,
+        );
         for a in &plan {
             if let Some(e) = ex.actions.iter().find(|e| e.id == a.action_id) {
                 assert_eq!(e.due_at, a.due_at, "{}", a.action_id);
@@ -2320,6 +2383,7 @@ to = ["director"]
             hours(),
             utc("2026-12-23T09:00:00Z"),
             "nl",
+            false,
         );
         let json = serde_json::to_value(&e).unwrap();
         assert_eq!(json["procedure"], "mzo");
@@ -2364,6 +2428,7 @@ to = ["director"]
                 hours(),
                 utc("2026-12-23T09:00:00Z"),
                 "en",
+                false,
             )
             .to_text();
         assert!(en.contains("by Thursday 31 December 2026"), "{en}");

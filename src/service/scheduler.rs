@@ -16,8 +16,8 @@ use super::outbound::{MailSpec, queue, queue_to_staff};
 use super::{Context, ServiceError};
 use crate::domain::calendar::{at_local, end_of_day, local_date};
 use crate::domain::procedure::{
-    CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, SERIOUS_ACTION,
-    SUBJECT_PERSON_KEY, SUBJECT_PERSON_ROLE, Trigger,
+    CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, SUBJECT_PERSON_KEY,
+    SUBJECT_PERSON_ROLE, Trigger,
 };
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::compose::AutoKind;
@@ -224,19 +224,10 @@ fn next_working_moment(ctx: &Context, t: DateTime<Utc>) -> DateTime<Utc> {
     t
 }
 
-/// When this planned action may actually run. Mail to staff waits for the next working
-/// moment even when the procedure says "immediate" (that is for the complainant), unless the
-/// complaint is serious or `schedule.notify_staff_at_once` is set; the serious alert and mail
-/// to the complainant marked immediate go at once.
-fn runnable_at(ctx: &Context, a: &PlannedAction, serious: bool) -> DateTime<Utc> {
-    let to_staff = a.send.is_some() && matches!(a.recipients, Recipients::Roles(_));
-    let at_once = a.action_id == SERIOUS_ACTION
-        || (a.immediate && (!to_staff || serious || ctx.settings.schedule.notify_staff_at_once));
-    if at_once {
-        a.due_at
-    } else {
-        next_working_moment(ctx, a.due_at)
-    }
+/// When this planned action may actually run: the planner already moved mail to people to
+/// a working moment (see [`Procedure::plan`]).
+fn runnable_at(a: &PlannedAction) -> DateTime<Utc> {
+    a.due_at
 }
 
 fn is_reminder(procedure: &Procedure, action_id: &str) -> bool {
@@ -264,13 +255,13 @@ pub async fn run_for_complaint(
         ctx.procedure.tz,
         ctx.procedure.hours,
         &progress,
+        ctx.settings.schedule.notify_staff_at_once,
     );
     let mut done = done;
     let mut milestones_changed = false;
     let mut out = Vec::new();
-    let serious = state.severity == "serious";
     for a in &plan {
-        if done.contains(&a.key) || runnable_at(ctx, a, serious) > now {
+        if done.contains(&a.key) || runnable_at(a) > now {
             continue;
         }
         let mut item = DueAction {
@@ -341,11 +332,12 @@ pub async fn run_for_complaint(
                 ctx.procedure.tz,
                 ctx.procedure.hours,
                 &progress,
+                ctx.settings.schedule.notify_staff_at_once,
             )
         } else {
             plan
         };
-        tx.set_next_due(complaint_id, next_due(ctx, &plan, &done, serious))
+        tx.set_next_due(complaint_id, next_due(&plan, &done))
             .await?;
         // An outcome copy that waited for working hours was the last step: close now.
         if !out.is_empty()
@@ -405,14 +397,12 @@ async fn close(
 
 /// The earliest moment a planned action not yet done may run.
 fn next_due(
-    ctx: &Context,
     plan: &[PlannedAction],
     done: &std::collections::HashSet<String>,
-    serious: bool,
 ) -> Option<DateTime<Utc>> {
     plan.iter()
         .filter(|a| !done.contains(&a.key))
-        .map(|a| runnable_at(ctx, a, serious))
+        .map(runnable_at)
         .min()
 }
 
@@ -1235,6 +1225,7 @@ pub async fn complete(
             ctx.procedure.tz,
             ctx.procedure.hours,
             &progress,
+            ctx.settings.schedule.notify_staff_at_once,
         );
         let done = tx.actions_done(id).await?;
         if state.status == "open" && procedure_complete(&procedure, &progress, &plan, &done) {
