@@ -36,10 +36,11 @@ fuzz_target!(|data: &[u8]| {
         extended_weeks: 1,
     };
     let _ = procedure.deadlines(&cal, tz, &progress);
-    let _ = procedure.plan(&cal, tz, hours, &progress);
+    let _ = procedure.plan(&cal, tz, hours, &progress, false);
     procedure.reopen(&mut progress, received_at + chrono::Duration::days(30));
-    let _ = procedure.plan(&cal, tz, hours, &progress);
+    let _ = procedure.plan(&cal, tz, hours, &progress, true);
+    let _ = procedure.extend(&progress, 3, true);
     let _ = procedure
-        .explain(&cal, tz, hours, received_at, "nl")
+        .explain(&cal, tz, hours, received_at, "nl", false)
         .to_text();
 });
