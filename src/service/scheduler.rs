@@ -259,6 +259,9 @@ pub async fn run_for_complaint(
     );
     let mut done = done;
     let mut milestones_changed = false;
+    // Only a step that follows handling can finish the procedure here; a complaint staff
+    // reopened by hand is not closed again by an unrelated action.
+    let mut ran_on_handled = false;
     let mut out = Vec::new();
     for a in &plan {
         if done.contains(&a.key) || runnable_at(a) > now {
@@ -319,6 +322,10 @@ pub async fn run_for_complaint(
         }
         item.result = execute(ctx, tx, &state, &procedure, &progress, a, now).await?;
         milestones_changed |= a.completes.is_some();
+        ran_on_handled |= procedure
+            .actions
+            .iter()
+            .any(|x| x.id == a.action_id && matches!(x.trigger, Trigger::On(Milestone::Handled)));
         out.push(item);
     }
     if !dry_run {
@@ -340,7 +347,7 @@ pub async fn run_for_complaint(
         tx.set_next_due(complaint_id, next_due(&plan, &done))
             .await?;
         // An outcome copy that waited for working hours was the last step: close now.
-        if !out.is_empty()
+        if ran_on_handled
             && procedure_complete(
                 &procedure,
                 &progress_of(&state, tx.milestones(complaint_id).await?),
