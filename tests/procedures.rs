@@ -1069,3 +1069,33 @@ fn explain_shows_when_staff_notices_actually_go_out() {
         pairs(&[("new_complaint", common::RECEIVER)])
     );
 }
+
+/// Dates follow the language of the mail they are in: a Dutch notice to staff about an English
+/// complaint says "maandag", the English acknowledgement "Monday".
+#[test]
+fn dates_follow_the_language_of_the_mail() {
+    let s = Scenario::new("mzo");
+    s.receive(
+        "2026-11-23T10:00:00+01:00",
+        "parent@example.com",
+        "Cancelled lessons",
+        "Dear Sir or Madam, the music lesson of my daughter was cancelled three times this month \
+         and nobody told us why. I would like to know what you are going to do about it.",
+    );
+    s.app.run_once();
+    let notice = s
+        .app
+        .sent_to(common::RECEIVER)
+        .into_iter()
+        .next()
+        .expect("new-complaint notice");
+    assert!(notice.text.contains("maandag 23 november 2026"), "{}", notice.text);
+    assert!(!notice.text.contains("Monday"), "{}", notice.text);
+    let ack = s
+        .app
+        .sent_to("parent@example.com")
+        .into_iter()
+        .next()
+        .expect("acknowledgement");
+    assert!(ack.text.contains("Monday 23 November 2026"), "{}", ack.text);
+}

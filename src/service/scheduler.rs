@@ -63,9 +63,9 @@ pub fn template_context(
     procedure: &Procedure,
     progress: &Progress,
     action: Option<&PlannedAction>,
+    lang: &str,
 ) -> Value {
     let rt = &ctx.procedure;
-    let lang = state.language.as_str();
     let deadlines = rt.deadline_map(procedure, progress, lang);
     let label = |m: &str| {
         Milestone::parse(m)
@@ -196,7 +196,14 @@ pub async fn context_for(
     complaint_id: i64,
 ) -> Result<Value, ServiceError> {
     let (state, procedure, progress) = load(ctx, tx, complaint_id).await?;
-    Ok(template_context(ctx, &state, &procedure, &progress, None))
+    Ok(template_context(
+        ctx,
+        &state,
+        &procedure,
+        &progress,
+        None,
+        &state.language,
+    ))
 }
 
 fn in_working_hours(ctx: &Context, now: DateTime<Utc>) -> bool {
@@ -435,15 +442,21 @@ async fn execute(
     };
     let mut sent_to = Vec::new();
     if let Some(template) = &a.send {
-        let context = template_context(ctx, state, procedure, progress, Some(a));
+        // Dates and labels follow the language of the mail: the complainant's for theirs,
+        // the organisation's for staff.
+        let staff_lang = ctx.settings.organisation.language.as_str();
         match &a.recipients {
             Recipients::Complainant => {
+                let context =
+                    template_context(ctx, state, procedure, progress, Some(a), &state.language);
                 let to = EmailAddress::parse(&state.complainant_address)
                     .map_err(|e| ServiceError::Invalid(e.to_string()))?;
                 send_to_complainant(ctx, tx, state, template, &context, now).await?;
                 sent_to.push(to.to_string());
             }
             Recipients::Roles(roles) => {
+                let context =
+                    template_context(ctx, state, procedure, progress, Some(a), staff_lang);
                 let mut reached: Vec<String> = Vec::new();
                 for role in roles {
                     let mut role = role.as_str();
@@ -1005,11 +1018,20 @@ pub async fn set_field(
                 .extensible()
                 .map(|(_, x)| (x.notice.clone(), x.subject_person_notice.clone()));
             if let Some((notice, subject_notice)) = notices {
-                let context = template_context(ctx, &state, &procedure, &progress, None);
                 if let Some(t) = notice {
+                    let context =
+                        template_context(ctx, &state, &procedure, &progress, None, &state.language);
                     send_to_complainant(ctx, tx.as_mut(), &state, &t, &context, now).await?;
                 }
                 if let Some(t) = subject_notice {
+                    let context = template_context(
+                        ctx,
+                        &state,
+                        &procedure,
+                        &progress,
+                        None,
+                        &ctx.settings.organisation.language,
+                    );
                     send_to_subject_person(ctx, tx.as_mut(), &state, &t, &context, now).await?;
                 }
             }
@@ -1144,7 +1166,8 @@ pub async fn complete(
                 )));
             }
             progress.completed.insert(m.as_str().to_string(), at);
-            let context = template_context(ctx, &state, &procedure, &progress, None);
+            let context =
+                template_context(ctx, &state, &procedure, &progress, None, &state.language);
             send_to_complainant(ctx, tx.as_mut(), &state, template, &context, now).await?;
             tx.complete_milestone(id, m.as_str(), at, actor).await?;
             format!(
