@@ -933,3 +933,22 @@ fn a_mail_with_100000_references_is_bounded_and_a_reply_still_threads() {
     let texts = app.show(&reference)["messages"].to_string();
     assert!(texts.contains("Nog een aanvulling"), "{texts}");
 }
+
+/// Outlook's `From: de Vries, Jan <jan@example.nl>` (a comma in an unquoted display name,
+/// invalid under RFC 5322 3.4) is one sender with one name, not a mail without a sender.
+#[test]
+fn an_outlook_last_first_display_name_registers() {
+    let app = TestApp::spawn();
+    let raw = b"From: de Vries, Jan <jan.devries@example.nl>\r\nTo: service@example.org\r\nSubject: Rooster\r\nMessage-ID: <lastfirst@example.nl>\r\nDate: Mon, 23 Nov 2026 10:00:00 +0100\r\n\r\nHet rooster klopt niet.\r\n";
+    app.deliver(raw);
+    app.run_once();
+    let list = app.list();
+    assert_eq!(
+        list.len(),
+        1,
+        "registered, not quarantined: {:?}",
+        app.quarantine()
+    );
+    assert_eq!(list[0]["complainant"], "jan.devries@example.nl");
+    assert_eq!(list[0]["complainant_name"], "de Vries, Jan");
+}

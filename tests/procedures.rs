@@ -1089,7 +1089,11 @@ fn dates_follow_the_language_of_the_mail() {
         .into_iter()
         .next()
         .expect("new-complaint notice");
-    assert!(notice.text.contains("maandag 23 november 2026"), "{}", notice.text);
+    assert!(
+        notice.text.contains("maandag 23 november 2026"),
+        "{}",
+        notice.text
+    );
     assert!(!notice.text.contains("Monday"), "{}", notice.text);
     let ack = s
         .app

@@ -213,10 +213,29 @@ fn sender_of(
     msg: &mail_parser::Message<'_>,
     headers: &[(String, String)],
 ) -> Result<(EmailAddress, Option<String>), ParseFailure> {
-    let from_addr = msg
-        .from()
-        .and_then(|a| a.first())
-        .or_else(|| msg.sender().and_then(|a| a.first()));
+    let from_list = msg.from().or_else(|| msg.sender());
+    // Outlook writes `From: de Vries, Jan <jan@example.nl>` with the comma unquoted (invalid
+    // under RFC 5322 3.4, where the comma separates mailboxes): read as two entries, a name
+    // without an address and "Jan <jan@...>". When exactly one entry has an address, the
+    // others are pieces of its display name.
+    let entries: Vec<&mail_parser::Addr<'_>> = from_list
+        .map(|a| a.iter().take(MAX_FROM_ENTRIES).collect())
+        .unwrap_or_default();
+    let with_address: Vec<&&mail_parser::Addr<'_>> =
+        entries.iter().filter(|a| a.address().is_some()).collect();
+    let split_name = (entries.len() > 1 && with_address.len() == 1).then(|| {
+        entries
+            .iter()
+            .filter_map(|a| a.name())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let from_addr = match with_address.as_slice() {
+        [one] if entries.len() > 1 => Some(**one),
+        _ => from_list.and_then(|a| a.first()),
+    };
     let from_raw = headers
         .iter()
         .find(|(n, _)| n == "from")
@@ -235,13 +254,20 @@ fn sender_of(
             )));
         }
     };
-    let name = from_addr
-        .filter(|_| quoted.is_none())
-        .and_then(|a| a.name())
-        .map(|n| clean_text(n, MAX_NAME_CHARS))
-        .filter(|n| !n.is_empty());
+    let name = match split_name {
+        Some(n) => Some(n),
+        None => from_addr
+            .filter(|_| quoted.is_none())
+            .and_then(|a| a.name())
+            .map(str::to_string),
+    }
+    .map(|n| clean_text(&n, MAX_NAME_CHARS))
+    .filter(|n| !n.is_empty());
     Ok((from, name))
 }
+
+/// A From with more entries than this is not a person's name split at commas.
+const MAX_FROM_ENTRIES: usize = 8;
 
 /// mail-parser 0.11 reads the quoted local part of `"System Administrator"@example.com`
 /// (RFC 5322 3.4.1: local-part may be a quoted-string) as a display name and the address as
@@ -684,6 +710,27 @@ mod tests {
     }
 
     /// Issue #8 finding 21: a valid quoted local part is an address, not a display name.
+    #[test]
+    fn an_unquoted_comma_in_the_display_name_is_one_name() {
+        for (raw, name) in [
+            (
+                &b"From: de Vries, Jan <jan@example.nl>\r\nSubject: x\r\n\r\nbody\r\n"[..],
+                "de Vries, Jan",
+            ),
+            (
+                &b"From: Janssen, Ruud (Afdeling Planning) <r.janssen@example.nl>\r\nSubject: x\r\n\r\nbody\r\n"[..],
+                "Janssen, Ruud (Afdeling Planning)",
+            ),
+        ] {
+            let m = parse(raw).unwrap();
+            assert_eq!(m.from_name.as_deref(), Some(name));
+            assert!(m.facts.from.as_str().ends_with("@example.nl"));
+        }
+        // Two real mailboxes stay two: the first is the sender, as before.
+        let two = parse(b"From: a@example.nl, b@example.nl\r\nSubject: x\r\n\r\nbody\r\n").unwrap();
+        assert_eq!(two.facts.from.as_str(), "a@example.nl");
+    }
+
     #[test]
     fn a_quoted_local_part_is_the_address() {
         let raw = b"From: \"System Administrator\"@example.com\r\nSubject: x\r\n\r\nbody\r\n";
