@@ -352,6 +352,7 @@ pub fn sample_context() -> Value {
             "extend_command": "klachtd set KL-2026-0001 extension WEKEN",
         },
         "subject_person": { "address": "docent@example.nl" },
+        "message": { "from": "jan@example.nl", "subject": "Re: [KL-2026-0001] Les gaat niet door", "text": "Er is nog steeds niets veranderd." },
         "extension": { "due": "vrijdag 8 januari 2027", "what": "afgehandeld" },
         "handler": { "name": "Marieke de Vries", "address": "marieke@example.nl" },
         "serious": { "keywords": "veiligheid, letsel" },

@@ -847,6 +847,67 @@ pub async fn register(
                 )
                 .await?;
             }
+            let text = parsed.text.as_str();
+            let state = tx.complaint_state(complaint_id).await?;
+            let from_complainant = state.as_ref().is_some_and(|c| {
+                c.complainant_address
+                    .eq_ignore_ascii_case(facts.from.as_str())
+            });
+            // Staff: a configured staff address, or this complaint's handler.
+            let from_staff = lookups.sender_is_staff
+                || state.as_ref().is_some_and(|c| {
+                    c.handler
+                        .as_deref()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(facts.from.as_str()))
+                });
+            if automatic.is_some()
+                && from_staff
+                && by == crate::domain::classify::ThreadedBy::Header
+            {
+                // An out-of-office from a handler or colleague answering one of our mails:
+                // the complaint may need someone else. Once per complaint.
+                tx.history(
+                    Some(complaint_id),
+                    now,
+                    SYSTEM,
+                    "staff_auto_reply",
+                    &format!(
+                        "message {row}: automatic reply from staff member {}: {}",
+                        facts.from, facts.subject
+                    ),
+                )
+                .await?;
+                crate::service::scheduler::tell_staff_about_message(
+                    ctx,
+                    tx,
+                    complaint_id,
+                    crate::service::scheduler::MessageNotice {
+                        template: "staff_absent",
+                        from: &facts.from,
+                        subject: &facts.subject,
+                        text,
+                        once_key: Some("staff_absent_notice"),
+                    },
+                    now,
+                )
+                .await?;
+            } else if automatic.is_none() && from_complainant {
+                // The complainant wrote again: whoever handles it must know.
+                crate::service::scheduler::tell_staff_about_message(
+                    ctx,
+                    tx,
+                    complaint_id,
+                    crate::service::scheduler::MessageNotice {
+                        template: "complainant_replied",
+                        from: &facts.from,
+                        subject: &facts.subject,
+                        text,
+                        once_key: None,
+                    },
+                    now,
+                )
+                .await?;
+            }
             Ok(Outcome::Threaded { reference })
         }
         Placement::NewComplaint { related } => {

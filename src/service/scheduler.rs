@@ -613,6 +613,99 @@ async fn send_to_complainant(
     Ok(())
 }
 
+/// What one incoming message on a complaint tells staff.
+pub struct MessageNotice<'a> {
+    pub template: &'a str,
+    pub from: &'a EmailAddress,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// Sent once per complaint under this key (in `actions_done`), or every time when None.
+    pub once_key: Option<&'a str>,
+}
+
+/// Tell the complaint's handler (or, with none assigned, the receiving role) about a message
+/// that came in on it, at the next working moment unless the complaint is serious. Returns
+/// whether a mail was queued.
+pub async fn tell_staff_about_message(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    complaint_id: i64,
+    notice: MessageNotice<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
+    if let Some(key) = notice.once_key
+        && !tx.mark_action_done(complaint_id, key, now, now).await?
+    {
+        return Ok(false);
+    }
+    let (state, procedure, progress) = load(ctx, tx, complaint_id).await?;
+    // The handler, else the receiving role; telling the sender about their own mail helps
+    // nobody (an absent receiver's auto-reply goes to the director).
+    let (role, to) = ["handler", "receiver", "director"]
+        .into_iter()
+        .map(|role| {
+            let mut to = role_addresses(ctx, &state, role);
+            to.retain(|a| a.mailbox_key() != notice.from.mailbox_key());
+            (role, to)
+        })
+        .find(|(_, to)| !to.is_empty())
+        .unwrap_or(("receiver", Vec::new()));
+    if to.is_empty() {
+        tx.history(
+            Some(complaint_id),
+            now,
+            SCHEDULER,
+            "action_unaddressed",
+            &format!("{}: no handler and no receiving role", notice.template),
+        )
+        .await?;
+        return Ok(false);
+    }
+    let lang = ctx.settings.organisation.language.clone();
+    let mut context = template_context(ctx, &state, &procedure, &progress, None, &lang);
+    context["message"] = json!({
+        "from": notice.from.as_str(),
+        "subject": notice.subject,
+        "text": summary(notice.text),
+    });
+    let not_before = (state.severity != "serious" && !ctx.settings.schedule.notify_staff_at_once)
+        .then(|| next_working_moment(ctx, now))
+        .filter(|t| *t > now);
+    queue(
+        ctx,
+        tx,
+        MailSpec {
+            template: notice.template,
+            lang: &lang,
+            context: &context,
+            complaint_id: Some(complaint_id),
+            to: to.iter().map(|a| (None, a.clone())).collect(),
+            role: Some(role),
+            in_reply_to: None,
+            references: vec![],
+            auto: AutoKind::Generated,
+            now,
+            not_before,
+            recipient_key: None,
+        },
+    )
+    .await?;
+    tx.history(
+        Some(complaint_id),
+        now,
+        SCHEDULER,
+        "staff_told",
+        &format!(
+            "{} to {role} ({}) about a message from {}",
+            notice.template,
+            to.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", "),
+            notice.from
+        ),
+    )
+    .await?;
+    Ok(true)
+}
+
 /// A notice to the person the complaint is about (Awb 9:11(2)), when one is recorded.
 async fn send_to_subject_person(
     ctx: &Context,
