@@ -113,6 +113,16 @@ impl App {
             reason: e.to_string(),
         })?;
         let blobs = BlobStore::new(&settings.data_dir);
+        let routing = settings
+            .routing_rules()
+            .map_err(|problems| AppError::Setup {
+                what: "routing".into(),
+                reason: problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.key, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })?;
         Ok(App {
             ctx: Arc::new(Context {
                 settings,
@@ -122,6 +132,7 @@ impl App {
                 key,
                 blobs,
                 procedure,
+                routing,
             }),
             transport,
             outgoing_tokens,

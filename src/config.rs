@@ -108,6 +108,36 @@ pub struct Settings {
     pub logging: Logging,
     #[serde(default)]
     pub runtime: RuntimeSettings,
+    /// Who hears first of a new complaint: tried in order, the first match wins.
+    #[serde(default)]
+    pub routing: Vec<RoutingSetting>,
+}
+
+/// One `[[routing]]` rule as written; [`Settings::routing_rules`] validates it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSetting {
+    pub name: String,
+    /// Sender addresses.
+    #[serde(default)]
+    pub sender: Vec<String>,
+    /// Sender domains (a subdomain matches too).
+    #[serde(default)]
+    pub sender_domain: Vec<String>,
+    /// Words or phrases in the subject or text (whole words, any case, accents ignored).
+    #[serde(default)]
+    pub words: Vec<String>,
+    /// The address the mail was sent to, e.g. `service+locatie-noord@example.org`.
+    #[serde(default)]
+    pub sent_to: Vec<String>,
+    /// Kinds of the procedure.
+    #[serde(default)]
+    pub kind: Vec<String>,
+    /// Made the complaint's handler.
+    pub handler: Option<String>,
+    /// Roles (of `[staff]`) told in place of the receiving role.
+    #[serde(default)]
+    pub notify: Vec<String>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -830,7 +860,98 @@ impl Settings {
                 format!("not a cron expression (seconds first, e.g. \"0 0 8 * * Mon-Fri\"): {e}"),
             ));
         }
+        if let Err(routing) = self.routing_rules() {
+            p.extend(routing);
+        }
         p
+    }
+
+    /// `[[routing]]` as typed rules, or every problem with its key.
+    pub fn routing_rules(&self) -> Result<Vec<crate::domain::routing::RoutingRule>, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut rules = Vec::new();
+        for (i, r) in self.routing.iter().enumerate() {
+            let key = |field: &str| format!("routing[{i}].{field}");
+            let addresses = |field: &str, list: &[String], problems: &mut Vec<Problem>| {
+                list.iter()
+                    .filter_map(|a| match EmailAddress::parse(a) {
+                        Ok(a) => Some(a),
+                        Err(e) => {
+                            problems.push(Problem::new(key(field), format!("{a:?}: {e}")));
+                            None
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            };
+            if r.name.trim().is_empty() {
+                problems.push(Problem::new(key("name"), "must not be empty"));
+            }
+            let senders = addresses("sender", &r.sender, &mut problems);
+            let sent_to = addresses("sent_to", &r.sent_to, &mut problems);
+            let handler = r.handler.as_ref().and_then(|h| {
+                addresses("handler", std::slice::from_ref(h), &mut problems)
+                    .into_iter()
+                    .next()
+            });
+            let sender_domains: Vec<String> = r
+                .sender_domain
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                .collect();
+            if sender_domains
+                .iter()
+                .any(|d| d.is_empty() || !d.contains('.') || d.contains('@'))
+            {
+                problems.push(Problem::new(
+                    key("sender_domain"),
+                    "each is a domain such as \"school.example.nl\"",
+                ));
+            }
+            if r.words.iter().any(|w| w.trim().is_empty()) {
+                problems.push(Problem::new(key("words"), "an empty word matches nothing"));
+            }
+            if senders.is_empty()
+                && r.sender.is_empty()
+                && sender_domains.is_empty()
+                && r.words.is_empty()
+                && r.sent_to.is_empty()
+                && r.kind.is_empty()
+            {
+                problems.push(Problem::new(
+                    key("name"),
+                    "needs at least one of sender, sender_domain, words, sent_to, kind",
+                ));
+            }
+            if r.handler.is_none() && r.notify.is_empty() {
+                problems.push(Problem::new(
+                    key("notify"),
+                    "give handler or notify (or both)",
+                ));
+            }
+            for role in &r.notify {
+                if self.staff.addresses(role).is_empty() {
+                    problems.push(Problem::new(
+                        key("notify"),
+                        format!("role {role:?} has no address in [staff]"),
+                    ));
+                }
+            }
+            rules.push(crate::domain::routing::RoutingRule {
+                name: r.name.trim().to_string(),
+                senders,
+                sender_domains,
+                words: r.words.clone(),
+                sent_to,
+                kinds: r.kind.clone(),
+                handler,
+                notify: r.notify.clone(),
+            });
+        }
+        if problems.is_empty() {
+            Ok(rules)
+        } else {
+            Err(problems)
+        }
     }
 
     pub fn time_zone(&self) -> chrono_tz::Tz {

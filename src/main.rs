@@ -124,6 +124,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Which `[[routing]]` rule a mail would match, and why.
+    Route {
+        /// The mail, as an .eml file.
+        #[arg(long)]
+        explain: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
     /// The procedure presets.
     Procedure {
         #[command(subcommand)]
@@ -307,6 +315,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !problems.is_empty() {
         return Err(klachtd::config::ConfigError::Invalid(problems).into());
     }
+    if let Command::Route { explain, format } = &cli.command {
+        return route_cmd(&settings, explain, *format);
+    }
     // `tick --at` runs the whole app at that time.
     let clock: SharedClock = match &cli.command {
         Command::Tick { at, .. } => Arc::new(FixedClock::new(parse_time(at)?)),
@@ -315,7 +326,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let app = App::build(settings, clock).await?;
     let ctx = app.ctx.clone();
     match cli.command {
-        Command::Check | Command::Procedure { .. } => unreachable!("handled above"),
+        Command::Check | Command::Procedure { .. } | Command::Route { .. } => {
+            unreachable!("handled above")
+        }
         Command::Due { at, format } => {
             let at = match at {
                 Some(t) => parse_time(&t)?,
@@ -842,4 +855,70 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// `klachtd route --explain FILE.eml`: the rule a mail would match, without registering it.
+fn route_cmd(
+    settings: &Settings,
+    file: &std::path::Path,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let rules = settings
+        .routing_rules()
+        .map_err(klachtd::config::ConfigError::Invalid)?;
+    let raw =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+    let parsed = klachtd::mail::parse::parse(&raw)
+        .map_err(|e| anyhow::anyhow!("{} is not a readable mail: {e}", file.display()))?;
+    let sent_to = klachtd::service::ingest::sent_to_addresses(&parsed);
+    let kind = klachtd::procedure_runtime::ProcedureRuntime::load(settings)?
+        .current()
+        .kinds
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "complaint".into());
+    let facts = klachtd::domain::routing::RoutingFacts {
+        from: &parsed.facts.from,
+        sent_to: &sent_to,
+        subject: &parsed.facts.subject,
+        text: &parsed.text,
+        kind: &kind,
+    };
+    let m = klachtd::domain::routing::route(&rules, &facts);
+    let rule = m.as_ref().and_then(|m| rules.get(m.rule));
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "matched": m.is_some(),
+                "rule": m.as_ref().map(|m| m.rule),
+                "name": m.as_ref().map(|m| m.name.clone()),
+                "because": m.as_ref().map(|m| m.because.clone()).unwrap_or_default(),
+                "handler": rule.and_then(|r| r.handler.as_ref()).map(|h| h.to_string()),
+                "notify": rule.map(|r| r.notify.clone()).unwrap_or_else(|| vec!["receiver".into()]),
+            }))?
+        ),
+        Format::Table | Format::Text => match (&m, rule) {
+            (Some(m), Some(r)) => {
+                say!("rule {} {:?}: {}", m.rule + 1, m.name, m.because.join(", "));
+                say!(
+                    "handler: {}",
+                    r.handler
+                        .as_ref()
+                        .map(|h| h.as_str())
+                        .unwrap_or("(unchanged)")
+                );
+                say!(
+                    "told: {}",
+                    if r.notify.is_empty() {
+                        "receiver".to_string()
+                    } else {
+                        r.notify.join(", ")
+                    }
+                );
+            }
+            _ => say!("no rule matches: the receiving role is told"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1689,7 +1689,8 @@ fn key_in_message(msg: &str) -> String {
 }
 
 /// Lower case without accents, so `Veiligheid`, `VEILIGHEID` and `veiligheid` all match.
-fn normalize(s: &str) -> String {
+/// Lower case without accents, for keyword matching.
+pub(crate) fn normalize(s: &str) -> String {
     s.chars()
         .flat_map(|c| c.to_lowercase())
         .map(|c| match c {
@@ -1706,7 +1707,8 @@ fn normalize(s: &str) -> String {
         .collect()
 }
 
-fn words(s: &str) -> Vec<String> {
+/// The words of `s`, normalised ([`normalize`]).
+pub(crate) fn words(s: &str) -> Vec<String> {
     normalize(s)
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())

@@ -97,6 +97,7 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
             related: None,
             actor: "admin",
             note: &note,
+            sent_to: &[],
         },
     )
     .await?;

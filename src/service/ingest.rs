@@ -1051,6 +1051,7 @@ async fn new_complaint(
             related,
             actor: &actor,
             note: &note.map(|n| format!(" ({n})")).unwrap_or_default(),
+            sent_to: &sent_to_addresses(parsed),
         },
     )
     .await?;
@@ -1105,6 +1106,21 @@ async fn new_complaint(
     // not the complainant could be answered.
     super::scheduler::on_registered(ctx, tx, opened.id, now).await?;
     Ok((opened.reference, acknowledged))
+}
+
+/// Every address the mail was sent to: To, and what the receiving server recorded
+/// (Delivered-To, X-Original-To), which names the `service+tag@` address a Bcc went to.
+pub fn sent_to_addresses(parsed: &ParsedMail) -> Vec<EmailAddress> {
+    let mut out = parsed.to.clone();
+    for (name, value) in &parsed.facts.headers {
+        if (name == "delivered-to" || name == "x-original-to")
+            && let Ok(a) = EmailAddress::parse(value.trim().trim_matches(['<', '>']))
+            && !out.contains(&a)
+        {
+            out.push(a);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub struct Context {
     pub key: Vec<u8>,
     pub blobs: BlobStore,
     pub procedure: crate::procedure_runtime::ProcedureRuntime,
+    /// `[[routing]]`, validated.
+    pub routing: Vec<crate::domain::routing::RoutingRule>,
 }
 
 impl Context {

@@ -20,6 +20,8 @@ pub struct Opening<'a> {
     /// Who registered it, for the history (`mail:ADDRESS`, `admin`).
     pub actor: &'a str,
     pub note: &'a str,
+    /// The addresses the mail was sent to, for `[[routing]]` rules.
+    pub sent_to: &'a [EmailAddress],
 }
 
 pub struct Opened {
@@ -118,6 +120,53 @@ pub async fn open_complaint(
     }
     tx.complete_milestone(id, "received", o.received_at, SYSTEM)
         .await?;
+    let kind = ctx
+        .procedure
+        .current()
+        .kinds
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "complaint".into());
+    let facts = crate::domain::routing::RoutingFacts {
+        from: &o.complainant.0,
+        sent_to: o.sent_to,
+        subject: o.subject,
+        text: o.text,
+        kind: &kind,
+    };
+    if let Some(m) = crate::domain::routing::route(&ctx.routing, &facts)
+        && let Some(rule) = ctx.routing.get(m.rule)
+    {
+        if let Some(h) = &rule.handler {
+            tx.set_field(id, "handler", Some(h.as_str())).await?;
+        }
+        if !rule.notify.is_empty() {
+            tx.set_field(id, "routed_roles", Some(&rule.notify.join(",")))
+                .await?;
+        }
+        tx.set_field(id, "routing_rule", Some(&m.name)).await?;
+        tx.history(
+            Some(id),
+            now,
+            SYSTEM,
+            "routed",
+            &format!(
+                "routing rule {:?} ({}): handler {}, told: {}",
+                m.name,
+                m.because.join(", "),
+                rule.handler
+                    .as_ref()
+                    .map(|h| h.as_str())
+                    .unwrap_or("unchanged"),
+                if rule.notify.is_empty() {
+                    "the receiving role".to_string()
+                } else {
+                    rule.notify.join(", ")
+                }
+            ),
+        )
+        .await?;
+    }
     Ok(Opened {
         id,
         reference,

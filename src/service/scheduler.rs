@@ -556,6 +556,18 @@ fn role_addresses(ctx: &Context, state: &ComplaintState, role: &str) -> Vec<Emai
             .into_iter()
             .collect();
     }
+    if role == "receiver" && !state.routed_roles.is_empty() {
+        // A [[routing]] rule named who hears in place of the general receiver.
+        let mut out: Vec<EmailAddress> = state
+            .routed_roles
+            .iter()
+            .flat_map(|r| ctx.settings.staff.addresses(r))
+            .collect();
+        out.dedup();
+        if !out.is_empty() {
+            return out;
+        }
+    }
     let configured = ctx.settings.staff.addresses(role);
     if role == "handler" && configured.is_empty() {
         // The handler is per complaint: whoever `set REF handler ADDRESS` named.

@@ -638,6 +638,8 @@ pub struct ComplaintState {
     pub subject_person: Option<String>,
     /// The complainant's recorded written agreement to a further delay (Awb 9:11(3)), unused.
     pub extension_agreement: Option<String>,
+    /// Roles told in place of the receiving role, chosen by a `[[routing]]` rule.
+    pub routed_roles: Vec<String>,
     /// The text of the first mail, for summaries.
     pub text: String,
     /// Message-ID of the first mail, to thread our mail to the complainant under it.
@@ -657,6 +659,8 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "status",
     "subject_person",
     "extension_agreement",
+    "routed_roles",
+    "routing_rule",
 ];
 
 /// An unfiled message, enough to register it as a complaint.

@@ -1133,7 +1133,7 @@ impl StoreTx for SqliteTx {
             "SELECT c.id, c.reference, c.received_at, c.status, c.severity, c.serious_keywords,
                     c.language, c.procedure_name, c.procedure_version, c.subject,
                     c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
-                    c.extended_weeks, c.subject_person, c.extension_agreement,
+                    c.extended_weeks, c.subject_person, c.extension_agreement, c.routed_roles,
                     (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
                     (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
              FROM complaints c WHERE c.id = ?",
@@ -1161,6 +1161,15 @@ impl StoreTx for SqliteTx {
                 extended_weeks: u32::try_from(r.try_get::<i64, _>("extended_weeks")?).unwrap_or(0),
                 subject_person: r.try_get("subject_person")?,
                 extension_agreement: r.try_get("extension_agreement")?,
+                routed_roles: r
+                    .try_get::<Option<String>, _>("routed_roles")?
+                    .map(|s| {
+                        s.split(',')
+                            .map(str::to_string)
+                            .filter(|r| !r.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 text: r.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
                 first_message_id: r.try_get("first_message_id")?,
             })
