@@ -6,5 +6,6 @@ pub mod classify;
 pub mod display;
 pub mod language;
 pub mod procedure;
+pub mod quote;
 pub mod text;
 pub mod types;
