@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-TARGETS=(parse html html_amplified procedure_toml config_toml ingest)
+TARGETS=(parse html html_amplified procedure_toml config_toml ingest quote)
 SANITIZER=${FUZZ_SANITIZER:-none}
 SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-10}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
@@ -55,6 +55,7 @@ seeds() {
         html_amplified) ls fuzz/seeds/html_amplified/* ;;
         procedure_toml) ls config/procedures/*.toml ;;
         config_toml) ls config/*.toml ;;
+        quote) ls tests/fixtures/replies/*.expected.txt tests/fixtures/replies/*.eml ;;
         *) die "no seeds for $1" ;;
     esac
 }

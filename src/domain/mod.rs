@@ -6,6 +6,7 @@ pub mod classify;
 pub mod display;
 pub mod language;
 pub mod procedure;
+pub mod quote;
 pub mod routing;
 pub mod text;
 pub mod types;

@@ -4,4 +4,5 @@
 pub mod compose;
 pub mod html;
 pub mod parse;
+pub mod reply;
 pub mod templates;

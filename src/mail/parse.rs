@@ -28,6 +28,9 @@ pub struct ParsedMail {
     pub date: Option<DateTime<Utc>>,
     /// Plain text: the text part, or the HTML part converted to readable text.
     pub text: String,
+    /// `text` is the HTML part converted (there was no text part): quote stripping then cuts
+    /// the HTML at its client markers first (see [`crate::mail::reply`]).
+    pub text_from_html: bool,
     pub html: Option<String>,
     pub attachments: Vec<Attachment>,
 }
@@ -137,7 +140,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
         .and_then(|d| DateTime::parse_from_rfc3339(&d.to_rfc3339()).ok())
         .map(|d| d.with_timezone(&Utc));
 
-    let text = body_text(&msg);
+    let (text, text_from_html) = body_text(&msg);
     let html = msg.body_html(0).map(|h| h.into_owned());
 
     let parts = report_parts(&msg);
@@ -203,6 +206,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
         to,
         date,
         text,
+        text_from_html,
         html,
         attachments,
     })
@@ -544,18 +548,18 @@ fn obsolete_zone(value: &[u8]) -> Option<(usize, usize, &'static [u8])> {
 }
 
 /// The text a person reads: the plain part, or the HTML part converted with html2text (far more
-/// readable than stripping tags, and it keeps links and lists).
-fn body_text(msg: &mail_parser::Message<'_>) -> String {
+/// readable than stripping tags, and it keeps links and lists); and whether it is the HTML.
+fn body_text(msg: &mail_parser::Message<'_>) -> (String, bool) {
     let has_plain = msg
         .text_bodies()
         .any(|p| matches!(p.body, PartType::Text(_)));
     if has_plain && let Some(t) = msg.body_text(0) {
-        return t.trim_end().to_string();
+        return (t.trim_end().to_string(), false);
     }
     if let Some(h) = msg.body_html(0) {
-        return html_to_text(&h);
+        return (html_to_text(&h), true);
     }
-    String::new()
+    (String::new(), false)
 }
 
 /// HTML to readable text in bounded time: see [`crate::mail::html`].
