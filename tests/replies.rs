@@ -48,16 +48,23 @@ fn a_complainants_reply_reaches_the_receiver_then_the_handler() {
     app.cmd_ok(&["set", &r, "handler", "docent@example.org"]);
     let again = Mail::new("ouder@example.nl", &format!("Re: [{r}] Les viel uit"))
         .message_id("reply2@example.nl")
-        .body("En morgen?")
+        .body(
+            "En morgen?\n\nOp di 24 nov. 2026 om 10:00 schreef ouder@example.nl:\n> Vandaag is de les weer niet doorgegaan.\n",
+        )
         .build();
     receive(&app, &again, "2026-11-24T12:00:00+01:00");
     let told = outbox_of(&app, "complainant_replied");
     assert_eq!(told.len(), 2, "{told:?}");
     assert_eq!(told[1]["recipients"], "docent@example.org");
     let sent = app.sent_to("docent@example.org");
+    let notice = sent
+        .iter()
+        .find(|m| m.text.contains("En morgen?"))
+        .expect("the notice carries the reply");
     assert!(
-        sent.iter().any(|m| m.text.contains("En morgen?")),
-        "the notice carries the reply"
+        !notice.text.contains("weer niet doorgegaan"),
+        "only the new part, not the quote: {}",
+        notice.text
     );
 }
 

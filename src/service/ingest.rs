@@ -847,7 +847,9 @@ pub async fn register(
                 )
                 .await?;
             }
-            let text = parsed.text.as_str();
+            // Only the new part of a reply: the quoted mail is ours or already on the complaint.
+            let reply = crate::mail::reply::reply_of(parsed);
+            let text = reply.text.as_str();
             let state = tx.complaint_state(complaint_id).await?;
             let from_complainant = state.as_ref().is_some_and(|c| {
                 c.complainant_address
