@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod classify;
+pub mod command;
 pub mod display;
 pub mod language;
 pub mod procedure;
