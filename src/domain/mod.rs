@@ -8,4 +8,5 @@ pub mod display;
 pub mod language;
 pub mod procedure;
 pub mod text;
+pub mod token;
 pub mod types;
