@@ -657,7 +657,7 @@ mod tests {
         assert!(
             parse_message_id(&other)
                 .unwrap()
-                .verify(&[KEY], &[jan.clone()])
+                .verify(&[KEY], std::slice::from_ref(&jan))
                 .is_some()
         );
         // Case-insensitive, and any domain.
@@ -666,13 +666,13 @@ mod tests {
         assert!(
             parse_message_id(&lowered)
                 .unwrap()
-                .verify(&[KEY], &[jan.clone()])
+                .verify(&[KEY], std::slice::from_ref(&jan))
                 .is_some()
         );
         // Wrong recipient, key, nonce or complaint.
         let t = parse_message_id(&id).unwrap();
         assert!(t.verify(&[KEY], &[addr("piet@example.nl")]).is_none());
-        assert!(t.verify(&[OLD], &[jan.clone()]).is_none());
+        assert!(t.verify(&[OLD], std::slice::from_ref(&jan)).is_none());
         for forged in [
             id.as_str().replace("0123456789abcdef", "0123456789abcdee"),
             id.as_str().replace("KL-2026-0007", "KL-2026-0008"),
@@ -681,7 +681,7 @@ mod tests {
             assert!(
                 parse_message_id(&f)
                     .unwrap()
-                    .verify(&[KEY], &[jan.clone()])
+                    .verify(&[KEY], std::slice::from_ref(&jan))
                     .is_none()
             );
         }
