@@ -3,10 +3,13 @@
 
 pub mod calendar;
 pub mod classify;
+pub mod command;
 pub mod display;
+pub mod greeting;
 pub mod language;
 pub mod procedure;
 pub mod quote;
 pub mod routing;
 pub mod text;
+pub mod token;
 pub mod types;
