@@ -124,6 +124,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// The reference of the commands staff write in their replies (`#behandelaar ik`, ...).
+    Commands {
+        #[arg(long, value_parser = ["nl", "en"])]
+        lang: Option<String>,
+    },
     /// Which `[[routing]]` rule a mail would match, and why.
     Route {
         /// The mail, as an .eml file.
@@ -306,6 +311,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     let problems = settings.problems();
+    if let Command::Commands { lang } = &cli.command {
+        let lang = lang.as_deref().unwrap_or(&settings.organisation.language);
+        print!("{}", klachtd::domain::command::reference_text(lang));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Check = cli.command {
         return check(&settings, problems).await;
     }
@@ -326,7 +336,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let app = App::build(settings, clock).await?;
     let ctx = app.ctx.clone();
     match cli.command {
-        Command::Check | Command::Procedure { .. } | Command::Route { .. } => {
+        Command::Check
+        | Command::Procedure { .. }
+        | Command::Route { .. }
+        | Command::Commands { .. } => {
             unreachable!("handled above")
         }
         Command::Due { at, format } => {

@@ -153,3 +153,42 @@ fn an_out_of_office_to_our_notice_tells_once_that_the_complaint_may_need_another
     assert_eq!(told.len(), 1);
     assert_eq!(told[0]["recipients"], DIRECTOR);
 }
+
+/// Outlook's "Janssen, Ruud" is greeted as Ruud Janssen; a department is no name to greet.
+#[test]
+fn the_acknowledgement_greets_people_by_name_and_departments_politely() {
+    let app = TestApp::spawn();
+    let person = Mail::new("r.janssen@example.nl", "Rooster")
+        .header("From", "\"Janssen, Ruud\" <r.janssen@example.nl>")
+        .body("Het rooster klopt niet.")
+        .build();
+    let department = Mail::new("planning@example.nl", "Rooster")
+        .header("From", "Afdeling Planning <planning@example.nl>")
+        .message_id("dept@example.nl")
+        .body("Het rooster van de afdeling klopt niet.")
+        .build();
+    receive(&app, &person, "2026-11-23T10:00:00+01:00");
+    receive(&app, &department, "2026-11-23T10:05:00+01:00");
+    let ack = |to: &str| {
+        app.sent_to(to)
+            .into_iter()
+            .next()
+            .map(|m| m.text)
+            .unwrap_or_default()
+    };
+    let p = ack("r.janssen@example.nl");
+    assert!(p.contains("Beste Ruud Janssen,"), "{p}");
+    let d = ack("planning@example.nl");
+    assert!(d.contains("Geachte heer, mevrouw,"), "{d}");
+    assert!(!d.contains("Beste Afdeling"), "{d}");
+}
+
+#[test]
+fn klachtd_commands_prints_the_reference_in_either_language() {
+    let app = TestApp::spawn();
+    let nl = app.cmd_ok(&["commands"]);
+    assert!(nl.contains("#behandelaar"), "{nl}");
+    let en = app.cmd_ok(&["commands", "--lang", "en"]);
+    assert!(en.contains("#assign"), "{en}");
+    assert_eq!(app.cmd(&["commands", "--lang", "fr"]).status.code(), Some(2));
+}

@@ -128,6 +128,12 @@ pub fn template_context(
         "complainant": {
             "name": state.complainant_name.clone().unwrap_or_default(),
             "address": state.complainant_address,
+            // How a letter greets them: "Janssen, Ruud" is Ruud Janssen; a department or an
+            // address is no name to greet (the template then writes "Geachte heer, mevrouw").
+            "greeting": EmailAddress::parse(&state.complainant_address)
+                .ok()
+                .and_then(|a| crate::domain::greeting::greeting_name(state.complainant_name.as_deref(), &a))
+                .unwrap_or_default(),
         },
         "procedure": { "title": procedure.title },
         "deadlines": deadlines,
