@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-TARGETS=(parse html html_amplified procedure_toml config_toml ingest quote)
+TARGETS=(parse html html_amplified procedure_toml config_toml ingest quote commands)
 SANITIZER=${FUZZ_SANITIZER:-none}
 SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-10}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
@@ -56,6 +56,7 @@ seeds() {
         procedure_toml) ls config/procedures/*.toml ;;
         config_toml) ls config/*.toml ;;
         quote) ls tests/fixtures/replies/*.expected.txt tests/fixtures/replies/*.eml ;;
+        commands) ls tests/fixtures/replies/*.expected.txt ;;
         *) die "no seeds for $1" ;;
     esac
 }
