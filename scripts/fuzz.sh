@@ -24,7 +24,8 @@ SANITIZER=${FUZZ_SANITIZER:-none}
 SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-10}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
-BIN_DIR="$root/fuzz/target/$TRIPLE/release"
+# cargo fuzz puts its binaries under CARGO_TARGET_DIR when that is set.
+BIN_DIR="${CARGO_TARGET_DIR:-$root/fuzz/target}/$TRIPLE/release"
 
 die() {
     echo "fuzz.sh: $*" >&2

@@ -190,5 +190,8 @@ fn klachtd_commands_prints_the_reference_in_either_language() {
     assert!(nl.contains("#behandelaar"), "{nl}");
     let en = app.cmd_ok(&["commands", "--lang", "en"]);
     assert!(en.contains("#assign"), "{en}");
-    assert_eq!(app.cmd(&["commands", "--lang", "fr"]).status.code(), Some(2));
+    assert_eq!(
+        app.cmd(&["commands", "--lang", "fr"]).status.code(),
+        Some(2)
+    );
 }

@@ -25,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
     if let Err(errors) = parse_commands(&text, &ctx) {
         let lines = text.lines().count().max(1);
         for e in &errors {
-            assert!(e.line >= 1 && e.line <= lines + 1, "line {} of {lines}", e.line);
+            assert!(
+                e.line >= 1 && e.line <= lines + 1,
+                "line {} of {lines}",
+                e.line
+            );
             let _ = e.message("nl");
         }
     }
@@ -37,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
     for sep in ['+', '-', '='] {
         if let Some(t) = parse_address(&text, &service, sep) {
             let key: &[u8] = b"fuzz-key";
-            assert!(t.verify(&[key], &[service.clone()]).is_none(), "a forged token verified");
+            assert!(
+                t.verify(&[key], &[service.clone()]).is_none(),
+                "a forged token verified"
+            );
         }
     }
     if let Ok(id) = MessageId::parse(&text)
