@@ -332,7 +332,7 @@ pub fn sample_context() -> Value {
             "kind": "klacht",
             "text": "De muziekles van groep 5 is drie keer niet doorgegaan.\nWie kan mij zeggen waarom?",
         },
-        "complainant": { "name": "Jansen, Jan", "address": "jan@example.nl", "greeting": "Jan Jansen" },
+        "complainant": { "name": "Jan Jansen", "address": "jan@example.nl", "greeting": "Jan Jansen" },
         "procedure": { "title": "Klachtenprocedure" },
         "deadlines": {
             "acknowledged": "maandag 30 november 2026",
