@@ -195,3 +195,44 @@ fn klachtd_commands_prints_the_reference_in_either_language() {
         Some(2)
     );
 }
+
+/// A flood of replies on one complaint (or a forger using the complainant's From) is kept
+/// whole, but staff hear of at most five a day.
+#[test]
+fn a_flood_of_replies_tells_staff_five_times_a_day() {
+    let app = TestApp::spawn();
+    receive(
+        &app,
+        &Mail::new("ouder@example.nl", "Les viel uit").build(),
+        "2026-11-23T10:00:00+01:00",
+    );
+    let r = app.references()[0].clone();
+    for i in 0..8 {
+        let reply = Mail::new("ouder@example.nl", &format!("Re: [{r}] Les viel uit"))
+            .message_id(&format!("flood{i}@example.nl"))
+            .body(&format!("Bericht {i}"))
+            .build();
+        app.deliver_eml(&reply, ts("2026-11-24T10:00:00+01:00"));
+    }
+    app.set_now("2026-11-24T10:00:00+01:00");
+    app.run_once();
+    assert_eq!(outbox_of(&app, "complainant_replied").len(), 5);
+    let show = app.show(&r);
+    assert_eq!(
+        show["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "in")
+            .count(),
+        9
+    );
+    assert!(app.history_events(&r).iter().any(|e| e == "notice_capped"));
+    // The next day counts again.
+    let next = Mail::new("ouder@example.nl", &format!("Re: [{r}] Les viel uit"))
+        .message_id("nextday@example.nl")
+        .body("Nog eentje")
+        .build();
+    receive(&app, &next, "2026-11-25T10:00:00+01:00");
+    assert_eq!(outbox_of(&app, "complainant_replied").len(), 6);
+}

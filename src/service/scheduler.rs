@@ -641,6 +641,10 @@ pub struct MessageNotice<'a> {
     pub once_key: Option<&'a str>,
 }
 
+/// Notices of replies per complaint per day: a sender who floods a complaint with replies
+/// (or forges the complainant's From) cannot flood staff; the replies are all kept.
+pub const REPLY_NOTICES_PER_DAY: u32 = 5;
+
 /// Tell the complaint's handler (or, with none assigned, the receiving role) about a message
 /// that came in on it, at the next working moment unless the complaint is serious. Returns
 /// whether a mail was queued.
@@ -655,6 +659,31 @@ pub async fn tell_staff_about_message(
         && !tx.mark_action_done(complaint_id, key, now, now).await?
     {
         return Ok(false);
+    }
+    if notice.once_key.is_none() {
+        let day = local_date(now, ctx.procedure.tz);
+        let mut slot = false;
+        for n in 1..=REPLY_NOTICES_PER_DAY {
+            let key = format!("{}:{day}:{n}", notice.template);
+            if tx.mark_action_done(complaint_id, &key, now, now).await? {
+                slot = true;
+                break;
+            }
+        }
+        if !slot {
+            tx.history(
+                Some(complaint_id),
+                now,
+                SCHEDULER,
+                "notice_capped",
+                &format!(
+                    "{}: already {REPLY_NOTICES_PER_DAY} today; the message is kept, staff are not told again until tomorrow",
+                    notice.template
+                ),
+            )
+            .await?;
+            return Ok(false);
+        }
     }
     let (state, procedure, progress) = load(ctx, tx, complaint_id).await?;
     // The handler, else the receiving role; telling the sender about their own mail helps
