@@ -23,7 +23,12 @@ fuzz_target!(|data: &[u8]| {
         milestones: Milestone::ALL.to_vec(),
     };
     if let Err(errors) = parse_commands(&text, &ctx) {
-        let lines = text.lines().count().max(1);
+        // The parser reads CRLF and a lone CR (old Mac mail) as line ends, as clients show them.
+        let lines = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .split('\n')
+            .count();
         for e in &errors {
             assert!(
                 e.line >= 1 && e.line <= lines + 1,
