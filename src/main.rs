@@ -886,10 +886,7 @@ fn route_cmd(
     let sent_to = klachtd::service::ingest::sent_to_addresses(&parsed);
     let kind = klachtd::procedure_runtime::ProcedureRuntime::load(settings)?
         .current()
-        .kinds
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "complaint".into());
+        .default_kind();
     let facts = klachtd::domain::routing::RoutingFacts {
         from: &parsed.facts.from,
         sent_to: &sent_to,

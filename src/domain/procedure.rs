@@ -852,6 +852,14 @@ impl Procedure {
         self.milestones.iter().find(|d| d.id == m)
     }
 
+    /// The kind a new complaint gets: the procedure's first, or `complaint`.
+    pub fn default_kind(&self) -> String {
+        self.kinds
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "complaint".into())
+    }
+
     pub fn uses(&self, m: Milestone) -> bool {
         self.milestone(m).is_some()
     }

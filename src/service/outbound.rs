@@ -103,6 +103,33 @@ pub async fn queue_to_staff(
     complaint_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
+    queue_to_staff_at(
+        ctx,
+        tx,
+        role,
+        to,
+        template,
+        context,
+        complaint_id,
+        now,
+        None,
+    )
+    .await
+}
+
+/// [`queue_to_staff`], held in the outbox until `not_before` (a working moment) when given.
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_to_staff_at(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    role: &str,
+    to: &[EmailAddress],
+    template: &str,
+    context: &Value,
+    complaint_id: Option<i64>,
+    now: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
+) -> Result<usize, ServiceError> {
     queue(
         ctx,
         tx,
@@ -117,7 +144,7 @@ pub async fn queue_to_staff(
             references: vec![],
             auto: AutoKind::Generated,
             now,
-            not_before: None,
+            not_before,
             recipient_key: None,
         },
     )

@@ -46,13 +46,7 @@ pub async fn open_complaint(
     );
     let serious = ctx.procedure.serious_keywords(o.subject, o.text);
     let number = tx.next_reference_number(&prefix, year).await?;
-    let kind = ctx
-        .procedure
-        .current()
-        .kinds
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "complaint".into());
+    let kind = ctx.procedure.current().default_kind();
     let id = tx
         .insert_complaint(
             &NewComplaint {
@@ -66,7 +60,7 @@ pub async fn open_complaint(
                 } else {
                     o.subject.to_string()
                 },
-                kind,
+                kind: kind.clone(),
                 severity: if serious.is_empty() {
                     "normal".into()
                 } else {
@@ -120,13 +114,6 @@ pub async fn open_complaint(
     }
     tx.complete_milestone(id, "received", o.received_at, SYSTEM)
         .await?;
-    let kind = ctx
-        .procedure
-        .current()
-        .kinds
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "complaint".into());
     let facts = crate::domain::routing::RoutingFacts {
         from: &o.complainant.0,
         sent_to: o.sent_to,

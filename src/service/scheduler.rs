@@ -718,23 +718,16 @@ pub async fn tell_staff_about_message(
     let not_before = (state.severity != "serious" && !ctx.settings.schedule.notify_staff_at_once)
         .then(|| next_working_moment(ctx, now))
         .filter(|t| *t > now);
-    queue(
+    super::outbound::queue_to_staff_at(
         ctx,
         tx,
-        MailSpec {
-            template: notice.template,
-            lang: &lang,
-            context: &context,
-            complaint_id: Some(complaint_id),
-            to: to.iter().map(|a| (None, a.clone())).collect(),
-            role: Some(role),
-            in_reply_to: None,
-            references: vec![],
-            auto: AutoKind::Generated,
-            now,
-            not_before,
-            recipient_key: None,
-        },
+        role,
+        &to,
+        notice.template,
+        &context,
+        Some(complaint_id),
+        now,
+        not_before,
     )
     .await?;
     tx.history(
