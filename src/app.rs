@@ -20,7 +20,7 @@ use crate::service::ingest::{Outcome, drain};
 use crate::service::outbox::{
     DeliveryReport, alert_admin, deliver_due, deliver_due_until, deliver_for,
 };
-use crate::service::{BlobStore, Context, ServiceError};
+use crate::service::{BlobStore, Context, PreviousKeys, ServiceError};
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -113,6 +113,7 @@ impl App {
             reason: e.to_string(),
         })?;
         let blobs = BlobStore::new(&settings.data_dir);
+        let previous_keys = load_previous_keys(&settings)?;
         let routing = settings
             .routing_rules()
             .map_err(|problems| AppError::Setup {
@@ -130,6 +131,7 @@ impl App {
                 templates,
                 clock,
                 key,
+                previous_keys,
                 blobs,
                 procedure,
                 routing,
@@ -435,6 +437,34 @@ fn load_key(settings: &Settings) -> Result<Vec<u8>, AppError> {
     read_or_create_key(&path).map_err(|e| AppError::Setup {
         what: format!("secret key {}", path.display()),
         reason: e.to_string(),
+    })
+}
+
+/// Keys from before a rotation, with the last day they are accepted.
+fn load_previous_keys(settings: &Settings) -> Result<PreviousKeys, AppError> {
+    let o = &settings.organisation;
+    let mut keys: Vec<Vec<u8>> = o
+        .previous_secrets
+        .iter()
+        .map(|s| s.expose().as_bytes().to_vec())
+        .collect();
+    for path in &o.previous_secret_files {
+        let text = std::fs::read_to_string(path).map_err(|e| AppError::Setup {
+            what: format!("organisation.previous_secret_files: {}", path.display()),
+            reason: e.to_string(),
+        })?;
+        let key = text.lines().next().unwrap_or("").trim();
+        if key.is_empty() {
+            return Err(AppError::Setup {
+                what: format!("organisation.previous_secret_files: {}", path.display()),
+                reason: "the file is empty".into(),
+            });
+        }
+        keys.push(key.as_bytes().to_vec());
+    }
+    Ok(PreviousKeys {
+        keys,
+        until: o.previous_secrets_until,
     })
 }
 

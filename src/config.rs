@@ -160,6 +160,25 @@ pub struct Organisation {
     /// is made once and kept in `DATA_DIR/secret.key`.
     #[serde(default)]
     pub secret: Secret,
+    /// Keys used before `secret` (newest first): tokens made with them are still accepted
+    /// until `previous_secrets_until`, so replies to mail sent before a rotation still work.
+    #[serde(default)]
+    pub previous_secrets: Vec<Secret>,
+    /// The same, one key per file (first line).
+    #[serde(default)]
+    pub previous_secret_files: Vec<PathBuf>,
+    /// The last day (organisation time) previous keys are accepted. Required with them: a key
+    /// rotated out because it leaked must stop working.
+    #[serde(default)]
+    pub previous_secrets_until: Option<chrono::NaiveDate>,
+    /// Between the service address's local part and a reply token: `+` (RFC 5233
+    /// subaddressing) or `-` / `=` for servers configured so.
+    #[serde(default = "default_separator")]
+    pub address_separator: char,
+}
+
+fn default_separator() -> char {
+    '+'
 }
 
 fn default_tz() -> String {
@@ -299,11 +318,31 @@ pub struct Database {
 
 /// Staff addresses per role. `admin` gets operational alerts, `receiver` registers and
 /// coordinates, `director` gets escalations; any other role name may be added.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Staff {
+    /// Staff commands by mail also need a DMARC or DKIM pass for the From domain in the
+    /// `Authentication-Results` of `intake.trusted_authserv_id` (RFC 8601).
+    #[serde(default)]
+    pub require_dmarc_pass: bool,
+    /// A staff mail whose commands were applied is confirmed by a short reply.
+    #[serde(default = "default_true")]
+    pub confirm_commands: bool,
     #[serde(flatten)]
     pub roles: BTreeMap<String, Vec<String>>,
 }
+
+impl Default for Staff {
+    fn default() -> Self {
+        Self {
+            require_dmarc_pass: false,
+            confirm_commands: true,
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+/// Keys of `[staff]` that are settings, not role names.
+pub const STAFF_SETTING_KEYS: &[&str] = &["require_dmarc_pass", "confirm_commands"];
 
 impl Staff {
     pub fn addresses(&self, role: &str) -> Vec<EmailAddress> {
@@ -791,6 +830,37 @@ impl Settings {
                     "must start with sqlite: or postgres://",
                 ));
             }
+        }
+        if !crate::domain::token::SEPARATORS.contains(&self.organisation.address_separator) {
+            p.push(Problem::new(
+                "organisation.address_separator",
+                format!(
+                    "must be \"+\", \"-\" or \"=\", got {:?}",
+                    self.organisation.address_separator
+                ),
+            ));
+        }
+        let previous = self.organisation.previous_secrets.len()
+            + self.organisation.previous_secret_files.len();
+        if previous > 0 && self.organisation.previous_secrets_until.is_none() {
+            p.push(Problem::new(
+                "organisation.previous_secrets_until",
+                "required with previous_secrets / previous_secret_files: the last day the old keys are accepted (YYYY-MM-DD)",
+            ));
+        }
+        for (i, s) in self.organisation.previous_secrets.iter().enumerate() {
+            if s.is_empty() {
+                p.push(Problem::new(
+                    format!("organisation.previous_secrets[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if self.staff.require_dmarc_pass && self.intake.trusted_authserv_id.trim().is_empty() {
+            p.push(Problem::new(
+                "staff.require_dmarc_pass",
+                "needs intake.trusted_authserv_id: only our own server's Authentication-Results are believed",
+            ));
         }
         for (role, list) in &self.staff.roles {
             for a in list {

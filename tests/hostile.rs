@@ -585,9 +585,14 @@ fn threading_by_header_cannot_be_forged() {
     );
     app.run_once();
     assert!(
-        history_events(&app, &r).contains(&"unverified_sender".to_string()),
+        history_events(&app, &r).contains(&"security_refused".to_string()),
         "{:?}",
         history_events(&app, &r)
+    );
+    assert_eq!(
+        app.show(&r)["complaint"]["status"],
+        "open",
+        "never a command"
     );
 }
 

@@ -473,6 +473,74 @@ pub fn dmarc_failed(m: &MailFacts, authserv_id: &str) -> bool {
     })
 }
 
+/// Whether our own receiving server (`authserv_id`) reports, in `Authentication-Results`
+/// (RFC 8601 section 2.2), a DMARC pass for `domain` or a DKIM pass with `domain` as the
+/// signing domain (`header.d`, or the domain of `header.i`). Results of any other server are
+/// ignored: anyone can write that header (RFC 8601 section 5). Comments are dropped first.
+pub fn domain_authenticated(m: &MailFacts, authserv_id: &str, domain: &str) -> bool {
+    if authserv_id.trim().is_empty() {
+        return false;
+    }
+    let domain = domain.trim().to_ascii_lowercase();
+    m.headers_named("authentication-results").any(|v| {
+        let v = strip_comments(v);
+        let mut parts = v.split(';');
+        let id = parts
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next()
+            .unwrap_or("");
+        if !id.eq_ignore_ascii_case(authserv_id.trim()) {
+            return false;
+        }
+        parts.any(|resinfo| {
+            let lower = resinfo.trim().to_ascii_lowercase();
+            let mut words = lower.split_whitespace();
+            let Some(verdict) = words.next() else {
+                return false;
+            };
+            let props: Vec<(&str, &str)> = words.filter_map(|w| w.split_once('=')).collect();
+            let prop = |name: &str| props.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            match verdict {
+                "dmarc=pass" => prop("header.from").is_some_and(|d| d == domain),
+                "dkim=pass" => {
+                    prop("header.d").is_some_and(|d| d == domain)
+                        || prop("header.i")
+                            .and_then(|i| i.rsplit_once('@'))
+                            .is_some_and(|(_, d)| d == domain)
+                }
+                _ => false,
+            }
+        })
+    })
+}
+
+/// RFC 5322 comments (`(...)`, nesting allowed) removed; an unclosed one runs to the end.
+fn strip_comments(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for c in v.chars() {
+        if depth > 0 {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        if c == '(' {
+            depth = 1;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Addresses the mail was delivered to, as the receiving side recorded them: where a bounce
 /// addressed to our VERP envelope sender shows up.
 pub fn delivery_addresses(m: &MailFacts) -> Vec<String> {
@@ -629,6 +697,69 @@ pub fn place(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_results(values: &[&str]) -> MailFacts {
+        let mut f = facts(&[]);
+        f.headers = values
+            .iter()
+            .map(|v| ("authentication-results".to_string(), v.to_string()))
+            .collect();
+        f
+    }
+
+    #[test]
+    fn only_our_servers_dmarc_or_dkim_pass_for_the_from_domain_counts() {
+        let ours = "mx.school.nl; dmarc=pass (p=none dis=none) header.from=school.nl";
+        assert!(domain_authenticated(
+            &with_results(&[ours]),
+            "mx.school.nl",
+            "school.nl"
+        ));
+        assert!(!domain_authenticated(
+            &with_results(&[ours]),
+            "mx.school.nl",
+            "other.nl"
+        ));
+        assert!(!domain_authenticated(
+            &with_results(&[ours]),
+            "",
+            "school.nl"
+        ));
+        // Another server's verdict, as a forger writes it.
+        let theirs = "evil.example; dmarc=pass header.from=school.nl";
+        assert!(!domain_authenticated(
+            &with_results(&[theirs]),
+            "mx.school.nl",
+            "school.nl"
+        ));
+        let dkim =
+            "mx.school.nl; spf=fail smtp.mailfrom=x.nl; dkim=pass header.i=@school.nl header.s=sel";
+        assert!(domain_authenticated(
+            &with_results(&[dkim]),
+            "mx.school.nl",
+            "school.nl"
+        ));
+        let dkim_d = "mx.school.nl;\r\n\tdkim=pass (2048-bit key) header.d=school.nl";
+        assert!(domain_authenticated(
+            &with_results(&[dkim_d]),
+            "MX.school.nl",
+            "School.NL"
+        ));
+        let fail = "mx.school.nl; dmarc=fail header.from=school.nl; dkim=fail header.d=school.nl";
+        assert!(!domain_authenticated(
+            &with_results(&[fail]),
+            "mx.school.nl",
+            "school.nl"
+        ));
+        // A pass hidden in a comment is no pass.
+        let comment =
+            "mx.school.nl; dmarc=fail (dmarc=pass header.from=school.nl) header.from=school.nl";
+        assert!(!domain_authenticated(
+            &with_results(&[comment]),
+            "mx.school.nl",
+            "school.nl"
+        ));
+    }
 
     fn facts(headers: &[(&str, &str)]) -> MailFacts {
         MailFacts {

@@ -273,6 +273,68 @@ pub enum Command {
     Help,
 }
 
+impl Command {
+    pub fn name(&self) -> CommandName {
+        match self {
+            Command::Assign(_) => CommandName::Assign,
+            Command::Category(_) => CommandName::Category,
+            Command::Severity(_) => CommandName::Severity,
+            Command::Kind(_) => CommandName::Kind,
+            Command::Nature(_) => CommandName::Nature,
+            Command::Cause(_) => CommandName::Cause,
+            Command::Solution(_) => CommandName::Solution,
+            Command::Agreement(_) => CommandName::Agreement,
+            Command::Extend { .. } => CommandName::Extend,
+            Command::Note(_) => CommandName::Note,
+            Command::Reply(_) => CommandName::Reply,
+            Command::Done(..) => CommandName::Done,
+            Command::Status(_) => CommandName::Status,
+            Command::Reopen(_) => CommandName::Reopen,
+            Command::Link(_) => CommandName::Link,
+            Command::Help => CommandName::Help,
+        }
+    }
+
+    /// The command as applied, one line, for the confirmation to the sender: `#ernst ernstig`,
+    /// `#behandelaar jan@example.nl`; long texts are shortened.
+    pub fn describe(&self, lang: &str, sender: &EmailAddress) -> String {
+        let en = lang.eq_ignore_ascii_case("en");
+        let short = |t: &str| {
+            let one = single_line(t, 80);
+            if t.chars().count() > 80 || t.contains('\n') {
+                format!("{one}...")
+            } else {
+                one
+            }
+        };
+        let value = match self {
+            Command::Assign(a) => a.resolve(sender).to_string(),
+            Command::Category(t) | Command::Cause(t) | Command::Note(t) | Command::Reopen(t) => {
+                short(t)
+            }
+            Command::Solution(t) | Command::Reply(t) => short(t),
+            Command::Severity(v) => v.label(lang).to_string(),
+            Command::Kind(v) => v.label(lang).to_string(),
+            Command::Nature(v) => v.label(lang).to_string(),
+            Command::Agreement(true) => (if en { "yes" } else { "ja" }).to_string(),
+            Command::Agreement(false) => (if en { "no" } else { "nee" }).to_string(),
+            Command::Extend { period, reason } => {
+                format!("{} ({})", period.describe(lang), short(reason))
+            }
+            Command::Done(m, verdict) => match verdict {
+                Some(v) => format!("{} {}", m.label(lang), v.label(lang)),
+                None => m.label(lang).to_string(),
+            },
+            Command::Status(v) => v.label(lang).to_string(),
+            Command::Link(r) => r.to_string(),
+            Command::Help => String::new(),
+        };
+        format!("{} {value}", self.name().written(lang))
+            .trim_end()
+            .to_string()
+    }
+}
+
 /// One command with the (1-based) line it was written on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandLine {
@@ -709,6 +771,11 @@ pub enum CommandErrorKind {
     NotInIntake(CommandName),
     /// `#nieuw` without the complaint's text below the commands.
     EmptyIntake,
+    /// `#nieuw` in a reply about an existing complaint.
+    NewInReply,
+    /// Read fine, but the complaint's rules refused it (the reason, in English, from the
+    /// operation that checked it).
+    Refused(String),
 }
 
 /// One problem, on a line of the staff mail.
@@ -729,6 +796,22 @@ impl CommandError {
             text: single_line(raw, 200),
             kind,
         }
+    }
+
+    /// `#nieuw` on `line` of a reply about an existing complaint.
+    pub fn not_in_reply(line: usize) -> Self {
+        Self::new(line, "#nieuw", CommandErrorKind::NewInReply)
+    }
+
+    /// The command on `line` of `text` (as given to [`parse_commands`]) was refused by the
+    /// complaint's rules, for `why`.
+    pub fn refused(line: usize, text: &str, why: String) -> Self {
+        let normalised = text.replace("\r\n", "\n").replace('\r', "\n");
+        let raw = normalised
+            .split('\n')
+            .nth(line.saturating_sub(1))
+            .unwrap_or("");
+        Self::new(line, raw, CommandErrorKind::Refused(why))
     }
 
     /// The message for the sender, in `nl` or `en`: the line, what is wrong, how to write it.
@@ -912,6 +995,23 @@ impl CommandError {
                     "#nieuw, #naam ..., een lege regel, dan de klacht".to_string(),
                     "#new, #name ..., a blank line, then the complaint".to_string(),
                 )),
+            ),
+            K::NewInReply => (
+                pick(
+                    "#nieuw registreert een nieuwe klacht en hoort niet in een antwoord over een bestaande klacht".to_string(),
+                    "#new registers a new complaint and does not belong in a reply about an existing one".to_string(),
+                ),
+                Some(pick(
+                    "stuur een nieuw bericht aan uw persoonlijke intake-adres (zie #help)".to_string(),
+                    "send a new mail to your personal intake address (see #help)".to_string(),
+                )),
+            ),
+            K::Refused(why) => (
+                pick(
+                    format!("niet uitgevoerd: {why}"),
+                    format!("not applied: {why}"),
+                ),
+                None,
             ),
         }
     }

@@ -622,9 +622,9 @@ pub async fn register(
     // only when it comes from that complainant. A stranger naming it gets a new complaint,
     // linked to that one.
     let thread_ids = facts.thread_ids();
-    let (ours, foreign): (Vec<&MessageId>, Vec<&MessageId>) = thread_ids
-        .iter()
-        .partition(|m| is_our_message_id(m, &ctx.key));
+    let (ours, foreign): (Vec<&MessageId>, Vec<&MessageId>) = thread_ids.iter().partition(|m| {
+        is_our_message_id(m, &ctx.key) || crate::domain::token::parse_message_id(m).is_some()
+    });
     let ours: Vec<String> = ours.iter().map(|m| m.to_string()).collect();
     let foreign: Vec<String> = foreign.iter().map(|m| m.to_string()).collect();
     lookups.by_header = match &bounced {
@@ -632,6 +632,17 @@ pub async fn register(
         None if ours.is_empty() => None,
         None => tx.complaint_by_message_ids(&ours).await?,
     };
+    // A token of ours that checks out (our Reply-To, a verdict link, a tokened Message-ID)
+    // names its complaint, whatever the subject says.
+    let tokens = super::staff_mail::read_tokens(ctx, tx, parsed).await?;
+    let mut by_token = false;
+    if lookups.by_header.is_none()
+        && bounced.is_none()
+        && let Some(id) = tokens.complaint()
+    {
+        lookups.by_header = Some(id);
+        by_token = true;
+    }
     if lookups.by_header.is_none()
         && !foreign.is_empty()
         && let Some(id) = tx.complaint_by_message_ids(&foreign).await?
@@ -825,91 +836,20 @@ pub async fn register(
                 ),
             )
             .await?;
-            // Anyone can write a staff address in From; without our signed Message-ID the
-            // mail proves nothing about who sent it.
-            if lookups.sender_is_staff
-                && by == crate::domain::classify::ThreadedBy::Subject
-                && lookups
-                    .by_subject
-                    .iter()
-                    .any(|(_, id, who)| *id == complaint_id && who != &facts.from)
-            {
-                tx.history(
-                    Some(complaint_id),
-                    now,
-                    SYSTEM,
-                    "unverified_sender",
-                    &format!(
-                        "message {row} has staff address {} in From but answers none of our \
-                         mails (no token): unverified",
-                        facts.from
-                    ),
-                )
-                .await?;
-            }
-            // Only the new part of a reply: the quoted mail is ours or already on the complaint.
-            let reply = crate::mail::reply::reply_of(parsed);
-            let text = reply.text.as_str();
-            let state = tx.complaint_state(complaint_id).await?;
-            let from_complainant = state.as_ref().is_some_and(|c| {
-                c.complainant_address
-                    .eq_ignore_ascii_case(facts.from.as_str())
-            });
-            // Staff: a configured staff address, or this complaint's handler.
-            let from_staff = lookups.sender_is_staff
-                || state.as_ref().is_some_and(|c| {
-                    c.handler
-                        .as_deref()
-                        .is_some_and(|h| h.eq_ignore_ascii_case(facts.from.as_str()))
-                });
-            if automatic.is_some()
-                && from_staff
-                && by == crate::domain::classify::ThreadedBy::Header
-            {
-                // An out-of-office from a handler or colleague answering one of our mails:
-                // the complaint may need someone else. Once per complaint.
-                tx.history(
-                    Some(complaint_id),
-                    now,
-                    SYSTEM,
-                    "staff_auto_reply",
-                    &format!(
-                        "message {row}: automatic reply from staff member {}: {}",
-                        facts.from, facts.subject
-                    ),
-                )
-                .await?;
-                crate::service::scheduler::tell_staff_about_message(
-                    ctx,
-                    tx,
+            super::staff_mail::on_threaded(
+                ctx,
+                tx,
+                super::staff_mail::Threaded {
                     complaint_id,
-                    crate::service::scheduler::MessageNotice {
-                        template: "staff_absent",
-                        from: &facts.from,
-                        subject: &facts.subject,
-                        text,
-                        once_key: Some("staff_absent_notice"),
-                    },
-                    now,
-                )
-                .await?;
-            } else if automatic.is_none() && from_complainant {
-                // The complainant wrote again: whoever handles it must know.
-                crate::service::scheduler::tell_staff_about_message(
-                    ctx,
-                    tx,
-                    complaint_id,
-                    crate::service::scheduler::MessageNotice {
-                        template: "complainant_replied",
-                        from: &facts.from,
-                        subject: &facts.subject,
-                        text,
-                        once_key: None,
-                    },
-                    now,
-                )
-                .await?;
-            }
+                    row,
+                    parsed,
+                    tokens: &tokens,
+                    sender_is_staff: lookups.sender_is_staff,
+                    automatic: automatic.is_some(),
+                    by_header: by_token || by == crate::domain::classify::ThreadedBy::Header,
+                },
+            )
+            .await?;
             Ok(Outcome::Threaded { reference })
         }
         Placement::NewComplaint { related } => {

@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod register;
 pub mod scheduler;
+pub mod staff_mail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -41,15 +42,44 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub templates: Arc<TemplateEngine>,
     pub clock: SharedClock,
-    /// HMAC key for VERP tokens and our Message-IDs.
+    /// HMAC key for VERP tokens, reply tokens and our Message-IDs.
     pub key: Vec<u8>,
+    /// Keys from before a rotation, still accepted for a while.
+    pub previous_keys: PreviousKeys,
     pub blobs: BlobStore,
     pub procedure: crate::procedure_runtime::ProcedureRuntime,
     /// `[[routing]]`, validated.
     pub routing: Vec<crate::domain::routing::RoutingRule>,
 }
 
+/// `organisation.previous_secrets`, accepted up to and including `until` (organisation time).
+#[derive(Debug, Clone, Default)]
+pub struct PreviousKeys {
+    pub keys: Vec<Vec<u8>>,
+    pub until: Option<chrono::NaiveDate>,
+}
+
 impl Context {
+    /// The keys a token may be signed with now: the current key first, then the previous
+    /// ones while their period lasts.
+    pub fn token_keys(&self) -> Vec<&[u8]> {
+        let mut keys: Vec<&[u8]> = vec![&self.key];
+        let today = self
+            .clock
+            .now()
+            .with_timezone(&self.procedure.tz)
+            .date_naive();
+        if self.previous_keys.until.is_some_and(|until| today <= until) {
+            keys.extend(self.previous_keys.keys.iter().map(Vec::as_slice));
+        }
+        keys
+    }
+
+    /// The separator of tokened addresses, validated by the config.
+    pub fn separator(&self) -> char {
+        self.settings.organisation.address_separator
+    }
+
     pub fn from_address(&self) -> Result<EmailAddress, ServiceError> {
         EmailAddress::parse(&self.settings.outgoing.from)
             .map_err(|e| ServiceError::Invalid(e.to_string()))

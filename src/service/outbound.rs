@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::{Context, ServiceError};
 use crate::domain::classify::verp_address;
-use crate::domain::types::{EmailAddress, MessageId};
+use crate::domain::token::{self, TokenError, TokenPurpose};
+use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::compose::{AutoKind, OutgoingMail, build, new_message_id};
 use crate::store::{NewOutbox, StoreTx};
 
@@ -37,12 +38,19 @@ pub async fn queue(
         .templates
         .render(spec.lang, spec.template, spec.context)?;
     let from = ctx.from_address()?;
-    let message_id = new_message_id(&ctx.settings.organisation.mail_domain, &ctx.key)?;
+    let reference = match spec.complaint_id {
+        Some(id) => Some(
+            ComplaintRef::parse(&tx.complaint_reference(id).await?)
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let (message_id, reply_to) = answerable_ids(ctx, &from, reference.as_ref(), &spec.to)?;
     let mail = OutgoingMail {
         from_name: ctx.from_name(),
         from: from.clone(),
         to: spec.to.clone(),
-        reply_to: None,
+        reply_to,
         subject: rendered.subject.clone(),
         text: rendered.text,
         html: rendered.html,
@@ -70,6 +78,68 @@ pub async fn queue(
     })
     .await?;
     Ok((id, message_id))
+}
+
+/// The Message-ID and Reply-To of a mail. A mail about a complaint to one recipient is made
+/// answerable: its Reply-To carries a token bound to the complaint and that recipient, and so
+/// does its Message-ID (a reply that keeps only In-Reply-To/References is recognised too).
+/// Other mail gets a plain signed Message-ID.
+fn answerable_ids(
+    ctx: &Context,
+    service: &EmailAddress,
+    reference: Option<&ComplaintRef>,
+    to: &[(Option<String>, EmailAddress)],
+) -> Result<(MessageId, Option<EmailAddress>), ServiceError> {
+    let domain = &ctx.settings.organisation.mail_domain;
+    let (Some(reference), [(_, recipient)]) = (reference, to) else {
+        return Ok((new_message_id(domain, &ctx.key)?, None));
+    };
+    let nonce = rand::random::<u64>();
+    let message_id = token::message_id(domain, reference, recipient, nonce, &ctx.key)
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let purpose = TokenPurpose::Reply {
+        reference: reference.clone(),
+        recipient: recipient.clone(),
+    };
+    let reply_to = match token::reply_address(service, ctx.separator(), &purpose, &ctx.key) {
+        Ok(a) => Some(a),
+        // `klachtd check` reports this; a mail must still go out (its Message-ID is tokened).
+        Err(e @ TokenError::TooLong { .. }) => {
+            tracing::warn!(error = %e, "mail sent without a tokened Reply-To");
+            None
+        }
+        Err(e) => return Err(ServiceError::Invalid(e.to_string())),
+    };
+    Ok((message_id, reply_to))
+}
+
+/// What a staff mail adds to its context for its one recipient: the personal intake address
+/// and the most used commands, for the footer.
+pub fn staff_context(ctx: &Context, context: &Value, recipient: &EmailAddress) -> Value {
+    let mut context = context.clone();
+    let lang = &ctx.settings.organisation.language;
+    let intake = ctx.from_address().ok().and_then(|service| {
+        token::reply_address(
+            &service,
+            ctx.separator(),
+            &TokenPurpose::Intake {
+                staff: recipient.clone(),
+            },
+            &ctx.key,
+        )
+        .ok()
+    });
+    if let Value::Object(map) = &mut context {
+        map.insert(
+            "staff".into(),
+            serde_json::json!({
+                "address": recipient.as_str(),
+                "intake_address": intake.map(|a| a.to_string()),
+                "commands": crate::domain::command::footer_text(lang),
+            }),
+        );
+    }
+    context
 }
 
 /// Queue an operational mail to every address of a staff role (e.g. `admin`, `receiver`).
@@ -130,24 +200,29 @@ pub async fn queue_to_staff_at(
     now: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
 ) -> Result<usize, ServiceError> {
-    queue(
-        ctx,
-        tx,
-        MailSpec {
-            template,
-            lang: &ctx.settings.organisation.language,
-            context,
-            complaint_id,
-            to: to.iter().map(|a| (None, a.clone())).collect(),
-            role: Some(role),
-            in_reply_to: None,
-            references: vec![],
-            auto: AutoKind::Generated,
-            now,
-            not_before,
-            recipient_key: None,
-        },
-    )
-    .await?;
+    // One mail per person: each carries tokens bound to its own recipient, so a reply proves
+    // which staff member it answers for.
+    for recipient in to {
+        let context = staff_context(ctx, context, recipient);
+        queue(
+            ctx,
+            tx,
+            MailSpec {
+                template,
+                lang: &ctx.settings.organisation.language,
+                context: &context,
+                complaint_id,
+                to: vec![(None, recipient.clone())],
+                role: Some(role),
+                in_reply_to: None,
+                references: vec![],
+                auto: AutoKind::Generated,
+                now,
+                not_before,
+                recipient_key: None,
+            },
+        )
+        .await?;
+    }
     Ok(to.len())
 }

@@ -116,7 +116,9 @@ pub fn template_context(
             state.reference
         )
     };
+    let verdict_links = verdict_links(ctx, state, lang);
     json!({
+        "verdict": verdict_links,
         "organisation": { "name": ctx.settings.organisation.name },
         "complaint": {
             "reference": state.reference,
@@ -155,6 +157,62 @@ pub fn template_context(
     })
 }
 
+/// The complainant's two answers to a proposed solution: mailto links to tokened addresses
+/// with a prepared subject (RFC 6068), so one click answers and nothing needs reading.
+fn verdict_links(ctx: &Context, state: &ComplaintState, lang: &str) -> Value {
+    let (Ok(service), Ok(reference), Ok(complainant)) = (
+        ctx.from_address(),
+        ComplaintRef::parse(&state.reference),
+        EmailAddress::parse(&state.complainant_address),
+    ) else {
+        return json!({});
+    };
+    let link = |agree: bool| {
+        let purpose = crate::domain::token::TokenPurpose::Verdict {
+            reference: reference.clone(),
+            agree,
+            recipient: complainant.clone(),
+        };
+        let address =
+            crate::domain::token::reply_address(&service, ctx.separator(), &purpose, &ctx.key)
+                .ok()?;
+        let word = match (agree, lang == "en") {
+            (true, false) => "Akkoord",
+            (false, false) => "Niet akkoord",
+            (true, true) => "Agree",
+            (false, true) => "Disagree",
+        };
+        let subject = format!("{word} [{reference}]");
+        Some((
+            address.to_string(),
+            format!("mailto:{address}?subject={}", mailto_encode(&subject)),
+        ))
+    };
+    match (link(true), link(false)) {
+        (Some((agree_address, agree_mailto)), Some((disagree_address, disagree_mailto))) => json!({
+            "agree_address": agree_address,
+            "agree_mailto": agree_mailto,
+            "disagree_address": disagree_address,
+            "disagree_mailto": disagree_mailto,
+        }),
+        _ => json!({}),
+    }
+}
+
+/// Percent-encoding for a mailto header value (RFC 6068 section 2: everything but
+/// unreserved characters).
+fn mailto_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The first lines of a mail, for summaries in mail to staff and the complainant.
 fn summary(text: &str) -> String {
     let mut out = String::new();
@@ -177,7 +235,7 @@ fn summary(text: &str) -> String {
 }
 
 /// Load a complaint, its procedure and progress inside `tx`.
-async fn load(
+pub(crate) async fn load(
     ctx: &Context,
     tx: &mut dyn StoreTx,
     complaint_id: i64,
@@ -1075,7 +1133,23 @@ pub async fn set_field(
     let reference = parse_reference(reference)?;
     let mut tx = ctx.store.begin().await?;
     let id = complaint_id(tx.as_mut(), &reference).await?;
-    let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
+    let note = set_field_in(ctx, tx.as_mut(), id, field, value, actor, now).await?;
+    tx.commit().await?;
+    Ok(note)
+}
+
+/// [`set_field`] inside the caller's transaction (the staff commands of one mail share one).
+pub async fn set_field_in(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    field: &str,
+    value: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ServiceError> {
+    let (state, procedure, mut progress) = load(ctx, tx, id).await?;
+    let reference = state.reference.clone();
     let value = value.trim();
     let note = match field {
         "handler" => {
@@ -1095,11 +1169,12 @@ pub async fn set_field(
             tx.set_field(id, "kind", Some(value)).await?;
             format!("kind set to {value}")
         }
-        "status" | "agreement" | "incident_kind" => {
+        "status" | "agreement" | "incident_kind" | "severity" => {
             // Fields with a fixed set of values: the register's figures count them.
             let allowed: &[&str] = match field {
                 "status" => &["open", "closed"],
                 "agreement" => &["yes", "no"],
+                "severity" => &["serious", "normal"],
                 _ => &["incident", "structural"],
             };
             if !allowed.contains(&value) {
@@ -1154,7 +1229,7 @@ pub async fn set_field(
                 if let Some(t) = notice {
                     let context =
                         template_context(ctx, &state, &procedure, &progress, None, &state.language);
-                    send_to_complainant(ctx, tx.as_mut(), &state, &t, &context, now).await?;
+                    send_to_complainant(ctx, tx, &state, &t, &context, now).await?;
                 }
                 if let Some(t) = subject_notice {
                     let context = template_context(
@@ -1165,7 +1240,7 @@ pub async fn set_field(
                         None,
                         &ctx.settings.organisation.language,
                     );
-                    send_to_subject_person(ctx, tx.as_mut(), &state, &t, &context, now).await?;
+                    send_to_subject_person(ctx, tx, &state, &t, &context, now).await?;
                 }
             }
             format!(
@@ -1227,8 +1302,7 @@ pub async fn set_field(
     tx.history(Some(id), now, actor, "set", &format!("{note}: {value}"))
         .await?;
     // What the change made due now (the copy to the person complained about) runs with it.
-    run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;
-    tx.commit().await?;
+    run_for_complaint(ctx, tx, id, now, false).await?;
     Ok(note)
 }
 
@@ -1256,7 +1330,26 @@ pub async fn complete(
     })?;
     let mut tx = ctx.store.begin().await?;
     let id = complaint_id(tx.as_mut(), &reference).await?;
-    let (state, procedure, mut progress) = load(ctx, tx.as_mut(), id).await?;
+    let note = complete_in(ctx, tx.as_mut(), id, m, at, verdict, actor, now).await?;
+    tx.commit().await?;
+    Ok(note)
+}
+
+/// [`complete`] inside the caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete_in(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    m: Milestone,
+    at: DateTime<Utc>,
+    verdict: Option<&str>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ServiceError> {
+    let milestone = m.as_str();
+    let (state, procedure, mut progress) = load(ctx, tx, id).await?;
+    let reference = state.reference.clone();
     if state.status != "open" {
         return Err(ServiceError::Invalid(format!(
             "{reference} is {}",
@@ -1301,7 +1394,7 @@ pub async fn complete(
             progress.completed.insert(m.as_str().to_string(), at);
             let context =
                 template_context(ctx, &state, &procedure, &progress, None, &state.language);
-            send_to_complainant(ctx, tx.as_mut(), &state, template, &context, now).await?;
+            send_to_complainant(ctx, tx, &state, template, &context, now).await?;
             tx.complete_milestone(id, m.as_str(), at, actor).await?;
             format!(
                 "{milestone} completed; {template} sent to {}",
@@ -1320,23 +1413,7 @@ pub async fn complete(
             }
             Some("disagree") => {
                 tx.set_field(id, "agreement", Some("no")).await?;
-                let before = progress.completed.clone();
-                procedure.reopen(&mut progress, at);
-                for key in before
-                    .keys()
-                    .filter(|k| !progress.completed.contains_key(*k))
-                {
-                    tx.reset_milestone(id, key, None, actor).await?;
-                }
-                for (key, t) in progress
-                    .completed
-                    .iter()
-                    .filter(|(k, t)| before.get(*k) != Some(*t))
-                {
-                    tx.reset_milestone(id, key, Some(*t), actor).await?;
-                }
-                tx.set_progress(id, progress.round, progress.extended_weeks)
-                    .await?;
+                reset_round(tx, id, &procedure, &mut progress, at, actor).await?;
                 // A complainant who does not agree is an escalation: the procedure's
                 // escalation roles hear at once.
                 let roles = escalation_roles(&procedure);
@@ -1353,16 +1430,7 @@ pub async fn complete(
                     deadline: None,
                 };
                 if tx.mark_action_done(id, &planned.key, now, now).await? {
-                    execute(
-                        ctx,
-                        tx.as_mut(),
-                        &state,
-                        &procedure,
-                        &progress,
-                        &planned,
-                        now,
-                    )
-                    .await?;
+                    execute(ctx, tx, &state, &procedure, &progress, &planned, now).await?;
                 }
                 format!(
                     "{milestone}: the complainant does not agree; round {} reopened; {} alerted",
@@ -1380,9 +1448,9 @@ pub async fn complete(
     tx.history(Some(id), now, actor, "milestone", &note).await?;
     // Whatever the completion made due now (a survey on handling, the outcome to the person
     // complained about, ...) runs in this transaction.
-    run_for_complaint(ctx, tx.as_mut(), id, now, false).await?;
+    run_for_complaint(ctx, tx, id, now, false).await?;
     if matches!(m, Milestone::Closed | Milestone::Handled) {
-        let (state, procedure, progress) = load(ctx, tx.as_mut(), id).await?;
+        let (state, procedure, progress) = load(ctx, tx, id).await?;
         let plan = procedure.plan(
             &ctx.procedure.calendar,
             ctx.procedure.tz,
@@ -1393,11 +1461,142 @@ pub async fn complete(
         let done = tx.actions_done(id).await?;
         if state.status == "open" && procedure_complete(&procedure, &progress, &plan, &done) {
             // Nothing follows in this procedure: the complaint is closed.
-            close(tx.as_mut(), id, now, actor).await?;
+            close(tx, id, now, actor).await?;
         }
     }
-    tx.commit().await?;
     Ok(note)
+}
+
+/// `#antwoord`: `text` goes to the complainant as our answer, in the thread of their mail,
+/// from the service address.
+pub async fn answer_complainant(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    text: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let (state, procedure, progress) = load(ctx, tx, id).await?;
+    let mut context = template_context(ctx, &state, &procedure, &progress, None, &state.language);
+    context["answer"] = json!({ "text": text });
+    send_to_complainant(ctx, tx, &state, "staff_answer", &context, now).await?;
+    tx.history(
+        Some(id),
+        now,
+        actor,
+        "answer_out",
+        &format!(
+            "answer to the complainant queued ({} characters)",
+            text.chars().count()
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `#heropen REASON`: a closed complaint is open again, in a new round of the procedure.
+pub async fn reopen_in(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    reason: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let (state, procedure, mut progress) = load(ctx, tx, id).await?;
+    if state.status != "closed" {
+        return Err(ServiceError::Invalid(format!(
+            "{} is {}, not closed: only a closed complaint can be reopened",
+            state.reference, state.status
+        )));
+    }
+    if reason.trim().is_empty() {
+        return Err(ServiceError::Invalid("reopening needs a reason".into()));
+    }
+    tx.set_field(id, "status", Some("open")).await?;
+    reset_round(tx, id, &procedure, &mut progress, now, actor).await?;
+    tx.history(
+        Some(id),
+        now,
+        actor,
+        "reopened",
+        &format!("round {}: {reason}", progress.round),
+    )
+    .await?;
+    run_for_complaint(ctx, tx, id, now, false).await?;
+    Ok(())
+}
+
+/// A new round: the milestones the procedure reopens are open again, stored.
+async fn reset_round(
+    tx: &mut dyn StoreTx,
+    id: i64,
+    procedure: &Procedure,
+    progress: &mut Progress,
+    at: DateTime<Utc>,
+    actor: &str,
+) -> Result<(), ServiceError> {
+    let before = progress.completed.clone();
+    procedure.reopen(progress, at);
+    for key in before
+        .keys()
+        .filter(|k| !progress.completed.contains_key(*k))
+    {
+        tx.reset_milestone(id, key, None, actor).await?;
+    }
+    for (key, t) in progress
+        .completed
+        .iter()
+        .filter(|(k, t)| before.get(*k) != Some(*t))
+    {
+        tx.reset_milestone(id, key, Some(*t), actor).await?;
+    }
+    tx.set_progress(id, progress.round, progress.extended_weeks)
+        .await?;
+    Ok(())
+}
+
+/// The complainant's verdict where the procedure has no verdict milestone: recorded as the
+/// agreement; one who does not agree is an escalation, as in [`complete`].
+pub async fn record_agreement(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    agree: bool,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let (state, procedure, progress) = load(ctx, tx, id).await?;
+    tx.set_field(id, "agreement", Some(if agree { "yes" } else { "no" }))
+        .await?;
+    tx.history(
+        Some(id),
+        now,
+        actor,
+        "set",
+        &format!("agreement set to {}", if agree { "yes" } else { "no" }),
+    )
+    .await?;
+    if !agree {
+        let roles = escalation_roles(&procedure);
+        let planned = PlannedAction {
+            key: format!("r{}:disagree", progress.round),
+            action_id: "complainant_disagrees".into(),
+            send: Some("escalation".into()),
+            recipients: Recipients::Roles(roles),
+            due_date: local_date(now, ctx.procedure.tz),
+            due_at: now,
+            immediate: true,
+            completes: None,
+            concerns: None,
+            deadline: None,
+        };
+        if tx.mark_action_done(id, &planned.key, now, now).await? {
+            execute(ctx, tx, &state, &procedure, &progress, &planned, now).await?;
+        }
+    }
+    Ok(())
 }
 
 fn escalation_roles(procedure: &Procedure) -> Vec<String> {

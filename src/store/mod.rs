@@ -161,6 +161,12 @@ pub struct ComplaintRow {
     pub subject_person: Option<String>,
     /// Weeks the term was extended by, all extensions together.
     pub extended_weeks: i64,
+    /// `incident` or `structural` (`#aard`).
+    pub incident_kind: Option<String>,
+    /// Whether complainant and organisation agree on the solution: `yes` / `no`.
+    pub agreement: Option<String>,
+    /// The complainant's score, 1 to 5.
+    pub satisfaction: Option<String>,
     pub messages: i64,
     /// Where this row stands in the register's order, to read the next page after it.
     #[serde(skip)]
@@ -443,6 +449,20 @@ pub trait Store: Send + Sync {
 #[async_trait]
 pub trait StoreTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Marks a point inside the transaction to roll back to: the staff commands of one mail
+    /// are applied together or not at all, while the mail itself is kept either way.
+    /// Savepoints nest (SQL `SAVEPOINT`).
+    /// Who got our mail about a complaint, one row per distinct (recipient list, role,
+    /// template): the candidates a reply token may have been issued to.
+    async fn complaint_mail_recipients(
+        &mut self,
+        complaint_id: i64,
+    ) -> Result<Vec<SentTo>, StoreError>;
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+    /// Undoes everything since the latest [`StoreTx::savepoint`] and drops it.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+    /// Keeps everything since the latest [`StoreTx::savepoint`] and drops it.
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
 
     async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError>;
     async fn record_source_key(
@@ -646,6 +666,16 @@ pub struct ComplaintState {
     pub first_message_id: Option<String>,
 }
 
+/// One kind of mail we sent about a complaint (see [`StoreTx::complaint_mail_recipients`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentTo {
+    /// As stored: comma-separated addresses.
+    pub recipients: String,
+    /// The staff role it went to; `None` for the complainant.
+    pub role: Option<String>,
+    pub template: String,
+}
+
 /// Columns staff may set (`klachtd set REF FIELD VALUE`); anything else is refused.
 pub const SETTABLE_FIELDS: &[&str] = &[
     "handler",
@@ -661,6 +691,8 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "extension_agreement",
     "routed_roles",
     "routing_rule",
+    "severity",
+    "related_id",
 ];
 
 /// An unfiled message, enough to register it as a complaint.

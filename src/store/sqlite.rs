@@ -76,6 +76,14 @@ pub struct SqliteTx {
     next_outbox_id: Option<i64>,
     /// Procedure versions already stored in this transaction.
     saved_versions: HashSet<(String, String)>,
+    /// What the buffers above held at each open savepoint, innermost last.
+    savepoints: Vec<BufferMark>,
+}
+
+struct BufferMark {
+    history_len: usize,
+    next_outbox_id: Option<i64>,
+    saved_versions: HashSet<(String, String)>,
 }
 
 struct HistoryEntry {
@@ -117,6 +125,7 @@ const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.
     c.complainant_address, c.complainant_name, c.subject, r.reference AS related_reference,
     c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
     c.handler, c.void_reason, c.subject_person, c.extended_weeks,
+    c.incident_kind, c.agreement, CAST(c.satisfaction AS TEXT) AS satisfaction,
     (SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
@@ -142,6 +151,9 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
         void_reason: r.try_get("void_reason")?,
         subject_person: r.try_get("subject_person")?,
         extended_weeks: r.try_get("extended_weeks")?,
+        incident_kind: r.try_get("incident_kind")?,
+        agreement: r.try_get("agreement")?,
+        satisfaction: r.try_get("satisfaction")?,
         messages: r.try_get("message_count")?,
         position: RegisterPosition {
             year: r.try_get("ref_year")?,
@@ -227,6 +239,7 @@ impl Store for SqliteStore {
             history: Vec::new(),
             next_outbox_id: None,
             saved_versions: HashSet::new(),
+            savepoints: Vec::new(),
         }))
     }
 
@@ -239,6 +252,7 @@ impl Store for SqliteStore {
             history: Vec::new(),
             next_outbox_id: None,
             saved_versions: HashSet::new(),
+            savepoints: Vec::new(),
         }))
     }
 
@@ -710,6 +724,69 @@ impl StoreTx for SqliteTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_history().await?;
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complaint_mail_recipients(
+        &mut self,
+        complaint_id: i64,
+    ) -> Result<Vec<SentTo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT recipients, recipient_role, template FROM outbox
+             WHERE complaint_id = ? LIMIT 1000",
+        )
+        .bind(complaint_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SentTo {
+                    recipients: r.try_get("recipients")?,
+                    role: r.try_get("recipient_role")?,
+                    template: r.try_get("template")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn savepoint(&mut self) -> Result<(), StoreError> {
+        let name = format!("sp{}", self.savepoints.len());
+        sqlx::query(&format!("SAVEPOINT {name}"))
+            .execute(&mut *self.tx)
+            .await?;
+        self.savepoints.push(BufferMark {
+            history_len: self.history.len(),
+            next_outbox_id: self.next_outbox_id,
+            saved_versions: self.saved_versions.clone(),
+        });
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        let Some(mark) = self.savepoints.pop() else {
+            return Err(StoreError::Conflict("no savepoint to roll back to".into()));
+        };
+        let name = format!("sp{}", self.savepoints.len());
+        sqlx::query(&format!("ROLLBACK TO {name}"))
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query(&format!("RELEASE {name}"))
+            .execute(&mut *self.tx)
+            .await?;
+        self.history.truncate(mark.history_len);
+        self.next_outbox_id = mark.next_outbox_id;
+        self.saved_versions = mark.saved_versions;
+        Ok(())
+    }
+
+    async fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        if self.savepoints.pop().is_none() {
+            return Err(StoreError::Conflict("no savepoint to release".into()));
+        }
+        let name = format!("sp{}", self.savepoints.len());
+        sqlx::query(&format!("RELEASE {name}"))
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 

@@ -432,6 +432,8 @@ pub struct SentMail {
     pub from: String,
     pub to: Vec<String>,
     pub subject: String,
+    /// The Reply-To address (our tokened answer address), empty when none.
+    pub reply_to: String,
     pub in_reply_to: Vec<String>,
     pub references: Vec<String>,
     pub auto_submitted: Option<String>,
@@ -475,6 +477,7 @@ pub fn parse_sent(file: &str, raw: Vec<u8>) -> SentMail {
         from: addrs(msg.from()).into_iter().next().unwrap_or_default(),
         to: addrs(msg.to()),
         subject: msg.subject().unwrap_or_default().to_string(),
+        reply_to: addrs(msg.reply_to()).into_iter().next().unwrap_or_default(),
         in_reply_to: header_ids(msg.in_reply_to()),
         references: header_ids(msg.references()),
         auto_submitted: header("Auto-Submitted"),

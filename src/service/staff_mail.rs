@@ -1,0 +1,1031 @@
+//! Staff and complainants working by mail (issue #10): reading the signed tokens of an
+//! incoming mail, deciding whether a staff mail is authenticated, applying its commands (all
+//! or none, in a savepoint of the ingest transaction), answering the sender, relaying
+//! `#antwoord` to the complainant, and reading the complainant's verdict and satisfaction.
+//!
+//! The whole mail is already stored on the complaint before anything here runs; what is
+//! decided here only adds to it. Nothing a mail claims is believed before a token checks out.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::outbound::{MailSpec, queue, queue_to_role};
+use super::scheduler::{self, MessageNotice};
+use super::{Context, ServiceError};
+use crate::domain::classify::{MailFacts, domain_authenticated};
+use crate::domain::command::{
+    self, Command, CommandContext, CommandError, Commands, Status, VerdictReading,
+};
+use crate::domain::procedure::{Milestone, Unit};
+use crate::domain::token::{self, TokenKind, UnverifiedToken};
+use crate::domain::types::{ComplaintRef, EmailAddress};
+use crate::mail::compose::AutoKind;
+use crate::mail::parse::ParsedMail;
+use crate::store::StoreTx;
+
+/// Tokens read per mail: a hostile mail with thousands of tokened addresses must not make
+/// thousands of HMAC checks against every recipient.
+const MAX_CLAIMS: usize = 12;
+
+/// Where a token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The address the mail was sent to (our Reply-To, a verdict link).
+    Address,
+    /// A Message-ID of ours in In-Reply-To / References.
+    MessageId,
+}
+
+/// A token that checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub complaint_id: i64,
+    pub reference: ComplaintRef,
+    /// The recipient we issued it to.
+    pub issued_to: EmailAddress,
+    /// Issued to a staff recipient of the complaint (not the complainant or the person
+    /// complained about).
+    pub to_staff: bool,
+    pub via: Via,
+    /// A verdict link: `Some(true)` agree, `Some(false)` disagree.
+    pub verdict: Option<bool>,
+}
+
+/// What the tokens of a mail prove.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens {
+    pub verified: Vec<Finding>,
+    /// The staff member whose personal intake address the mail was sent to.
+    pub intake_for: Option<EmailAddress>,
+    /// Tokens in our form that did not check out: edited, from another installation, or for
+    /// a complaint that does not exist.
+    pub refused: Vec<String>,
+}
+
+impl Tokens {
+    /// The one complaint the verified tokens name; `None` when none do, or they disagree.
+    pub fn complaint(&self) -> Option<i64> {
+        let first = self.verified.first()?.complaint_id;
+        (!self.conflicting()).then_some(first)
+    }
+
+    /// Verified tokens of more than one complaint.
+    pub fn conflicting(&self) -> bool {
+        self.verified
+            .windows(2)
+            .any(|w| w[0].complaint_id != w[1].complaint_id)
+    }
+}
+
+/// Addresses in the named headers (`Name <a@b>` lists), lower case.
+fn addresses_in(facts: &MailFacts, names: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in names {
+        for v in facts.headers_named(name) {
+            for piece in v.split(',') {
+                let piece = piece.trim();
+                let addr = match (piece.rfind('<'), piece.rfind('>')) {
+                    (Some(a), Some(b)) if a < b => &piece[a + 1..b],
+                    _ => piece,
+                };
+                if addr.contains('@') {
+                    out.push(addr.trim().to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A recipient a token of a complaint may have been issued to.
+struct Candidate {
+    address: EmailAddress,
+    staff: bool,
+}
+
+async fn candidates(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    complaint_id: i64,
+) -> Result<Vec<Candidate>, ServiceError> {
+    let mut out: Vec<Candidate> = Vec::new();
+    let push = |out: &mut Vec<Candidate>, address: EmailAddress, staff: bool| {
+        if !out
+            .iter()
+            .any(|c| c.address.mailbox_key() == address.mailbox_key())
+        {
+            out.push(Candidate { address, staff });
+        }
+    };
+    if let Some(state) = tx.complaint_state(complaint_id).await? {
+        if let Ok(a) = EmailAddress::parse(&state.complainant_address) {
+            push(&mut out, a, false);
+        }
+        if let Some(a) = state
+            .subject_person
+            .as_deref()
+            .and_then(|a| EmailAddress::parse(a).ok())
+        {
+            push(&mut out, a, false);
+        }
+        if let Some(a) = state
+            .handler
+            .as_deref()
+            .and_then(|a| EmailAddress::parse(a).ok())
+        {
+            push(&mut out, a, true);
+        }
+    }
+    for sent in tx.complaint_mail_recipients(complaint_id).await? {
+        for a in sent.recipients.split(',') {
+            if let Ok(a) = EmailAddress::parse(a.trim()) {
+                let staff = sent.role.as_deref().is_some_and(|r| {
+                    r != crate::domain::procedure::SUBJECT_PERSON_ROLE && r != "complainant"
+                });
+                push(&mut out, a, staff);
+            }
+        }
+    }
+    for a in ctx.settings.staff.all() {
+        push(&mut out, a, true);
+    }
+    Ok(out)
+}
+
+/// Reads and verifies the tokens of a mail: in the addresses it was sent to and in the
+/// Message-IDs it answers.
+pub async fn read_tokens(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    parsed: &ParsedMail,
+) -> Result<Tokens, ServiceError> {
+    let facts = &parsed.facts;
+    let service = ctx.from_address()?;
+    let sep = ctx.separator();
+    let mut claims: Vec<(UnverifiedToken, Via, String)> = Vec::new();
+    let mut addresses = addresses_in(
+        facts,
+        &["delivered-to", "x-original-to", "envelope-to", "to", "cc"],
+    );
+    addresses.dedup();
+    for a in addresses {
+        if let Some(t) = token::parse_address(&a, &service, sep) {
+            claims.push((t, Via::Address, a));
+        }
+    }
+    for m in facts.thread_ids() {
+        if let Some(t) = token::parse_message_id(&m) {
+            claims.push((t, Via::MessageId, m.to_string()));
+        }
+    }
+    claims.truncate(MAX_CLAIMS);
+    let keys = ctx.token_keys();
+    let mut found = Tokens::default();
+    let mut cache: HashMap<i64, Vec<Candidate>> = HashMap::new();
+    for (claim, via, written) in claims {
+        if claim.kind == TokenKind::Intake {
+            let staff = ctx.settings.staff.all();
+            match claim.verify(&keys, &staff) {
+                Some(v) => found.intake_for = staff.get(v.candidate).cloned(),
+                None => found.refused.push(written),
+            }
+            continue;
+        }
+        let Some(reference) = claim.reference().cloned() else {
+            continue;
+        };
+        let Some((complaint_id, _)) = tx.complaint_by_reference(&reference.to_string()).await?
+        else {
+            found.refused.push(written);
+            continue;
+        };
+        if let std::collections::hash_map::Entry::Vacant(e) = cache.entry(complaint_id) {
+            e.insert(candidates(ctx, tx, complaint_id).await?);
+        }
+        let list = cache.get(&complaint_id).map(Vec::as_slice).unwrap_or(&[]);
+        let addresses: Vec<EmailAddress> = list.iter().map(|c| c.address.clone()).collect();
+        match claim.verify(&keys, &addresses) {
+            Some(v) => {
+                let c = &list[v.candidate];
+                if v.key_index > 0 {
+                    tracing::info!(%reference, "token made with a previous key accepted");
+                }
+                found.verified.push(Finding {
+                    complaint_id,
+                    reference,
+                    issued_to: c.address.clone(),
+                    to_staff: c.staff,
+                    via,
+                    verdict: match claim.kind {
+                        TokenKind::Verdict { agree, .. } => Some(agree),
+                        _ => None,
+                    },
+                });
+            }
+            None => found.refused.push(written),
+        }
+    }
+    Ok(found)
+}
+
+/// Why a staff mail is not taken as a command.
+fn authenticate<'a>(
+    ctx: &Context,
+    facts: &MailFacts,
+    tokens: &'a Tokens,
+    complaint_id: i64,
+    subject_refs: &[ComplaintRef],
+    reference: &str,
+) -> Result<&'a Finding, String> {
+    if tokens.conflicting() {
+        return Err("its tokens name more than one complaint".into());
+    }
+    let Some(finding) = tokens
+        .verified
+        .iter()
+        .find(|f| f.complaint_id == complaint_id && f.to_staff && f.verdict.is_none())
+    else {
+        return Err(
+            if tokens
+                .verified
+                .iter()
+                .any(|f| f.complaint_id != complaint_id)
+            {
+                "its token belongs to another complaint".into()
+            } else if tokens.verified.iter().any(|f| !f.to_staff) {
+                "its token was issued to the complainant, not to staff".into()
+            } else if !tokens.refused.is_empty() {
+                format!(
+                    "its token was not made by us for this complaint (edited or forged): {}",
+                    tokens.refused.join(", ")
+                )
+            } else {
+                "it answers none of our mails (no token)".into()
+            },
+        );
+    };
+    if let Some(other) = subject_refs.iter().find(|r| r.to_string() != reference) {
+        return Err(format!(
+            "its subject names {other} but its token is for {reference} (a reply moved to another complaint)"
+        ));
+    }
+    let s = &ctx.settings;
+    if s.staff.require_dmarc_pass
+        && !domain_authenticated(facts, &s.intake.trusted_authserv_id, facts.from.domain())
+    {
+        return Err(format!(
+            "staff.require_dmarc_pass is set and {} reports no DMARC or DKIM pass for {}",
+            s.intake.trusted_authserv_id,
+            facts.from.domain()
+        ));
+    }
+    Ok(finding)
+}
+
+/// A mail added to a complaint, with what ingest learned about it.
+pub struct Threaded<'a> {
+    pub complaint_id: i64,
+    pub row: i64,
+    pub parsed: &'a ParsedMail,
+    pub tokens: &'a Tokens,
+    pub sender_is_staff: bool,
+    pub automatic: bool,
+    /// Threaded by a Message-ID of ours or a token (not only by the subject).
+    pub by_header: bool,
+}
+
+/// Everything that follows from a mail added to a complaint.
+pub async fn on_threaded(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    m: Threaded<'_>,
+) -> Result<(), ServiceError> {
+    let now = ctx.clock.now();
+    let facts = &m.parsed.facts;
+    let Some(state) = tx.complaint_state(m.complaint_id).await? else {
+        return Ok(());
+    };
+    let from_complainant = state
+        .complainant_address
+        .eq_ignore_ascii_case(facts.from.as_str())
+        || EmailAddress::parse(&state.complainant_address)
+            .is_ok_and(|a| a.mailbox_key() == facts.from.mailbox_key());
+    let from_staff = !from_complainant
+        && (m.sender_is_staff
+            || state
+                .handler
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(facts.from.as_str())));
+    // Only the new part of a reply: the quoted mail is ours or already on the complaint.
+    let reply = crate::mail::reply::reply_of(m.parsed);
+    let text = reply.text.as_str();
+    if m.automatic {
+        if from_staff && m.by_header {
+            // An out-of-office from a handler or colleague answering one of our mails: the
+            // complaint may need someone else. Once per complaint.
+            tx.history(
+                Some(m.complaint_id),
+                now,
+                super::ingest::SYSTEM,
+                "staff_auto_reply",
+                &format!(
+                    "message {}: automatic reply from staff member {}: {}",
+                    m.row, facts.from, facts.subject
+                ),
+            )
+            .await?;
+            scheduler::tell_staff_about_message(
+                ctx,
+                tx,
+                m.complaint_id,
+                MessageNotice {
+                    template: "staff_absent",
+                    from: &facts.from,
+                    subject: &facts.subject,
+                    text,
+                    once_key: Some("staff_absent_notice"),
+                },
+                now,
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    if from_staff {
+        let subject_refs = ComplaintRef::find_in_subject(
+            &facts.subject,
+            &ctx.settings.organisation.reference_prefix,
+        );
+        let to_complainant = addressed_to(m.parsed, &state.complainant_address);
+        match authenticate(
+            ctx,
+            facts,
+            m.tokens,
+            m.complaint_id,
+            &subject_refs,
+            &state.reference,
+        ) {
+            Ok(_) if to_complainant => {
+                // Staff answered the complainant from their own client, with us in Cc/Bcc.
+                tx.history(
+                    Some(m.complaint_id),
+                    now,
+                    &staff_actor(&facts.from),
+                    "staff_answered",
+                    &format!(
+                        "message {}: {} answered the complainant directly (service address in Cc/Bcc): {}",
+                        m.row, facts.from, facts.subject
+                    ),
+                )
+                .await?;
+                complete_first_reaction(ctx, tx, m.complaint_id, &facts.from, now).await?;
+            }
+            Ok(_) => apply_staff_mail(ctx, tx, &state, m.row, m.parsed, text, now).await?,
+            Err(reason) => {
+                refuse(ctx, tx, &state, m.row, facts, &reason, to_complainant, now).await?
+            }
+        }
+        return Ok(());
+    }
+    if from_complainant {
+        complainant_mail(ctx, tx, &state, m.row, m.tokens, facts, text, now).await?;
+    }
+    Ok(())
+}
+
+fn staff_actor(a: &EmailAddress) -> String {
+    format!("staff:{a}")
+}
+
+/// Whether `address` is among the To/Cc of the mail.
+fn addressed_to(parsed: &ParsedMail, address: &str) -> bool {
+    let Ok(target) = EmailAddress::parse(address) else {
+        return false;
+    };
+    addresses_in(&parsed.facts, &["to", "cc"])
+        .iter()
+        .filter_map(|a| EmailAddress::parse(a).ok())
+        .any(|a| a.mailbox_key() == target.mailbox_key())
+}
+
+/// A staff From that did not authenticate: never a command. Kept as an ordinary message,
+/// logged as a security event, and the receiving role told once per complaint.
+#[allow(clippy::too_many_arguments)]
+async fn refuse(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &crate::store::ComplaintState,
+    row: i64,
+    facts: &MailFacts,
+    reason: &str,
+    to_complainant: bool,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let what = if to_complainant {
+        "an answer to the complainant"
+    } else {
+        "commands or a note"
+    };
+    let detail = format!(
+        "message {row} has staff address {} in From but is not authenticated: {reason}; recorded as an ordinary message, {what} not applied",
+        facts.from
+    );
+    tracing::warn!(
+        target: "klachtd::security",
+        complaint = %state.reference,
+        from = %facts.from,
+        %reason,
+        "unauthenticated mail with a staff From refused"
+    );
+    tx.history(
+        Some(state.id),
+        now,
+        super::ingest::SYSTEM,
+        "security_refused",
+        &detail,
+    )
+    .await?;
+    if tx
+        .mark_action_done(state.id, "unverified_staff_notice", now, now)
+        .await?
+    {
+        let (st, procedure, progress) = scheduler::load(ctx, tx, state.id).await?;
+        let lang = ctx.settings.organisation.language.clone();
+        let mut context = scheduler::template_context(ctx, &st, &procedure, &progress, None, &lang);
+        context["message"] = json!({
+            "from": facts.from.as_str(),
+            "subject": facts.subject,
+            "reason": reason,
+        });
+        queue_to_role(
+            ctx,
+            tx,
+            "receiver",
+            "unverified_staff_mail",
+            &context,
+            Some(state.id),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The command context for a staff mail on this complaint.
+fn command_context(
+    ctx: &Context,
+    procedure: &crate::domain::procedure::Procedure,
+    state: &crate::store::ComplaintState,
+    sender: &EmailAddress,
+) -> CommandContext {
+    let mut staff = ctx.settings.staff.all();
+    if let Some(h) = state
+        .handler
+        .as_deref()
+        .and_then(|h| EmailAddress::parse(h).ok())
+    {
+        staff.push(h);
+    }
+    CommandContext {
+        sender: sender.clone(),
+        staff: Some(staff),
+        categories: None,
+        kinds: procedure.kinds.clone(),
+        milestones: procedure.milestones.iter().map(|m| m.id).collect(),
+    }
+}
+
+/// An authenticated staff mail: its commands, all or none; a note when it has none.
+async fn apply_staff_mail(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &crate::store::ComplaintState,
+    row: i64,
+    parsed: &ParsedMail,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let facts = &parsed.facts;
+    let sender = &facts.from;
+    let actor = staff_actor(sender);
+    let (_, procedure, _) = scheduler::load(ctx, tx, state.id).await?;
+    let lang = ctx.settings.organisation.language.clone();
+    let cctx = command_context(ctx, &procedure, state, sender);
+    let commands = match command::parse_commands(text, &cctx) {
+        Ok(c) => c,
+        Err(errors) => {
+            return refuse_commands(ctx, tx, state, row, parsed, &errors, now).await;
+        }
+    };
+    if let Some(intake) = &commands.intake {
+        let error = CommandError::not_in_reply(intake.line);
+        return refuse_commands(ctx, tx, state, row, parsed, &[error], now).await;
+    }
+    if let Some(note) = commands.implicit_note() {
+        tx.history(Some(state.id), now, &actor, "note", note)
+            .await?;
+        let done = vec![if lang == "en" {
+            "recorded as an internal note (no commands)".to_string()
+        } else {
+            "vastgelegd als interne notitie (geen opdrachten)".to_string()
+        }];
+        return confirm(ctx, tx, state, parsed, &done, &commands, now).await;
+    }
+    if commands.commands.is_empty() {
+        // Nothing but quoted text or a signature: the mail is kept, nothing to do.
+        return Ok(());
+    }
+    tx.savepoint().await?;
+    let mut done = Vec::new();
+    let mut help = false;
+    for line in &commands.commands {
+        if line.command == Command::Help {
+            help = true;
+            continue;
+        }
+        match apply_command(ctx, tx, state.id, &line.command, sender, &actor, now).await {
+            Ok(()) => done.push(line.command.describe(&lang, sender)),
+            Err(ServiceError::Invalid(why)) => {
+                tx.rollback_to_savepoint().await?;
+                let error = CommandError::refused(line.line, text, why);
+                return refuse_commands(ctx, tx, state, row, parsed, &[error], now).await;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    tx.release_savepoint().await?;
+    tx.history(
+        Some(state.id),
+        now,
+        &actor,
+        "commands_applied",
+        &format!("message {row}: {}", done.join("; ")),
+    )
+    .await?;
+    if help {
+        send_to_sender(
+            ctx,
+            tx,
+            state,
+            parsed,
+            "command_help",
+            json!({ "reference": command::reference_text(&lang), "intake_address": intake_address(ctx, sender) }),
+            now,
+        )
+        .await?;
+    }
+    if !done.is_empty() {
+        confirm(ctx, tx, state, parsed, &done, &commands, now).await?;
+    }
+    Ok(())
+}
+
+fn intake_address(ctx: &Context, staff: &EmailAddress) -> Option<String> {
+    let service = ctx.from_address().ok()?;
+    token::reply_address(
+        &service,
+        ctx.separator(),
+        &token::TokenPurpose::Intake {
+            staff: staff.clone(),
+        },
+        &ctx.key,
+    )
+    .ok()
+    .map(|a| a.to_string())
+}
+
+async fn confirm(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &crate::store::ComplaintState,
+    parsed: &ParsedMail,
+    done: &[String],
+    commands: &Commands,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    if !ctx.settings.staff.confirm_commands {
+        return Ok(());
+    }
+    send_to_sender(
+        ctx,
+        tx,
+        state,
+        parsed,
+        "command_confirmation",
+        json!({
+            "applied": done,
+            "late_lines": commands.late_commands,
+        }),
+        now,
+    )
+    .await
+}
+
+async fn refuse_commands(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &crate::store::ComplaintState,
+    row: i64,
+    parsed: &ParsedMail,
+    errors: &[CommandError],
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let lang = ctx.settings.organisation.language.clone();
+    let messages: Vec<String> = errors.iter().map(|e| e.message(&lang)).collect();
+    tx.history(
+        Some(state.id),
+        now,
+        &staff_actor(&parsed.facts.from),
+        "commands_refused",
+        &format!(
+            "message {row}: nothing applied: {}",
+            errors
+                .iter()
+                .map(|e| e.message("en"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    )
+    .await?;
+    send_to_sender(
+        ctx,
+        tx,
+        state,
+        parsed,
+        "command_refused",
+        json!({ "errors": messages }),
+        now,
+    )
+    .await
+}
+
+/// A short answer to the staff member who wrote, in the thread of their mail, with a token of
+/// its own so they can answer it again.
+async fn send_to_sender(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &crate::store::ComplaintState,
+    parsed: &ParsedMail,
+    template: &str,
+    extra: Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let facts = &parsed.facts;
+    let (st, procedure, progress) = scheduler::load(ctx, tx, state.id).await?;
+    let lang = ctx.settings.organisation.language.clone();
+    let mut context = scheduler::template_context(ctx, &st, &procedure, &progress, None, &lang);
+    context["commands"] = extra;
+    context["message"] = json!({ "subject": facts.subject });
+    let context = super::outbound::staff_context(ctx, &context, &facts.from);
+    let mut references = facts.references.clone();
+    if let Some(m) = &facts.message_id {
+        references.push(m.clone());
+    }
+    queue(
+        ctx,
+        tx,
+        MailSpec {
+            template,
+            lang: &lang,
+            context: &context,
+            complaint_id: Some(state.id),
+            to: vec![(None, facts.from.clone())],
+            role: Some("staff"),
+            in_reply_to: facts.message_id.clone(),
+            references,
+            auto: AutoKind::Replied,
+            now,
+            not_before: None,
+            recipient_key: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// One command, through the same operations as `klachtd set` / `klachtd complete`.
+/// `ServiceError::Invalid` is a refusal (the caller rolls back all of the mail's commands).
+async fn apply_command(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    command: &Command,
+    sender: &EmailAddress,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let state = tx
+        .complaint_state(id)
+        .await?
+        .ok_or_else(|| ServiceError::Invalid("the complaint is gone".into()))?;
+    let changes_record = !matches!(
+        command,
+        Command::Reopen(_) | Command::Note(_) | Command::Link(_) | Command::Help
+    );
+    if state.status != "open" && changes_record {
+        return Err(ServiceError::Invalid(format!(
+            "{} is {}: only #heropen (#reopen), #notitie and #koppel apply to it",
+            state.reference, state.status
+        )));
+    }
+    let set = |field: &'static str, value: String| (field, value);
+    let field = match command {
+        Command::Assign(a) => Some(set("handler", a.resolve(sender).to_string())),
+        Command::Category(t) => Some(set("category", t.clone())),
+        Command::Cause(t) => Some(set("cause", t.clone())),
+        Command::Solution(t) => Some(set("solution", t.clone())),
+        Command::Severity(v) => Some(set("severity", v.as_str().to_string())),
+        Command::Kind(v) => Some(set("kind", v.as_str().to_string())),
+        Command::Nature(v) => Some(set("incident_kind", v.as_str().to_string())),
+        Command::Agreement(yes) => Some(set("agreement", if *yes { "yes" } else { "no" }.into())),
+        Command::Status(Status::Closed) => Some(set("status", "closed".into())),
+        Command::Status(Status::Open) => Some(set("status", "open".into())),
+        _ => None,
+    };
+    if let Some((field, value)) = field {
+        scheduler::set_field_in(ctx, tx, id, field, &value, actor, now).await?;
+        return Ok(());
+    }
+    match command {
+        Command::Note(t) => {
+            tx.history(Some(id), now, actor, "note", t).await?;
+        }
+        Command::Extend { period, reason } => {
+            let weeks = whole_weeks(period.amount, period.unit).ok_or_else(|| {
+                ServiceError::Invalid(
+                    "a delay is a whole number of weeks (Awb 9:11): 2 weken, 10 werkdagen, 14 dagen"
+                        .into(),
+                )
+            })?;
+            scheduler::set_field_in(ctx, tx, id, "extension", &weeks.to_string(), actor, now)
+                .await?;
+            tx.history(Some(id), now, actor, "extension_reason", reason)
+                .await?;
+        }
+        Command::Reply(text) => {
+            scheduler::answer_complainant(ctx, tx, id, text, actor, now).await?;
+            complete_first_reaction(ctx, tx, id, sender, now).await?;
+        }
+        Command::Done(m, verdict) => {
+            scheduler::complete_in(
+                ctx,
+                tx,
+                id,
+                *m,
+                now,
+                verdict.map(|v| v.as_str()),
+                actor,
+                now,
+            )
+            .await?;
+        }
+        Command::Reopen(reason) => {
+            scheduler::reopen_in(ctx, tx, id, reason, actor, now).await?;
+        }
+        Command::Link(other) => {
+            let (other_id, _) = tx
+                .complaint_by_reference(&other.to_string())
+                .await?
+                .ok_or_else(|| ServiceError::Invalid(format!("there is no complaint {other}")))?;
+            if other_id == id {
+                return Err(ServiceError::Invalid(
+                    "a complaint cannot be linked to itself".into(),
+                ));
+            }
+            tx.set_field(id, "related_id", Some(&other_id.to_string()))
+                .await?;
+            tx.history(
+                Some(id),
+                now,
+                actor,
+                "linked",
+                &format!("linked to {other}"),
+            )
+            .await?;
+            tx.history(
+                Some(other_id),
+                now,
+                actor,
+                "linked",
+                &format!("{} linked to this complaint", state.reference),
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A period as whole weeks: `10 werkdagen` is 2 weeks, `14 dagen` 2 weeks; anything else is
+/// not a whole number of weeks.
+fn whole_weeks(amount: u32, unit: Unit) -> Option<u32> {
+    match unit {
+        Unit::Weeks => Some(amount),
+        Unit::WorkingDays => (amount % 5 == 0).then_some(amount / 5),
+        Unit::CalendarDays => (amount % 7 == 0).then_some(amount / 7),
+    }
+    .filter(|w| *w > 0)
+}
+
+/// Our answer reached the complainant: the first reaction is given, where the procedure has
+/// that milestone and it is still open.
+async fn complete_first_reaction(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    by: &EmailAddress,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let (_, procedure, progress) = scheduler::load(ctx, tx, id).await?;
+    let m = Milestone::FirstReaction;
+    if procedure.milestone(m).is_none() || progress.completed.contains_key(m.as_str()) {
+        return Ok(());
+    }
+    let actor = staff_actor(by);
+    tx.complete_milestone(id, m.as_str(), now, &actor).await?;
+    tx.history(
+        Some(id),
+        now,
+        &actor,
+        "milestone",
+        "first_reaction completed: staff answered the complainant",
+    )
+    .await?;
+    scheduler::run_for_complaint(ctx, tx, id, now, false).await?;
+    Ok(())
+}
+
+/// The complainant wrote: a verdict (by link or in words), a satisfaction score, or a message
+/// the handler must read.
+#[allow(clippy::too_many_arguments)]
+async fn complainant_mail(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &crate::store::ComplaintState,
+    row: i64,
+    tokens: &Tokens,
+    facts: &MailFacts,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let (_, procedure, progress) = scheduler::load(ctx, tx, state.id).await?;
+    let actor = format!("mail:{}", facts.from);
+    let link = tokens
+        .verified
+        .iter()
+        .find(|f| f.complaint_id == state.id && !f.to_staff && f.verdict.is_some())
+        .and_then(|f| f.verdict);
+    let verdict_open = procedure.milestone(Milestone::Verdict).is_some()
+        && progress
+            .completed
+            .contains_key(Milestone::SolutionProposed.as_str())
+        && !progress.completed.contains_key(Milestone::Verdict.as_str());
+    let reading = match link {
+        Some(true) => Some(VerdictReading::Agree),
+        Some(false) => Some(VerdictReading::Disagree),
+        None if verdict_open => Some(command::read_verdict(text)),
+        None => None,
+    };
+    match reading {
+        Some(VerdictReading::Unclear) => {
+            tx.history(
+                Some(state.id),
+                now,
+                &actor,
+                "verdict_unclear",
+                &format!(
+                    "message {row}: the complainant's answer is not a clear agree or disagree; the handler decides (#klaar oordeel akkoord / niet akkoord)"
+                ),
+            )
+            .await?;
+            scheduler::tell_staff_about_message(
+                ctx,
+                tx,
+                state.id,
+                MessageNotice {
+                    template: "verdict_unclear",
+                    from: &facts.from,
+                    subject: &facts.subject,
+                    text,
+                    once_key: None,
+                },
+                now,
+            )
+            .await?;
+            return Ok(());
+        }
+        Some(v) => {
+            let agree = v == VerdictReading::Agree;
+            let how = if link.is_some() { "link" } else { "text" };
+            tx.savepoint().await?;
+            let applied = if procedure.milestone(Milestone::Verdict).is_some() {
+                scheduler::complete_in(
+                    ctx,
+                    tx,
+                    state.id,
+                    Milestone::Verdict,
+                    now,
+                    Some(if agree { "agree" } else { "disagree" }),
+                    &actor,
+                    now,
+                )
+                .await
+                .map(|_| ())
+            } else {
+                scheduler::record_agreement(ctx, tx, state.id, agree, &actor, now).await
+            };
+            match applied {
+                Ok(()) => {
+                    tx.release_savepoint().await?;
+                    tx.history(
+                        Some(state.id),
+                        now,
+                        &actor,
+                        "verdict",
+                        &format!(
+                            "message {row}: the complainant {} (by {how})",
+                            if agree { "agrees" } else { "does not agree" }
+                        ),
+                    )
+                    .await?;
+                }
+                Err(ServiceError::Invalid(why)) => {
+                    tx.rollback_to_savepoint().await?;
+                    tx.history(
+                        Some(state.id),
+                        now,
+                        &actor,
+                        "verdict_not_applied",
+                        &format!("message {row}: {why}"),
+                    )
+                    .await?;
+                    notify_reply(ctx, tx, state.id, facts, text, now).await?;
+                }
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+        None => {}
+    }
+    let surveyed = tx
+        .complaint_mail_recipients(state.id)
+        .await?
+        .iter()
+        .any(|s| s.template == "satisfaction_survey");
+    if surveyed && let Some(score) = command::read_satisfaction(text) {
+        tx.set_field(state.id, "satisfaction", Some(&score.to_string()))
+            .await?;
+        tx.history(
+            Some(state.id),
+            now,
+            &actor,
+            "satisfaction",
+            &format!("message {row}: the complainant rates the handling {score} of 5"),
+        )
+        .await?;
+        return Ok(());
+    }
+    notify_reply(ctx, tx, state.id, facts, text, now).await
+}
+
+async fn notify_reply(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    facts: &MailFacts,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    scheduler::tell_staff_about_message(
+        ctx,
+        tx,
+        id,
+        MessageNotice {
+            template: "complainant_replied",
+            from: &facts.from,
+            subject: &facts.subject,
+            text,
+            once_key: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_become_whole_weeks_or_nothing() {
+        assert_eq!(whole_weeks(2, Unit::Weeks), Some(2));
+        assert_eq!(whole_weeks(10, Unit::WorkingDays), Some(2));
+        assert_eq!(whole_weeks(14, Unit::CalendarDays), Some(2));
+        assert_eq!(whole_weeks(3, Unit::WorkingDays), None);
+        assert_eq!(whole_weeks(10, Unit::CalendarDays), None);
+        assert_eq!(whole_weeks(0, Unit::Weeks), None);
+    }
+}
