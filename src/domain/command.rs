@@ -1532,6 +1532,22 @@ fn read_value(raw: &Raw, ctx: &CommandContext) -> Result<Command, CommandErrorKi
     })
 }
 
+/// The short words staff write for a milestone (`#klaar oplossing` sends the solution mail).
+fn short_milestone_names(m: Milestone) -> &'static [&'static str] {
+    match m {
+        Milestone::Acknowledged => &["ontvangstbevestiging", "acknowledgement"],
+        Milestone::HandlerKnown => &["behandelaar", "handler"],
+        Milestone::ProcedureExplained => &["uitleg", "procedure", "explanation"],
+        Milestone::FirstReaction => &["reactie", "reaction"],
+        Milestone::SolutionProposed => &["oplossing", "voorstel", "solution", "proposal"],
+        Milestone::Verdict => &["oordeel"],
+        Milestone::Handled => &["afhandeling", "afgehandeld", "handled"],
+        Milestone::FollowUp => &["nazorg", "follow up"],
+        Milestone::Closed => &["gesloten", "closed"],
+        Milestone::Received | Milestone::Purged => &[],
+    }
+}
+
 /// `#klaar <milestone> [verdict]`: the milestone by id (`first_reaction`, `first reaction`) or
 /// by its Dutch or English label, longest match first so `oordeel van de klager` is one name.
 fn read_done(v: &str, ctx: &CommandContext) -> Result<Command, CommandErrorKind> {
@@ -1540,17 +1556,15 @@ fn read_done(v: &str, ctx: &CommandContext) -> Result<Command, CommandErrorKind>
     let wanted = normalise_word(&v.replace(['_', '-'], " "));
     let mut best: Option<(usize, Milestone)> = None;
     for m in Milestone::ALL {
+        let short = short_milestone_names(m).iter().map(|s| s.to_string());
         for candidate in [
             m.as_str().replace('_', " "),
             m.label("nl").replace('-', " "),
             m.label("en").replace('-', " "),
-            // `oordeel`, `verdict`: the short words staff will write for the verdict.
-            if m == Milestone::Verdict {
-                "oordeel".to_string()
-            } else {
-                String::new()
-            },
-        ] {
+        ]
+        .into_iter()
+        .chain(short)
+        {
             if candidate.is_empty() {
                 continue;
             }
@@ -2401,6 +2415,23 @@ mod tests {
         assert_eq!(
             one("#klaar verdict akkoord"),
             Command::Done(Milestone::Verdict, Some(Verdict::Agree))
+        );
+        // The short words staff write.
+        assert_eq!(
+            one("#klaar oplossing"),
+            Command::Done(Milestone::SolutionProposed, None)
+        );
+        assert_eq!(
+            one("#done solution"),
+            Command::Done(Milestone::SolutionProposed, None)
+        );
+        assert_eq!(
+            one("#klaar afhandeling"),
+            Command::Done(Milestone::Handled, None)
+        );
+        assert_eq!(
+            one("#klaar nazorg"),
+            Command::Done(Milestone::FollowUp, None)
         );
         assert_eq!(
             one("#klaar oordeel van de klager niet akkoord"),
