@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod classify;
 pub mod command;
+pub mod complaint;
 pub mod display;
 pub mod greeting;
 pub mod language;
