@@ -823,8 +823,8 @@ async fn apply_command(
 fn whole_weeks(amount: u32, unit: Unit) -> Option<u32> {
     match unit {
         Unit::Weeks => Some(amount),
-        Unit::WorkingDays => (amount % 5 == 0).then_some(amount / 5),
-        Unit::CalendarDays => (amount % 7 == 0).then_some(amount / 7),
+        Unit::WorkingDays => amount.is_multiple_of(5).then_some(amount / 5),
+        Unit::CalendarDays => amount.is_multiple_of(7).then_some(amount / 7),
     }
     .filter(|w| *w > 0)
 }
