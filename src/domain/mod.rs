@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod classify;
 pub mod command;
 pub mod display;
+pub mod forward;
 pub mod greeting;
 pub mod language;
 pub mod procedure;
