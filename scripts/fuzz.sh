@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-TARGETS=(parse html html_amplified procedure_toml config_toml ingest quote commands)
+TARGETS=(parse html html_amplified procedure_toml config_toml ingest quote commands forward)
 SANITIZER=${FUZZ_SANITIZER:-none}
 SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-10}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
@@ -58,6 +58,7 @@ seeds() {
         config_toml) ls config/*.toml ;;
         quote) ls tests/fixtures/replies/*.expected.txt tests/fixtures/replies/*.eml ;;
         commands) ls tests/fixtures/replies/*.expected.txt ;;
+        forward) ls tests/fixtures/forwards/*.eml tests/fixtures/replies/*.eml ;;
         *) die "no seeds for $1" ;;
     esac
 }

@@ -5,8 +5,8 @@
 //! - [`domain`]: the pure core. Value types (`ComplaintRef`, `EmailAddress`, `MessageId`),
 //!   classification of a parsed mail (automatic, bounce, spam, threading decision), the
 //!   Dutch working-day calendar, the procedure/deadline engine, routing rules, quote
-//!   stripping, staff command parsing, the complaint lifecycle state machine, signed reply
-//!   tokens and greeting names.
+//!   stripping, the original of a forwarded mail, staff command parsing, the complaint
+//!   lifecycle state machine, signed reply tokens and greeting names.
 //! - [`config`]: settings from TOML plus `KLACHTD__SECTION__KEY` overrides, validated at once.
 //! - [`cpu`]: keeps the process on one CPU (`[runtime] single_cpu`), measured to be faster.
 //! - [`clock`]: the settable clock every adapter and service gets its time from.

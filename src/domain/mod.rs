@@ -6,6 +6,7 @@ pub mod classify;
 pub mod command;
 pub mod complaint;
 pub mod display;
+pub mod forward;
 pub mod greeting;
 pub mod language;
 pub mod procedure;

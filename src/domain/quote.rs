@@ -78,12 +78,12 @@ pub struct Reply<'a> {
 /// One line of the input: `start..end` is its text without the line end, `next` the start of
 /// the following line.
 #[derive(Debug, Clone, Copy)]
-struct Line {
-    start: usize,
-    end: usize,
+pub(crate) struct Line {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
-fn split_lines(text: &str) -> Vec<Line> {
+pub(crate) fn split_lines(text: &str) -> Vec<Line> {
     let mut lines = Vec::new();
     let mut start = 0;
     let bytes = text.as_bytes();
@@ -311,7 +311,7 @@ pub fn new_text(text: &str) -> Reply<'_> {
 }
 
 /// A line that only draws a rule (Outlook's `<hr>` as html2text renders it, dashes, underscores).
-fn is_rule_line(raw: &str) -> bool {
+pub(crate) fn is_rule_line(raw: &str) -> bool {
     let t = raw.trim();
     t.chars().count() >= 3 && t.chars().all(|c| matches!(c, '_' | '-' | '─' | '━' | '='))
 }
@@ -375,7 +375,7 @@ fn interleaved<'a>(s: &Scanner<'a>, first_quote: usize) -> Reply<'a> {
 /// The form a line is compared in: the first [`MAX_INSPECT_BYTES`] bytes, lower case, without
 /// the `*` of bold (`*Van:*` in Outlook's text of HTML, `**From:**` from html2text) and the `[`
 /// of a rendered link, no-break spaces as spaces, runs of spaces as one, trimmed.
-fn normalise(raw: &str) -> String {
+pub(crate) fn normalise(raw: &str) -> String {
     let mut cut = raw.len().min(MAX_INSPECT_BYTES);
     while !raw.is_char_boundary(cut) {
         cut -= 1;
@@ -411,16 +411,36 @@ enum Header {
 
 /// The header a line of Outlook's block starts with (Dutch, English, German).
 fn header_name(n: &str) -> Option<Header> {
+    Some(match header_field(n)? {
+        Field::From => Header::From,
+        Field::Date => Header::Date,
+        Field::To | Field::Cc | Field::Subject => Header::Other,
+    })
+}
+
+/// A header of a quoted or forwarded mail's header block, by its label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    From,
+    Date,
+    To,
+    Cc,
+    Subject,
+}
+
+/// The header a normalised line starts with (`van:`, `from:`, `verzonden:`...): Dutch,
+/// English, German.
+pub(crate) fn header_field(n: &str) -> Option<Field> {
     let (name, _) = n.split_once(':')?;
     if name.len() > 12 {
         return None;
     }
     match name.trim_end() {
-        "van" | "from" | "von" => Some(Header::From),
-        "verzonden" | "sent" | "datum" | "date" | "gesendet" | "verstuurd" => Some(Header::Date),
-        "aan" | "to" | "cc" | "onderwerp" | "subject" | "betreft" | "an" | "betreff" => {
-            Some(Header::Other)
-        }
+        "van" | "from" | "von" => Some(Field::From),
+        "verzonden" | "sent" | "datum" | "date" | "gesendet" | "verstuurd" => Some(Field::Date),
+        "aan" | "to" | "an" => Some(Field::To),
+        "cc" => Some(Field::Cc),
+        "onderwerp" | "subject" | "betreft" | "betreff" => Some(Field::Subject),
         _ => None,
     }
 }
@@ -434,12 +454,12 @@ fn is_link_footnote(raw: &str) -> bool {
     digits > 0 && digits < 6 && rest[digits..].starts_with("]: ")
 }
 
-fn is_underscore_line(n: &str) -> bool {
+pub(crate) fn is_underscore_line(n: &str) -> bool {
     n.len() >= 10 && n.bytes().all(|b| b == b'_')
 }
 
 /// `-----Original Message-----` and forward headers between dashes.
-fn dashed_marker(n: &str) -> Option<CutReason> {
+pub(crate) fn dashed_marker(n: &str) -> Option<CutReason> {
     if !n.starts_with("---") {
         return None;
     }
@@ -462,7 +482,7 @@ fn dashed_marker(n: &str) -> Option<CutReason> {
 }
 
 /// Apple Mail's forward: `Begin doorgestuurd bericht:`.
-fn is_forward_intro(n: &str) -> bool {
+pub(crate) fn is_forward_intro(n: &str) -> bool {
     matches!(
         n,
         "begin forwarded message:" | "begin doorgestuurd bericht:" | "begin doorgestuurde bericht:"
@@ -522,7 +542,7 @@ fn is_mobile_footer(n: &str) -> bool {
 }
 
 /// The shape of an attribution line, normalised: Dutch, English, German, French.
-fn is_attribution(n: &str) -> bool {
+pub(crate) fn is_attribution(n: &str) -> bool {
     if n.len() > MAX_ATTRIBUTION_BYTES || !n.ends_with(':') {
         return false;
     }
@@ -537,7 +557,7 @@ fn is_attribution(n: &str) -> bool {
 
 /// An attribution with a time or an address in it is one even without `>` lines below
 /// (HTML converted to text): prose like `Op 3 mei schreef ik u al:` has neither.
-fn is_strong_attribution(n: &str) -> bool {
+pub(crate) fn is_strong_attribution(n: &str) -> bool {
     n.contains('@') || has_time(n)
 }
 

@@ -33,7 +33,28 @@ pub struct ParsedMail {
     pub text_from_html: bool,
     pub html: Option<String>,
     pub attachments: Vec<Attachment>,
+    /// The mails attached whole (message/rfc822, RFC 2046 5.2.1): Outlook's and
+    /// Thunderbird's "forward as attachment". Each stays in `attachments` too. At most
+    /// [`MAX_ATTACHED_MESSAGES`], none of a report (its returned mail is ours), and never the
+    /// mails attached inside an attached mail.
+    pub attached_messages: Vec<AttachedMessage>,
 }
+
+/// A mail attached to a mail, read as [`ParsedMail`] reads its own sender, date, subject and
+/// text.
+#[derive(Debug, Clone)]
+pub struct AttachedMessage {
+    pub from_name: Option<String>,
+    /// `None` when its From has no usable address.
+    pub from: Option<EmailAddress>,
+    pub date: Option<DateTime<Utc>>,
+    pub subject: String,
+    /// The text part, or the HTML part converted, as [`ParsedMail::text`].
+    pub text: String,
+}
+
+/// Attached mails read at most: a forward of a whole folder is not read mail by mail.
+pub const MAX_ATTACHED_MESSAGES: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseFailure {
@@ -135,10 +156,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
                 .collect()
         })
         .unwrap_or_default();
-    let date = msg
-        .date()
-        .and_then(|d| DateTime::parse_from_rfc3339(&d.to_rfc3339()).ok())
-        .map(|d| d.with_timezone(&Utc));
+    let date = date_of(&msg);
 
     let (text, text_from_html) = body_text(&msg);
     let html = msg.body_html(0).map(|h| h.into_owned());
@@ -146,10 +164,18 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
     let parts = report_parts(&msg);
     let is_report = parts.report_type.is_some();
     let mut attachments = Vec::new();
+    let mut attached_messages = Vec::new();
     for part in msg.attachments() {
         // The returned or reported mail of a report is not the sender's attachment.
         if is_report && matches!(part.body, PartType::Message(_)) {
             continue;
+        }
+        // mail-parser keeps the parts of an attached mail inside it, so this loop never
+        // reaches the mails attached to that one.
+        if let PartType::Message(inner) = &part.body
+            && attached_messages.len() < MAX_ATTACHED_MESSAGES
+        {
+            attached_messages.push(attached_message(inner));
         }
         let name = part
             .attachment_name()
@@ -209,7 +235,40 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
         text_from_html,
         html,
         attachments,
+        attached_messages,
     })
+}
+
+/// The Date header in UTC.
+fn date_of(msg: &mail_parser::Message<'_>) -> Option<DateTime<Utc>> {
+    msg.date()
+        .and_then(|d| DateTime::parse_from_rfc3339(&d.to_rfc3339()).ok())
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// An attached mail's sender, date, subject and text, read as the mail's own are. A From
+/// without a usable address keeps its display name.
+fn attached_message(inner: &mail_parser::Message<'_>) -> AttachedMessage {
+    // The raw header list only words the error, which is not kept here.
+    let (from, from_name) = match sender_of(inner, &[]) {
+        Ok((from, name)) => (Some(from), name),
+        Err(_) => {
+            let name = inner
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.name())
+                .map(|n| clean_text(n, MAX_NAME_CHARS))
+                .filter(|n| !n.is_empty());
+            (None, name)
+        }
+    };
+    AttachedMessage {
+        from_name,
+        from,
+        date: date_of(inner),
+        subject: clean_text(inner.subject().unwrap_or(""), MAX_SUBJECT_CHARS),
+        text: body_text(inner).0,
+    }
 }
 
 /// The sender from From (or Sender when there is no From) and its display name, cleaned.
@@ -904,6 +963,8 @@ mod tests {
             // Never a delivery report: it must not mark our mail bounced.
             assert!(!m.facts.is_delivery_report, "{ctype}");
             assert_eq!(m.facts.report_message_ids[0].as_str(), "ack-2@org.nl");
+            // The reported mail is ours, not a forward.
+            assert!(m.attached_messages.is_empty(), "{ctype}");
         }
         // A delivery-status part without multipart/report, and a report-type left out.
         for ctype in ["multipart/mixed; ", "multipart/report; "] {
@@ -926,6 +987,95 @@ mod tests {
         assert_eq!(automatic_reason(&m.facts), None);
         // The forwarded mail stays an attachment of the complaint.
         assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attached_messages.len(), 1);
+        assert_eq!(
+            m.attached_messages[0].from.as_ref().map(|a| a.as_str()),
+            Some("service@org.nl")
+        );
+    }
+
+    fn rfc822(from: &str, subject: &str, body_headers: &str, body: &str) -> String {
+        format!(
+            "From: {from}\r\nDate: Tue, 1 Dec 2026 21:14:00 +0100\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n{body_headers}\r\n{body}"
+        )
+    }
+
+    #[test]
+    fn attached_mails_are_read() {
+        let plain = rfc822(
+            "\"Jansen, Jan\" <Jan@Example.nl>",
+            "=?utf-8?q?Lantaarnpaal_kapot_=E2=80=93_Beukenlaan?=",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+            "De lantaarnpaal is kapot.\r\n",
+        );
+        let html = rfc822(
+            "Piet Bos",
+            "Bankje",
+            "Content-Type: text/html; charset=utf-8\r\n",
+            "<p>Het <b>bankje</b> is stuk.</p>\r\n",
+        );
+        let raw = format!(
+            "From: Staff <staff@org.nl>\r\nTo: service@org.nl\r\nSubject: FW: twee klachten\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nZie bijlagen.\r\n--B\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"klacht.eml\"\r\n\r\n{plain}--B\r\nContent-Type: message/rfc822\r\n\r\n{html}--B--\r\n"
+        );
+        let m = parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.text, "Zie bijlagen.");
+        assert_eq!(m.attachments.len(), 2);
+        assert_eq!(m.attachments[0].content_type, "message/rfc822");
+        let [a, b] = &m.attached_messages[..] else {
+            panic!("{:?}", m.attached_messages)
+        };
+        assert_eq!(a.from.as_ref().unwrap().as_str(), "jan@example.nl");
+        assert_eq!(a.from_name.as_deref(), Some("Jansen, Jan"));
+        assert_eq!(a.subject, "Lantaarnpaal kapot – Beukenlaan");
+        assert_eq!(
+            a.date.map(|d| d.to_rfc3339()).as_deref(),
+            Some("2026-12-01T20:14:00+00:00")
+        );
+        assert_eq!(a.text, "De lantaarnpaal is kapot.");
+        // A From without an address keeps its name; HTML is converted.
+        assert_eq!(b.from, None);
+        assert_eq!(b.from_name.as_deref(), Some("Piet Bos"));
+        assert!(
+            b.text.contains("bankje") && !b.text.contains("<p>"),
+            "{}",
+            b.text
+        );
+    }
+
+    #[test]
+    fn attached_mails_are_bounded_and_not_recursed() {
+        let inner = rfc822(
+            "inner@example.nl",
+            "binnenste",
+            "Content-Type: text/plain\r\n",
+            "x\r\n",
+        );
+        let middle = rfc822(
+            "middle@example.nl",
+            "midden",
+            "Content-Type: multipart/mixed; boundary=\"C\"\r\n",
+            &format!(
+                "--C\r\nContent-Type: text/plain\r\n\r\nm\r\n--C\r\nContent-Type: message/rfc822\r\n\r\n{inner}--C--\r\n"
+            ),
+        );
+        let mut raw = String::from(
+            "From: staff@org.nl\r\nSubject: FW\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n",
+        );
+        raw.push_str(&format!(
+            "--B\r\nContent-Type: message/rfc822\r\n\r\n{middle}"
+        ));
+        for i in 0..7 {
+            raw.push_str(&format!(
+                "--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: n{i}@example.nl\r\nSubject: {i}\r\n\r\nt{i}\r\n"
+            ));
+        }
+        raw.push_str("--B--\r\n");
+        let m = parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.attachments.len(), 8);
+        assert_eq!(m.attached_messages.len(), MAX_ATTACHED_MESSAGES);
+        assert_eq!(m.attached_messages[0].subject, "midden");
+        assert_eq!(m.attached_messages[1].subject, "0");
+        assert!(m.attached_messages.iter().all(|a| a.subject != "binnenste"));
     }
 
     /// Every byte Q-encoded (RFC 2047 4.2): any text, controls included, as a header word.
@@ -1030,5 +1180,6 @@ mod tests {
                 .iter()
                 .all(|a| a.content_type != "message/rfc822")
         );
+        assert!(m.attached_messages.is_empty());
     }
 }
