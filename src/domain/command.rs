@@ -2430,8 +2430,8 @@ mod tests {
             Command::Done(Milestone::Handled, None)
         );
         assert_eq!(
-            one("#klaar nazorg"),
-            Command::Done(Milestone::FollowUp, None)
+            one("#klaar gesloten"),
+            Command::Done(Milestone::Closed, None)
         );
         assert_eq!(
             one("#klaar oordeel van de klager niet akkoord"),
