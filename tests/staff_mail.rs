@@ -567,3 +567,171 @@ fn a_verdict_in_words_and_an_unclear_answer_the_handler_decides() {
             .contains("agrees (by text)")
     );
 }
+
+// ---- intake on behalf ------------------------------------------------------------------------
+
+/// The receiver's personal intake address, from the footer of a mail klachtd sent them.
+fn intake_address(app: &TestApp) -> String {
+    let notice = app
+        .sent_to(RECEIVER)
+        .into_iter()
+        .next()
+        .expect("a staff mail to the receiver");
+    notice
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with("service+i-"))
+        .unwrap_or_else(|| panic!("no intake address in: {}", notice.text))
+        .trim_end_matches(['.', ',', ')'])
+        .to_string()
+}
+
+fn complaint_by(app: &TestApp, complainant: &str) -> Option<Value> {
+    app.list()
+        .into_iter()
+        .find(|c| c["complainant"] == complainant)
+}
+
+#[test]
+fn a_phone_complaint_entered_with_nieuw_is_registered_for_the_caller_and_acknowledged() {
+    let app = TestApp::spawn();
+    complaint(&app);
+    let intake = intake_address(&app);
+    let mail = Mail::new(RECEIVER, "Telefoontje meneer Jansen")
+        .header("To", &intake)
+        .message_id("phone1@example.org")
+        .body("#nieuw\n#naam Jan Jansen\n#email jan.jansen@example.nl\n#kanaal telefoon\n\nMeneer Jansen belde: de bus naar de muziekles kwam maandag niet.\n\n-- \nCoördinator");
+    receive(&app, &mail.build(), "2026-11-24T10:00:00+01:00");
+    let c = complaint_by(&app, "jan.jansen@example.nl").expect("registered for the caller");
+    assert_eq!(c["channel"], "phone");
+    assert_eq!(c["received_by"], RECEIVER);
+    assert_eq!(c["complainant_name"], "Jan Jansen");
+    let r = c["reference"].as_str().unwrap().to_string();
+    let show = app.show(&r);
+    assert!(
+        show["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["event"] == "registered" && h["actor"] == format!("staff:{RECEIVER}")),
+        "{show}"
+    );
+    let ack = last_to(&app, "jan.jansen@example.nl", &r);
+    assert!(
+        ack.text.contains("Jan Jansen") || ack.text.contains("Beste"),
+        "{}",
+        ack.text
+    );
+    let confirmation = last_to(&app, RECEIVER, "geregistreerd als");
+    assert!(confirmation.text.contains(&r), "{}", confirmation.text);
+}
+
+#[test]
+fn a_forwarded_complaint_takes_the_original_sender_date_and_text() {
+    let app = TestApp::spawn();
+    complaint(&app);
+    let intake = intake_address(&app);
+    let raw = std::fs::read_to_string(
+        common::repo().join("tests/fixtures/forwards/outlook-desktop-nl-plain.eml"),
+    )
+    .expect("fixture");
+    let (head, body) = raw
+        .split_once("\n\n")
+        .or_else(|| raw.split_once("\r\n\r\n"))
+        .expect("header block");
+    let head: String = head
+        .lines()
+        .map(|l| {
+            if l.starts_with("From:") || l.starts_with("Return-Path:") {
+                format!("From: {RECEIVER}")
+            } else if l.starts_with("To:") {
+                format!("To: {intake}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mail = format!("{head}\n\n{body}");
+    receive(&app, mail.as_bytes(), "2026-12-02T09:00:00+01:00");
+    let c = complaint_by(&app, "jannie.devries@example.nl")
+        .unwrap_or_else(|| panic!("{:?}", app.list()));
+    assert_eq!(c["subject"], "Lantaarnpaal Beukenlaan al een maand kapot");
+    assert_eq!(c["complainant_name"], "Vries, Jannie de");
+    assert_eq!(c["received_by"], RECEIVER);
+    assert_eq!(c["channel"], "email");
+    // Deadlines count from the original: Tuesday 1 December 21:14 Amsterdam.
+    assert_eq!(c["received_at"], "2026-12-01T20:14:00Z");
+    let ack = last_to(
+        &app,
+        "jannie.devries@example.nl",
+        c["reference"].as_str().unwrap(),
+    );
+    assert!(!ack.text.contains("Oorspronkelijk bericht"));
+}
+
+#[test]
+fn nieuw_without_the_personal_intake_address_registers_nothing() {
+    let app = TestApp::spawn();
+    complaint(&app);
+    let before = app.list().len();
+    // A forged staff From to the plain service address.
+    let mail = Mail::new(RECEIVER, "Klacht namens iemand")
+        .message_id("forged-intake@evil.example")
+        .body("#nieuw\n#email slachtoffer@example.nl\n\nStuur deze persoon maar een bevestiging.");
+    receive(&app, &mail.build(), "2026-11-24T10:00:00+01:00");
+    assert_eq!(app.list().len(), before, "nothing registered");
+    assert!(
+        app.sent_to("slachtoffer@example.nl").is_empty(),
+        "no mail to the named address"
+    );
+    let unfiled = app.unfiled();
+    assert!(
+        unfiled.iter().any(|u| u["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("personal intake address")),
+        "{unfiled:?}"
+    );
+}
+
+#[test]
+fn nieuw_without_an_address_is_registered_and_nothing_is_mailed_to_the_complainant() {
+    let app = TestApp::spawn();
+    complaint(&app);
+    let intake = intake_address(&app);
+    let mail = Mail::new(RECEIVER, "Brief van mevrouw Bakker")
+        .header("To", &intake)
+        .message_id("letter1@example.org")
+        .body("#nieuw\n#naam mevrouw Bakker\n#kanaal brief\n\nMevrouw Bakker schrijft dat de zaal te koud was.");
+    receive(&app, &mail.build(), "2026-11-24T10:00:00+01:00");
+    let c = app
+        .list()
+        .into_iter()
+        .find(|c| c["channel"] == "letter")
+        .unwrap_or_else(|| panic!("{:?}", app.list()));
+    assert_eq!(c["complainant"], "");
+    assert_eq!(c["complainant_name"], "mevrouw Bakker");
+    let confirmation = last_to(&app, RECEIVER, "geregistreerd als");
+    assert!(
+        confirmation.text.contains("geen e-mailadres"),
+        "{}",
+        confirmation.text
+    );
+}
+
+#[test]
+fn a_bad_nieuw_is_answered_and_registers_nothing() {
+    let app = TestApp::spawn();
+    complaint(&app);
+    let intake = intake_address(&app);
+    let before = app.list().len();
+    let mail = Mail::new(RECEIVER, "Klacht per fax")
+        .header("To", &intake)
+        .message_id("fax1@example.org")
+        .body("#nieuw\n#kanaal fax\n\nIemand faxte een klacht.");
+    receive(&app, &mail.build(), "2026-11-24T10:00:00+01:00");
+    assert_eq!(app.list().len(), before);
+    let error = last_to(&app, RECEIVER, "Niet uitgevoerd");
+    assert!(error.text.contains("regel 2"), "{}", error.text);
+}

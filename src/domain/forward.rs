@@ -501,8 +501,133 @@ impl Forwarded {
     }
 }
 
+/// Month names and their common abbreviations, Dutch and English (lower case, no dot).
+const MONTHS: &[(&str, u32)] = &[
+    ("januari", 1),
+    ("january", 1),
+    ("jan", 1),
+    ("februari", 2),
+    ("february", 2),
+    ("feb", 2),
+    ("maart", 3),
+    ("march", 3),
+    ("mrt", 3),
+    ("mar", 3),
+    ("april", 4),
+    ("apr", 4),
+    ("mei", 5),
+    ("may", 5),
+    ("juni", 6),
+    ("june", 6),
+    ("jun", 6),
+    ("juli", 7),
+    ("july", 7),
+    ("jul", 7),
+    ("augustus", 8),
+    ("august", 8),
+    ("aug", 8),
+    ("september", 9),
+    ("sept", 9),
+    ("sep", 9),
+    ("oktober", 10),
+    ("october", 10),
+    ("okt", 10),
+    ("oct", 10),
+    ("november", 11),
+    ("nov", 11),
+    ("december", 12),
+    ("dec", 12),
+];
+
+/// The date of a forwarded original as a mail client writes it in the header block, read in
+/// the organisation's time zone `tz` when it names none: RFC 5322 (`Mon, 23 Nov 2026 10:01:00
+/// +0100`), Outlook (`maandag 23 november 2026 10:01`, `Monday, November 23, 2026 10:01 AM`),
+/// Gmail (`ma 23 nov. 2026 om 10:01`, `Mon, Nov 23, 2026 at 10:01 AM`), Apple (`23 november
+/// 2026 om 10:01:00 CET`), Thunderbird (`23-11-2026 10:01`). `None` when day, month and year
+/// cannot all be read for sure; then the caller keeps the time the forward arrived.
+pub fn parse_written_date(text: &str, tz: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+    let text = text.trim();
+    if text.len() > 200 {
+        return None;
+    }
+    if let Ok(d) = chrono::DateTime::parse_from_rfc2822(text) {
+        return Some(d.with_timezone(&Utc));
+    }
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let (mut day, mut month, mut year, mut time) = (None, None, None, None);
+    let mut pm = None;
+    for w in &words {
+        let w = w.trim_end_matches('.');
+        if let Some((_, m)) = MONTHS.iter().find(|(name, _)| *name == w) {
+            month = month.or(Some(*m));
+        } else if w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit()) {
+            year = year.or(w.parse::<i32>().ok());
+        } else if (1..=2).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_digit()) {
+            day = day.or(w.parse::<u32>().ok());
+        } else if w.contains(':') {
+            let t = w.trim_end_matches(|c: char| !c.is_ascii_digit());
+            time = time.or_else(|| {
+                NaiveTime::parse_from_str(t, "%H:%M:%S")
+                    .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M"))
+                    .ok()
+            });
+        } else if w == "am" || w == "pm" {
+            pm = Some(w == "pm");
+        } else if let Some((d, rest)) = w.split_once(['-', '/'])
+            && let Some((m, y)) = rest.split_once(['-', '/'])
+            && y.len() == 4
+        {
+            // 23-11-2026 (day first, as Dutch clients write it).
+            day = day.or(d.parse().ok());
+            month = month.or(m.parse().ok());
+            year = year.or(y.parse().ok());
+        }
+    }
+    let date = NaiveDate::from_ymd_opt(year?, month?, day?)?;
+    let mut time = time.unwrap_or(NaiveTime::MIN);
+    if let Some(pm) = pm {
+        use chrono::Timelike;
+        let h = time.hour() % 12 + if pm { 12 } else { 0 };
+        time = time.with_hour(h)?;
+    }
+    tz.from_local_datetime(&date.and_time(time))
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn written_dates_of_the_clients_are_read_in_the_organisations_zone() {
+        let tz = chrono_tz::Europe::Amsterdam;
+        let want = "2026-11-23T09:01:00+00:00";
+        for written in [
+            "maandag 23 november 2026 10:01",
+            "Monday, November 23, 2026 10:01 AM",
+            "ma 23 nov. 2026 om 10:01",
+            "Mon, Nov 23, 2026 at 10:01 AM",
+            "23 november 2026 om 10:01:00 CET",
+            "23-11-2026 10:01",
+            "Mon, 23 Nov 2026 10:01:00 +0100",
+        ] {
+            let got = parse_written_date(written, tz).map(|d| d.to_rfc3339());
+            assert_eq!(got.as_deref(), Some(want), "{written}");
+        }
+        assert_eq!(
+            parse_written_date("Monday, November 23, 2026 1:05 PM", tz).map(|d| d.to_rfc3339()),
+            Some("2026-11-23T12:05:00+00:00".to_string())
+        );
+        // Not sure of day, month and year: not guessed.
+        assert_eq!(parse_written_date("gisteren om 10:01", tz), None);
+        assert_eq!(parse_written_date("23 november 10:01", tz), None);
+        assert_eq!(parse_written_date("31 februari 2026", tz), None);
+    }
     use super::*;
 
     fn fwd(text: &str) -> Forwarded {

@@ -98,6 +98,7 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
             actor: "admin",
             note: &note,
             sent_to: &[],
+            no_address: false,
         },
     )
     .await?;

@@ -853,6 +853,21 @@ pub async fn register(
             Ok(Outcome::Threaded { reference })
         }
         Placement::NewComplaint { related } => {
+            if lookups.sender_is_staff
+                && automatic.is_none()
+                && let Some(outcome) = super::staff_mail::intake(
+                    ctx,
+                    tx,
+                    &mut message,
+                    parsed,
+                    &tokens,
+                    over_size,
+                    attachment_shas,
+                )
+                .await?
+            {
+                return Ok(outcome);
+            }
             let (reference, acknowledged) = new_complaint(
                 ctx,
                 tx,
@@ -924,7 +939,7 @@ fn find_message_id_loosely(raw: &[u8]) -> Option<String> {
 }
 
 /// Insert the message and a row per attachment (refused ones with the reason); its row id.
-async fn store_message(
+pub(crate) async fn store_message(
     tx: &mut dyn StoreTx,
     message: &NewMessage,
     parsed: &ParsedMail,
@@ -994,6 +1009,7 @@ async fn new_complaint(
             actor: &actor,
             note: &note.map(|n| format!(" ({n})")).unwrap_or_default(),
             sent_to: &sent_to_addresses(parsed),
+            no_address: false,
         },
     )
     .await?;

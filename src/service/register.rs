@@ -22,6 +22,10 @@ pub struct Opening<'a> {
     pub note: &'a str,
     /// The addresses the mail was sent to, for `[[routing]]` rules.
     pub sent_to: &'a [EmailAddress],
+    /// Registered on behalf of someone without an email address (by phone, letter, at the
+    /// desk): `complainant.0` is then the staff member who entered it, used only for routing,
+    /// and no mail goes to the complainant.
+    pub no_address: bool,
 }
 
 pub struct Opened {
@@ -53,7 +57,11 @@ pub async fn open_complaint(
                 prefix: prefix.clone(),
                 year,
                 received_at: o.received_at,
-                complainant_address: o.complainant.0.to_string(),
+                complainant_address: if o.no_address {
+                    String::new()
+                } else {
+                    o.complainant.0.to_string()
+                },
                 complainant_name: o.complainant.1.clone(),
                 subject: if o.subject.is_empty() {
                     "(geen onderwerp)".into()
@@ -84,7 +92,11 @@ pub async fn open_complaint(
         "registered",
         &format!(
             "{reference} from {} received {}: {}{}",
-            o.complainant.0,
+            if o.no_address {
+                "(no address)".to_string()
+            } else {
+                o.complainant.0.to_string()
+            },
             crate::store::ts(o.received_at),
             o.subject,
             o.note

@@ -653,6 +653,21 @@ async fn send_to_complainant(
     context: &Value,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
+    if state.complainant_address.is_empty() {
+        // Registered on behalf of someone without an email address: a person reaches them
+        // another way; the history says what would have gone out.
+        tx.history(
+            Some(state.id),
+            now,
+            SCHEDULER,
+            "action_unaddressed",
+            &format!(
+                "{template}: the complainant has no email address; reach them by phone or letter"
+            ),
+        )
+        .await?;
+        return Ok(());
+    }
     let to = EmailAddress::parse(&state.complainant_address)
         .map_err(|e| ServiceError::Invalid(e.to_string()))?;
     let first = state

@@ -1015,9 +1015,416 @@ async fn notify_reply(
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Intake on behalf: `#nieuw`, a forwarded complaint, a mail to a personal intake address
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the first non-blank line of `text` is `#nieuw` / `#new`.
+fn opens_with_new(text: &str) -> bool {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .is_some_and(|l| {
+            let w = l.trim().trim_start_matches(['*', '>', ' ']).to_lowercase();
+            let name = w
+                .split(|c: char| c.is_whitespace() || c == ':')
+                .next()
+                .unwrap_or("");
+            name == "#nieuw" || name == "#new"
+        })
+}
+
+/// A subject as clients prefix a forward: `FW:`, `Fwd:`, `Doorst:`, `TR:`, `WG:` (repeated).
+fn strip_forward_prefix(subject: &str) -> (&str, bool) {
+    let mut s = subject.trim();
+    let mut found = false;
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let Some(p) = ["fwd:", "fw:", "doorst:", "tr:", "wg:", "fw :", "fwd :"]
+            .iter()
+            .find(|p| lower.starts_with(**p))
+        else {
+            return (s, found);
+        };
+        s = s[p.len()..].trim_start();
+        found = true;
+    }
+}
+
+/// The original of a forwarded mail: an attached message (RFC 2046 5.2.1 `message/rfc822`)
+/// first, else an inline forward in `text`.
+struct Original {
+    from: Option<EmailAddress>,
+    from_name: Option<String>,
+    date: Option<DateTime<Utc>>,
+    subject: Option<String>,
+    text: String,
+    note: String,
+}
+
+fn original_of(ctx: &Context, parsed: &ParsedMail, text: &str) -> Option<Original> {
+    if let Some(a) = parsed.attached_messages.first() {
+        return Some(Original {
+            from: a.from.clone(),
+            from_name: a.from_name.clone(),
+            date: a.date,
+            subject: (!a.subject.is_empty()).then(|| a.subject.clone()),
+            text: a.text.trim().to_string(),
+            note: text.trim().to_string(),
+        });
+    }
+    let f = crate::domain::forward::forwarded_original(text)?;
+    Some(Original {
+        date: f
+            .date
+            .as_deref()
+            .and_then(|d| crate::domain::forward::parse_written_date(d, ctx.procedure.tz)),
+        from: f.from,
+        from_name: f.from_name,
+        subject: f.subject,
+        text: f.text,
+        note: f.note,
+    })
+}
+
+/// A mail from a staff member that is no answer to one of our mails: a complaint they register
+/// for someone else when it says so (`#nieuw` on its first line, a forward, or a mail to their
+/// personal intake address). `None`: an ordinary new complaint (staff may complain too).
+/// Authenticated like commands: the personal intake token, or a DMARC/DKIM pass at our own
+/// server; an unauthenticated `#nieuw` is kept unfiled and never registers anything.
+#[allow(clippy::too_many_arguments)]
+pub async fn intake(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    message: &mut crate::store::NewMessage,
+    parsed: &ParsedMail,
+    tokens: &Tokens,
+    over_size: bool,
+    attachment_shas: &[Option<String>],
+) -> Result<Option<super::ingest::Outcome>, ServiceError> {
+    use super::ingest::Outcome;
+    let s = &ctx.settings;
+    let now = ctx.clock.now();
+    let facts = &parsed.facts;
+    let from = &facts.from;
+    let text = parsed.text.as_str();
+    let by_token = tokens
+        .intake_for
+        .as_ref()
+        .is_some_and(|a| a.mailbox_key() == from.mailbox_key());
+    let dmarc = domain_authenticated(facts, &s.intake.trusted_authserv_id, from.domain());
+    let (subject, fw_subject) = strip_forward_prefix(&facts.subject);
+    let new = opens_with_new(text);
+    let forward = !parsed.attached_messages.is_empty()
+        || (fw_subject && crate::domain::forward::forwarded_original(text).is_some());
+    if !(new || forward || by_token) {
+        return Ok(None);
+    }
+    let authenticated = (by_token || dmarc) && (!s.staff.require_dmarc_pass || dmarc);
+    let actor = staff_actor(from);
+    if !authenticated {
+        if !new {
+            // A forward that proves nothing: registered as the staff member's own mail.
+            return Ok(None);
+        }
+        let reason = "#nieuw from a staff address, but not to that staff member's personal intake address and without a DMARC/DKIM pass: not registered (the From may be forged)".to_string();
+        tracing::warn!(target: "klachtd::security", from = %from, "unauthenticated #nieuw refused");
+        return unfiled(
+            ctx,
+            tx,
+            message,
+            parsed,
+            over_size,
+            attachment_shas,
+            &reason,
+        )
+        .await;
+    }
+    let procedure = ctx.procedure.current();
+    let cctx = CommandContext {
+        sender: from.clone(),
+        staff: Some(s.staff.all()),
+        categories: None,
+        kinds: procedure.kinds.clone(),
+        milestones: procedure.milestones.iter().map(|m| m.id).collect(),
+    };
+    let (intake, body) = if new {
+        match command::parse_commands(text, &cctx) {
+            Ok(Commands {
+                intake: Some(i), ..
+            }) => {
+                let body = i.text.clone();
+                (Some(i), body)
+            }
+            Ok(_) => (None, text.to_string()),
+            Err(errors) => {
+                let lang = s.organisation.language.clone();
+                let messages: Vec<String> = errors.iter().map(|e| e.message(&lang)).collect();
+                let reason = format!(
+                    "#nieuw not registered: {}",
+                    errors
+                        .iter()
+                        .map(|e| e.message("en"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                let outcome = unfiled(
+                    ctx,
+                    tx,
+                    message,
+                    parsed,
+                    over_size,
+                    attachment_shas,
+                    &reason,
+                )
+                .await?;
+                reply_without_complaint(
+                    ctx,
+                    tx,
+                    parsed,
+                    "command_refused",
+                    json!({ "errors": messages }),
+                    now,
+                )
+                .await?;
+                return Ok(outcome);
+            }
+        }
+    } else {
+        (None, text.to_string())
+    };
+    let original = original_of(ctx, parsed, &body);
+    let address = intake
+        .as_ref()
+        .and_then(|i| i.email.clone())
+        .or_else(|| original.as_ref().and_then(|o| o.from.clone()));
+    let name = intake
+        .as_ref()
+        .and_then(|i| i.name.clone())
+        .or_else(|| original.as_ref().and_then(|o| o.from_name.clone()))
+        .map(|n| crate::domain::text::single_line(&n, crate::domain::text::MAX_NAME_CHARS));
+    // The term runs from when the organisation first had the complaint: the original's date,
+    // never later than now.
+    let received_at = original
+        .as_ref()
+        .and_then(|o| o.date)
+        .filter(|d| *d <= message.received_at)
+        .unwrap_or(message.received_at);
+    let subject = original
+        .as_ref()
+        .and_then(|o| o.subject.clone())
+        .map(|s| strip_forward_prefix(&s).0.to_string())
+        .unwrap_or_else(|| subject.to_string());
+    let complaint_text = match &original {
+        Some(o) if !o.text.is_empty() => o.text.clone(),
+        _ => body.trim().to_string(),
+    };
+    let channel = intake
+        .as_ref()
+        .and_then(|i| i.channel)
+        .map(|c| c.as_str())
+        .or(original.as_ref().map(|_| "email"));
+    let complainant = (address.clone().unwrap_or_else(|| from.clone()), name);
+    let opened = super::register::open_complaint(
+        ctx,
+        tx,
+        super::register::Opening {
+            received_at,
+            complainant: &complainant,
+            subject: &crate::domain::text::single_line(
+                &subject,
+                crate::domain::text::MAX_HEADER_CHARS,
+            ),
+            text: &complaint_text,
+            related: None,
+            actor: &actor,
+            note: &format!(
+                " (registered by {from} on behalf of the complainant{})",
+                channel
+                    .map(|c| format!(", channel {c}"))
+                    .unwrap_or_default()
+            ),
+            sent_to: &super::ingest::sent_to_addresses(parsed),
+            no_address: address.is_none(),
+        },
+    )
+    .await?;
+    message.complaint_id = Some(opened.id);
+    message.classification = "intake".into();
+    super::ingest::store_message(
+        tx,
+        message,
+        parsed,
+        over_size,
+        attachment_shas,
+        s.limits.max_mail_bytes,
+    )
+    .await?;
+    if let Some(c) = channel {
+        tx.set_field(opened.id, "channel", Some(c)).await?;
+    }
+    tx.set_field(opened.id, "received_by", Some(from.as_str()))
+        .await?;
+    if let Some(note) = original
+        .as_ref()
+        .map(|o| o.note.as_str())
+        .filter(|n| !n.is_empty() && !opens_with_new(n))
+    {
+        tx.history(Some(opened.id), now, &actor, "note", note)
+            .await?;
+    }
+    let acknowledged = match &address {
+        Some(_) => {
+            super::register::acknowledge(
+                ctx,
+                tx,
+                &opened,
+                &complainant,
+                None,
+                Vec::new(),
+                None,
+                s.acknowledgement.quote_text,
+            )
+            .await?
+        }
+        None => false,
+    };
+    scheduler::on_registered(ctx, tx, opened.id, now).await?;
+    let lang = s.organisation.language.clone();
+    let en = lang == "en";
+    let mut done = vec![match (&address, en) {
+        (Some(a), false) => format!("#nieuw: geregistreerd als {} voor {a}", opened.reference),
+        (Some(a), true) => format!("#new: registered as {} for {a}", opened.reference),
+        (None, false) => format!(
+            "#nieuw: geregistreerd als {} (geen e-mailadres: de klager krijgt geen e-mail, neem contact op per telefoon of brief)",
+            opened.reference
+        ),
+        (None, true) => format!(
+            "#new: registered as {} (no email address: the complainant gets no mail; reach them by phone or letter)",
+            opened.reference
+        ),
+    }];
+    if acknowledged {
+        done.push(if en {
+            "acknowledgement sent to the complainant".into()
+        } else {
+            "ontvangstbevestiging verstuurd aan de klager".into()
+        });
+    }
+    if let Some(state) = tx.complaint_state(opened.id).await? {
+        send_to_sender(
+            ctx,
+            tx,
+            &state,
+            parsed,
+            "command_confirmation",
+            json!({ "applied": done, "late_lines": [] }),
+            now,
+        )
+        .await?;
+    }
+    Ok(Some(Outcome::Registered {
+        reference: opened.reference,
+        acknowledged,
+    }))
+}
+
+/// Keep a staff mail unfiled with `reason` (nothing registered).
+async fn unfiled(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    message: &mut crate::store::NewMessage,
+    parsed: &ParsedMail,
+    over_size: bool,
+    attachment_shas: &[Option<String>],
+    reason: &str,
+) -> Result<Option<super::ingest::Outcome>, ServiceError> {
+    let now = ctx.clock.now();
+    message.unfiled_reason = Some(reason.to_string());
+    message.classification = "intake".into();
+    let row = super::ingest::store_message(
+        tx,
+        message,
+        parsed,
+        over_size,
+        attachment_shas,
+        ctx.settings.limits.max_mail_bytes,
+    )
+    .await?;
+    tx.history(
+        None,
+        now,
+        &format!("mail:{}", parsed.facts.from),
+        "unfiled",
+        &format!("message {row}: {reason}"),
+    )
+    .await?;
+    Ok(Some(super::ingest::Outcome::Unfiled {
+        reason: reason.to_string(),
+    }))
+}
+
+/// An answer to a staff mail that belongs to no complaint (a `#nieuw` that could not be read).
+async fn reply_without_complaint(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    parsed: &ParsedMail,
+    template: &str,
+    extra: Value,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let facts = &parsed.facts;
+    let lang = ctx.settings.organisation.language.clone();
+    let context = json!({
+        "organisation": { "name": ctx.settings.organisation.name },
+        "complaint": { "reference": "", "subject": facts.subject },
+        "commands": extra,
+        "message": { "subject": facts.subject },
+    });
+    let context = super::outbound::staff_context(ctx, &context, &facts.from);
+    let mut references = facts.references.clone();
+    if let Some(m) = &facts.message_id {
+        references.push(m.clone());
+    }
+    queue(
+        ctx,
+        tx,
+        MailSpec {
+            template,
+            lang: &lang,
+            context: &context,
+            complaint_id: None,
+            to: vec![(None, facts.from.clone())],
+            role: Some("staff"),
+            in_reply_to: facts.message_id.clone(),
+            references,
+            auto: AutoKind::Replied,
+            now,
+            not_before: None,
+            recipient_key: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intake_is_recognised_by_its_first_line_and_forwards_by_their_subject() {
+        assert!(opens_with_new("\n#nieuw\n#naam Jan\n\nTekst"));
+        assert!(opens_with_new("#New: telefoon"));
+        assert!(opens_with_new("*#nieuw*"));
+        assert!(!opens_with_new("Hallo,\n#nieuw"));
+        assert!(!opens_with_new("#nieuwsbrief"));
+        assert_eq!(strip_forward_prefix("FW: Fwd: Klacht"), ("Klacht", true));
+        assert_eq!(strip_forward_prefix("Doorst: Klacht"), ("Klacht", true));
+        assert_eq!(
+            strip_forward_prefix("Klacht over FW:"),
+            ("Klacht over FW:", false)
+        );
+    }
 
     #[test]
     fn periods_become_whole_weeks_or_nothing() {

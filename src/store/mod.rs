@@ -167,6 +167,11 @@ pub struct ComplaintRow {
     pub agreement: Option<String>,
     /// The complainant's score, 1 to 5.
     pub satisfaction: Option<String>,
+    /// How it reached us: `email` (the default), or what the staff member who registered it
+    /// said: `phone`, `letter`, `desk`, `internal`.
+    pub channel: Option<String>,
+    /// The staff member who registered it on someone's behalf.
+    pub received_by: Option<String>,
     pub messages: i64,
     /// Where this row stands in the register's order, to read the next page after it.
     #[serde(skip)]
@@ -693,6 +698,8 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "routing_rule",
     "severity",
     "related_id",
+    "channel",
+    "received_by",
 ];
 
 /// An unfiled message, enough to register it as a complaint.

@@ -126,6 +126,7 @@ const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.
     c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
     c.handler, c.void_reason, c.subject_person, c.extended_weeks,
     c.incident_kind, c.agreement, CAST(c.satisfaction AS TEXT) AS satisfaction,
+    c.channel, c.received_by,
     (SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
@@ -154,6 +155,8 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
         incident_kind: r.try_get("incident_kind")?,
         agreement: r.try_get("agreement")?,
         satisfaction: r.try_get("satisfaction")?,
+        channel: r.try_get("channel")?,
+        received_by: r.try_get("received_by")?,
         messages: r.try_get("message_count")?,
         position: RegisterPosition {
             year: r.try_get("ref_year")?,
