@@ -735,3 +735,209 @@ fn a_bad_nieuw_is_answered_and_registers_nothing() {
     let error = last_to(&app, RECEIVER, "Niet uitgevoerd");
     assert!(error.text.contains("regel 2"), "{}", error.text);
 }
+
+// ---- every client format ---------------------------------------------------------------------
+
+/// `raw` with the named headers replaced (folded continuation lines dropped with them).
+fn with_headers(raw: &str, replace: &[(&str, String)]) -> String {
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .map(|(h, b)| (h.replace("\r\n", "\n"), b.to_string()))
+        .or_else(|| {
+            raw.split_once("\n\n")
+                .map(|(h, b)| (h.to_string(), b.to_string()))
+        })
+        .expect("a header block");
+    let mut out: Vec<String> = Vec::new();
+    let mut skipping = false;
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if !skipping {
+                out.push(line.to_string());
+            }
+            continue;
+        }
+        let name = line.split(':').next().unwrap_or("").trim();
+        skipping = replace.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if !skipping {
+            out.push(line.to_string());
+        }
+    }
+    for (n, v) in replace {
+        out.push(format!("{n}: {v}"));
+    }
+    let crlf = raw.contains("\r\n");
+    let head = out.join(if crlf { "\r\n" } else { "\n" });
+    format!("{head}{}{body}", if crlf { "\r\n\r\n" } else { "\n\n" })
+}
+
+/// Each reply of the corpus (tests/fixtures/replies: Outlook desktop, web, Mac, Android, iOS;
+/// Gmail web and Android; Apple Mail, iOS Mail; Thunderbird; Windows Mail; Dutch and English;
+/// plain text and HTML), sent by the receiver as an answer to our notice: its new text, and
+/// only that, becomes the note; one with commands on top is applied or refused as a whole.
+#[test]
+fn a_reply_from_every_client_format_is_read_from_its_new_text_only() {
+    let app = TestApp::spawn();
+    let r = complaint(&app);
+    let notice = last_to(&app, RECEIVER, &r);
+    let dir = common::repo().join("tests/fixtures/replies");
+    let mut names: Vec<String> = common::file_names(&dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".eml"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "{names:?}");
+    let mut seen = history(&app, &r).len();
+    for (i, name) in names.iter().enumerate() {
+        let raw = String::from_utf8_lossy(&std::fs::read(dir.join(name)).unwrap()).into_owned();
+        let expected =
+            std::fs::read_to_string(dir.join(name.replace(".eml", ".expected.txt"))).unwrap();
+        let expected: String = expected
+            .trim()
+            .lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mail = with_headers(
+            &raw,
+            &[
+                ("From", RECEIVER.to_string()),
+                ("Return-Path", format!("<{RECEIVER}>")),
+                ("To", notice.reply_to.clone()),
+                ("Subject", format!("RE: {}", notice.subject)),
+                ("In-Reply-To", format!("<{}>", notice.message_id)),
+                ("References", format!("<{}>", notice.message_id)),
+                ("Message-ID", format!("<client-{i}@example.org>")),
+            ],
+        );
+        receive(&app, mail.as_bytes(), "2026-11-23T11:00:00+01:00");
+        let all = history(&app, &r);
+        let new: Vec<&Value> = all[seen..]
+            .iter()
+            .filter(|h| {
+                ["note", "commands_applied", "commands_refused"]
+                    .contains(&h["event"].as_str().unwrap_or(""))
+            })
+            .collect();
+        seen = all.len();
+        assert_eq!(new.len(), 1, "{name}: {new:?}");
+        if expected.starts_with('#') {
+            assert_ne!(new[0]["event"], "note", "{name}: commands are not a note");
+        } else if expected.is_empty() {
+            panic!("{name}: a fixture without new text");
+        } else {
+            assert_eq!(new[0]["event"], "note", "{name}");
+            assert_eq!(new[0]["detail"].as_str().unwrap(), expected, "{name}");
+        }
+        assert_eq!(new[0]["actor"], format!("staff:{RECEIVER}"), "{name}");
+    }
+}
+
+// ---- every command ---------------------------------------------------------------------------
+
+#[test]
+fn every_command_does_what_it_says() {
+    let app = TestApp::spawn();
+    let r = complaint(&app);
+    receive(
+        &app,
+        &Mail::new("ander@example.nl", "Ook een klacht")
+            .message_id("other@example.nl")
+            .build(),
+        "2026-11-23T10:05:00+01:00",
+    );
+    let other = app
+        .references()
+        .into_iter()
+        .find(|x| *x != r)
+        .expect("second complaint");
+    let notice = last_to(&app, RECEIVER, &r);
+    let mut n = 0;
+    let mut send = |body: &str| {
+        n += 1;
+        let mail = outlook_reply(RECEIVER, &notice, body, &format!("every-{n}@example.org"));
+        receive(&app, &mail.build(), "2026-11-23T11:00:00+01:00");
+    };
+
+    send(
+        "#soort klacht\n#ernst ernstig\n#aard incident\n#overeenstemming ja\n#oplossing\nWe halen de gemiste lessen in.\nDe docent belt u.",
+    );
+    let c = complaint_json(&app, &r);
+    assert_eq!(c["kind"], "complaint");
+    assert_eq!(c["severity"], "serious");
+    assert_eq!(c["incident_kind"], "incident");
+    assert_eq!(c["agreement"], "yes");
+    assert_eq!(
+        c["solution"],
+        "We halen de gemiste lessen in.\nDe docent belt u."
+    );
+    assert!(
+        app.outbox()
+            .iter()
+            .any(|o| o["template"] == "serious_alert" && o["recipients"] == DIRECTOR),
+        "a complaint made serious alerts the director: {:?}",
+        app.outbox()
+    );
+
+    send("#verleng 2 weken: de docent is ziek");
+    assert_eq!(complaint_json(&app, &r)["extended_weeks"], 2);
+    let delay = last_to(&app, PARENT, "meer tijd");
+    assert!(delay.to.contains(&PARENT.to_string()));
+    assert!(
+        has_event(&app, &r, "extension_reason")
+            .iter()
+            .any(|h| h["detail"] == "de docent is ziek")
+    );
+
+    send(&format!("#koppel {other}"));
+    assert_eq!(
+        complaint_json(&app, &r)["related_reference"],
+        other.as_str()
+    );
+
+    send("#klaar afhandeling");
+    assert!(
+        has_event(&app, &r, "milestone")
+            .iter()
+            .any(|h| h["detail"].as_str().unwrap_or("").contains("handled")),
+        "{:?}",
+        history(&app, &r)
+    );
+
+    send("#status gesloten");
+    assert_eq!(complaint_json(&app, &r)["status"], "closed");
+
+    // A closed complaint takes no changes, only a reopen (with its reason) or a note.
+    send("#categorie Vervoer");
+    assert!(complaint_json(&app, &r)["category"].is_null());
+    let refused = last_to(&app, RECEIVER, "Niet uitgevoerd");
+    assert!(refused.text.contains("heropen"), "{}", refused.text);
+
+    send("#heropen De ouder belde opnieuw: de lessen zijn niet ingehaald.");
+    assert_eq!(complaint_json(&app, &r)["status"], "open");
+    assert!(has_event(&app, &r, "reopened").iter().any(|h| {
+        h["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("niet ingehaald")
+    }));
+}
+
+#[test]
+fn a_satisfaction_answer_to_the_follow_up_is_recorded() {
+    let app = TestApp::spawn();
+    let r = complaint(&app);
+    // mzo asks three weeks after receipt.
+    app.set_now("2026-12-15T10:00:00+01:00");
+    app.cmd_ok(&["tick", "--at", "2026-12-15T10:00:00+01:00"]);
+    app.run_once();
+    let survey = last_to(&app, PARENT, "verholpen");
+    let answer = Mail::new(PARENT, &format!("Re: {}", survey.subject))
+        .header("To", &survey.reply_to)
+        .header("In-Reply-To", &format!("<{}>", survey.message_id))
+        .message_id("score@example.nl")
+        .body("4 van de 5, het is nu goed geregeld.\n\nOp 14 dec. 2026 schreef Muziekcentrum:\n> Bent u tevreden?");
+    receive(&app, &answer.build(), "2026-12-16T10:00:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["satisfaction"], "4");
+    assert_eq!(has_event(&app, &r, "satisfaction").len(), 1);
+}
