@@ -240,9 +240,8 @@ pub enum Event {
     NameSubjectPerson(EmailAddress),
     /// Awb 9:11(3): the complainant's written agreement to a delay beyond the limit.
     RecordExtensionAgreement(String),
-    /// Extend the procedure's extensible term. Counted in whole weeks (Awb 9:11(2)): days only
-    /// when a multiple of 7; working days are refused (holidays make them no fixed number of
-    /// weeks).
+    /// Extend the procedure's extensible term. Counted in whole weeks (Awb 9:11(2)): days when
+    /// a multiple of 7, working days when a multiple of 5 (a working week).
     Extend {
         period: Period,
         reason: String,
@@ -729,9 +728,12 @@ pub fn open_milestones(procedure: &Procedure, progress: &Progress) -> Vec<Milest
 
 /// An extension in whole weeks, or why it is not one.
 fn weeks_of(period: Period) -> Result<u32, Refusal> {
+    // Terms are extended by weeks (Awb 9:11(2)); `10 werkdagen` is how staff say two weeks
+    // (a working week is five working days), as `14 dagen` is.
     match period.unit {
         Unit::Weeks => Ok(period.amount),
         Unit::CalendarDays if period.amount.is_multiple_of(7) => Ok(period.amount / 7),
+        Unit::WorkingDays if period.amount.is_multiple_of(5) => Ok(period.amount / 5),
         _ => Err(Refusal::NotWholeWeeks(period.describe("en"))),
     }
 }
@@ -1800,7 +1802,7 @@ mod tests {
             ),
             Refusal::Missing(Needs::Extend)
         );
-        for (amount, unit) in [(10, Unit::CalendarDays), (10, Unit::WorkingDays)] {
+        for (amount, unit) in [(10, Unit::CalendarDays), (12, Unit::WorkingDays)] {
             let r = refused(
                 &awb,
                 &c,

@@ -34,6 +34,10 @@ pub enum ServiceError {
     Disk { path: String, reason: String },
     #[error("{0}")]
     Invalid(String),
+    /// The complaint's rules refused an event (see [`crate::domain::complaint::Refusal`]):
+    /// nothing of it was applied.
+    #[error(transparent)]
+    Refused(crate::domain::complaint::Refusal),
 }
 
 /// Everything the services share.

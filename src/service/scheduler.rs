@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 use super::outbound::{MailSpec, queue, queue_to_staff};
 use super::{Context, ServiceError};
 use crate::domain::calendar::{at_local, end_of_day, local_date};
+use crate::domain::complaint::{Change, Complaint, Effect, Event, Stored};
 use crate::domain::procedure::{
-    CompletedBy, Milestone, PlannedAction, Procedure, Progress, Recipients, SUBJECT_PERSON_KEY,
-    SUBJECT_PERSON_ROLE, Trigger,
+    Milestone, PlannedAction, Procedure, Progress, Recipients, SUBJECT_PERSON_ROLE, Trigger,
 };
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
 use crate::mail::compose::AutoKind;
@@ -419,7 +419,7 @@ pub async fn run_for_complaint(
             .await?;
         // An outcome copy that waited for working hours was the last step: close now.
         if ran_on_handled
-            && procedure_complete(
+            && crate::domain::complaint::procedure_complete(
                 &procedure,
                 &progress_of(&state, tx.milestones(complaint_id).await?),
                 &plan,
@@ -430,35 +430,6 @@ pub async fn run_for_complaint(
         }
     }
     Ok(out)
-}
-
-/// Nothing more follows in this procedure: the closing milestone is done, or handling is done,
-/// the procedure has no closing milestone and nothing after handling waits.
-fn procedure_complete(
-    procedure: &Procedure,
-    progress: &Progress,
-    plan: &[PlannedAction],
-    done: &std::collections::HashSet<String>,
-) -> bool {
-    if progress.completed.contains_key(Milestone::Closed.as_str()) {
-        return true;
-    }
-    if procedure.uses(Milestone::Closed)
-        || !progress.completed.contains_key(Milestone::Handled.as_str())
-    {
-        return false;
-    }
-    let later = procedure
-        .actions
-        .iter()
-        .any(|a| matches!(&a.trigger, Trigger::After(t) if t.after == Milestone::Handled));
-    let waiting = plan.iter().any(|pa| {
-        !done.contains(&pa.key)
-            && procedure.actions.iter().any(|a| {
-                a.id == pa.action_id && matches!(a.trigger, Trigger::On(Milestone::Handled))
-            })
-    });
-    !later && !waiting
 }
 
 async fn close(
@@ -1148,12 +1119,23 @@ pub async fn set_field(
     let reference = parse_reference(reference)?;
     let mut tx = ctx.store.begin().await?;
     let id = complaint_id(tx.as_mut(), &reference).await?;
-    let note = set_field_in(ctx, tx.as_mut(), id, field, value, actor, now).await?;
+    let note = set_field_in(ctx, tx.as_mut(), id, field, value, actor, now)
+        .await
+        .map_err(refusal_as_invalid)?;
     tx.commit().await?;
     Ok(note)
 }
 
-/// [`set_field`] inside the caller's transaction (the staff commands of one mail share one).
+/// On the command line a refusal is a usage error like any other invalid input.
+fn refusal_as_invalid(e: ServiceError) -> ServiceError {
+    match e {
+        ServiceError::Refused(r) => ServiceError::Invalid(r.to_string()),
+        other => other,
+    }
+}
+
+/// [`set_field`] inside the caller's transaction: the field and its value are read into an
+/// event of the complaint's rules ([`crate::domain::complaint`]), which says what may change.
 pub async fn set_field_in(
     ctx: &Context,
     tx: &mut dyn StoreTx,
@@ -1163,162 +1145,293 @@ pub async fn set_field_in(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ServiceError> {
-    let (state, procedure, mut progress) = load(ctx, tx, id).await?;
-    let reference = state.reference.clone();
-    let value = value.trim();
-    let note = match field {
-        "handler" => {
-            let a = EmailAddress::parse(value).map_err(|e| {
-                ServiceError::Invalid(format!("handler must be an email address: {e}"))
-            })?;
-            tx.set_field(id, "handler", Some(a.as_str())).await?;
-            format!("handler set to {a}")
-        }
-        "kind" => {
-            if !procedure.kinds.iter().any(|k| k == value) {
-                return Err(ServiceError::Invalid(format!(
-                    "kind must be one of: {}",
-                    procedure.kinds.join(", ")
-                )));
-            }
-            tx.set_field(id, "kind", Some(value)).await?;
-            format!("kind set to {value}")
-        }
-        "status" | "agreement" | "incident_kind" | "severity" => {
-            // Fields with a fixed set of values: the register's figures count them.
-            let allowed: &[&str] = match field {
-                "status" => &["open", "closed"],
-                "agreement" => &["yes", "no"],
-                "severity" => &["serious", "normal"],
-                _ => &["incident", "structural"],
-            };
-            if !allowed.contains(&value) {
-                return Err(ServiceError::Invalid(format!(
-                    "{field} must be one of: {}",
-                    allowed.join(", ")
-                )));
-            }
-            tx.set_field(id, field, Some(value)).await?;
-            format!("{field} set to {value}")
-        }
+    let event = field_event(field, value.trim())?;
+    let notes = apply_event(ctx, tx, id, &event, actor, now).await?;
+    Ok(notes.join("; "))
+}
+
+/// `klachtd set REF FIELD VALUE` as an event: parsed once, here, into typed values.
+fn field_event(field: &str, value: &str) -> Result<Event, ServiceError> {
+    use crate::domain::command::{Nature, Severity, Status};
+    let invalid = |m: String| ServiceError::Invalid(m);
+    let address = |what: &str| {
+        EmailAddress::parse(value)
+            .map_err(|e| invalid(format!("{what} must be an email address: {e}")))
+    };
+    let one_of =
+        |allowed: &[&str]| invalid(format!("{field} must be one of: {}", allowed.join(", ")));
+    Ok(match field {
+        "handler" => Event::AssignHandler(address("handler")?),
+        "subject_person" => Event::NameSubjectPerson(address("subject_person")?),
+        "kind" => Event::SetKind(value.to_string()),
+        "category" => Event::SetCategory(value.to_string()),
+        "cause" => Event::SetCause(value.to_string()),
+        "solution" => Event::SetSolution(value.to_string()),
+        "status" => match value {
+            "open" => Event::SetStatus(Status::Open),
+            "closed" => Event::SetStatus(Status::Closed),
+            _ => return Err(one_of(&["open", "closed"])),
+        },
+        "reopen" => Event::Reopen {
+            reason: value.to_string(),
+        },
+        "agreement" => match value {
+            "yes" => Event::SetAgreement(true),
+            "no" => Event::SetAgreement(false),
+            _ => return Err(one_of(&["yes", "no"])),
+        },
+        "incident_kind" => match value {
+            "incident" => Event::SetNature(Nature::Incident),
+            "structural" => Event::SetNature(Nature::Structural),
+            _ => return Err(one_of(&["incident", "structural"])),
+        },
+        "severity" => match value {
+            "serious" => Event::SetSeverity(Severity::Serious),
+            "normal" => Event::SetSeverity(Severity::Normal),
+            _ => return Err(one_of(&["serious", "normal"])),
+        },
+        "satisfaction" => Event::SetSatisfaction(
+            value
+                .parse()
+                .map_err(|_| invalid("satisfaction is a score from 1 to 5".into()))?,
+        ),
         "extension" => {
-            let weeks: u32 = value.parse().map_err(|_| {
-                ServiceError::Invalid(
-                    "extension is a number of weeks, added to any earlier extension".into(),
-                )
+            // `extension WEEKS [REASON]`: added to any earlier extension.
+            let (weeks, reason) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+            let weeks: u32 = weeks.parse().map_err(|_| {
+                invalid("extension is a number of weeks, added to any earlier extension".into())
             })?;
-            let granted = procedure
-                .extend(&progress, weeks, state.extension_agreement.is_some())
-                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            let before = procedure
-                .deadlines(&ctx.procedure.calendar, ctx.procedure.tz, &progress)
-                .into_iter()
-                .find(|d| d.milestone == granted.milestone)
-                .and_then(|d| d.due);
-            tx.set_progress(id, state.round, granted.total_weeks)
-                .await?;
-            progress.extended_weeks = granted.total_weeks;
-            let after = procedure
-                .deadlines(&ctx.procedure.calendar, ctx.procedure.tz, &progress)
-                .into_iter()
-                .find(|d| d.milestone == granted.milestone)
-                .and_then(|d| d.due);
-            let mut state = state.clone();
-            if granted.uses_agreement {
-                // One recorded agreement covers one further delay (Awb 9:11(3)).
-                tx.set_field(id, "extension_agreement", None).await?;
-                tx.history(
-                    Some(id),
-                    now,
-                    actor,
-                    "extension_agreement_used",
-                    state.extension_agreement.as_deref().unwrap_or(""),
-                )
-                .await?;
-                state.extension_agreement = None;
+            let reason = reason.trim();
+            Event::Extend {
+                period: crate::domain::command::Period {
+                    amount: weeks,
+                    unit: crate::domain::procedure::Unit::Weeks,
+                },
+                reason: if reason.is_empty() {
+                    "set with klachtd set".to_string()
+                } else {
+                    reason.to_string()
+                },
             }
-            let notices = procedure
-                .extensible()
-                .map(|(_, x)| (x.notice.clone(), x.subject_person_notice.clone()));
-            if let Some((notice, subject_notice)) = notices {
-                if let Some(t) = notice {
-                    let context =
-                        template_context(ctx, &state, &procedure, &progress, None, &state.language);
-                    send_to_complainant(ctx, tx, &state, &t, &context, now).await?;
-                }
-                if let Some(t) = subject_notice {
-                    let context = template_context(
-                        ctx,
-                        &state,
-                        &procedure,
-                        &progress,
-                        None,
-                        &ctx.settings.organisation.language,
-                    );
-                    send_to_subject_person(ctx, tx, &state, &t, &context, now).await?;
-                }
-            }
-            format!(
-                "{} extended by {weeks} week(s), {} in all: due {} (was {})",
-                granted.milestone.label("en"),
-                granted.total_weeks,
-                after.map(|d| d.to_string()).unwrap_or_default(),
-                before.map(|d| d.to_string()).unwrap_or_default(),
-            )
         }
         "extension_agreement" => {
             if value.is_empty() {
-                return Err(ServiceError::Invalid(
+                return Err(invalid(
                     "extension_agreement needs what the complainant agreed to, and where (\"e-mail of 12 May 2027: agrees to 2 more weeks\")".into(),
                 ));
             }
-            let allowed = procedure
-                .extensible()
-                .is_some_and(|(_, x)| x.beyond_with_agreement);
-            if !allowed {
-                return Err(ServiceError::Invalid(format!(
-                    "procedure {} has no delay by agreement",
-                    procedure.name
-                )));
-            }
-            tx.set_field(id, "extension_agreement", Some(value)).await?;
-            "the complainant's written agreement to a further delay is recorded".to_string()
-        }
-        "subject_person" => {
-            let a = EmailAddress::parse(value).map_err(|e| {
-                ServiceError::Invalid(format!("subject_person must be an email address: {e}"))
-            })?;
-            if state.subject_person.is_some() {
-                return Err(ServiceError::Invalid(format!(
-                    "{reference} already names the person complained about ({}); a complaint about more people is registered once per person",
-                    state.subject_person.as_deref().unwrap_or("")
-                )));
-            }
-            tx.set_field(id, "subject_person", Some(a.as_str())).await?;
-            // Recorded like a milestone, so the procedure's actions on it (Awb 9:10: a copy
-            // of the complaint) are planned and run exactly once.
-            tx.complete_milestone(id, SUBJECT_PERSON_KEY, now, actor)
-                .await?;
-            format!("person complained about set to {a}")
-        }
-        "category" | "cause" | "solution" | "satisfaction" => {
-            if value.is_empty() {
-                return Err(ServiceError::Invalid(format!("{field} needs a value")));
-            }
-            tx.set_field(id, field, Some(value)).await?;
-            format!("{field} set")
+            Event::RecordExtensionAgreement(value.to_string())
         }
         other => {
-            return Err(ServiceError::Invalid(format!(
-                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, agreement, satisfaction, status, extension, extension_agreement, subject_person"
+            return Err(invalid(format!(
+                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, severity, agreement, satisfaction, status, reopen, extension, extension_agreement, subject_person"
             )));
         }
-    };
-    tx.history(Some(id), now, actor, "set", &format!("{note}: {value}"))
-        .await?;
-    // What the change made due now (the copy to the person complained about) runs with it.
+    })
+}
+
+/// The rules' view of a stored complaint.
+fn snapshot(state: &ComplaintState, progress: &Progress) -> Result<Complaint, ServiceError> {
+    use crate::domain::command::{Nature, Severity};
+    let unreadable =
+        |what: &str, v: &str| ServiceError::Invalid(format!("stored {what} {v:?} cannot be read"));
+    Ok(Complaint {
+        reference: ComplaintRef::parse(&state.reference)
+            .map_err(|_| unreadable("reference", &state.reference))?,
+        stored: Stored::parse(&state.status).ok_or_else(|| unreadable("status", &state.status))?,
+        severity: Severity::parse(&state.severity)
+            .ok_or_else(|| unreadable("severity", &state.severity))?,
+        kind: state.kind.clone(),
+        nature: state.incident_kind.as_deref().and_then(Nature::parse),
+        handler: state
+            .handler
+            .as_deref()
+            .and_then(|h| EmailAddress::parse(h).ok()),
+        category: state.category.clone(),
+        cause: state.cause.clone(),
+        solution: state.solution.clone(),
+        agreement: match state.agreement.as_deref() {
+            Some("yes") => Some(true),
+            Some("no") => Some(false),
+            _ => None,
+        },
+        satisfaction: state.satisfaction.as_deref().and_then(|s| s.parse().ok()),
+        subject_person: state
+            .subject_person
+            .as_deref()
+            .and_then(|a| EmailAddress::parse(a).ok()),
+        extension_agreement: state.extension_agreement.clone(),
+        progress: progress.clone(),
+        reopen_reason: state.reopen_reason.clone(),
+        linked: state
+            .related_reference
+            .as_deref()
+            .and_then(|r| ComplaintRef::parse(r).ok())
+            .into_iter()
+            .collect(),
+    })
+}
+
+/// One event on a complaint, through its rules: refused as a whole
+/// ([`ServiceError::Refused`]) or written with everything it implies (the mails it sends, an
+/// escalation, closing when the procedure is complete). Returns the history lines written.
+pub async fn apply_event(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    id: i64,
+    event: &Event,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ServiceError> {
+    let (state, procedure, progress) = load(ctx, tx, id).await?;
+    let before = snapshot(&state, &progress)?;
+    let t = crate::domain::complaint::apply(&procedure, &before, event, now)
+        .map_err(ServiceError::Refused)?;
+    for change in &t.changes {
+        persist(tx, id, change, actor, now).await?;
+    }
+    let (after_state, _, after_progress) = load(ctx, tx, id).await?;
+    let mut notes = Vec::new();
+    let mut close_if_complete = false;
+    for effect in &t.effects {
+        match effect {
+            Effect::History { event, detail } => {
+                tx.history(Some(id), now, actor, event.as_str(), detail)
+                    .await?;
+                notes.push(detail.clone());
+            }
+            Effect::SendToComplainant { template, .. } | Effect::DelayNotice { template, .. } => {
+                let context = template_context(
+                    ctx,
+                    &after_state,
+                    &procedure,
+                    &after_progress,
+                    None,
+                    &after_state.language,
+                );
+                send_to_complainant(ctx, tx, &after_state, template, &context, now).await?;
+            }
+            Effect::SubjectPersonDelayNotice { template, .. } => {
+                let context = template_context(
+                    ctx,
+                    &after_state,
+                    &procedure,
+                    &after_progress,
+                    None,
+                    &ctx.settings.organisation.language,
+                );
+                send_to_subject_person(ctx, tx, &after_state, template, &context, now).await?;
+            }
+            Effect::Escalate {
+                key,
+                roles,
+                concerns,
+            } => {
+                let planned = PlannedAction {
+                    key: key.clone(),
+                    action_id: "complainant_disagrees".into(),
+                    send: Some("escalation".into()),
+                    recipients: Recipients::Roles(roles.clone()),
+                    due_date: local_date(now, ctx.procedure.tz),
+                    due_at: now,
+                    immediate: true,
+                    completes: None,
+                    concerns: Some(concerns.as_str().to_string()),
+                    deadline: None,
+                };
+                if tx.mark_action_done(id, &planned.key, now, now).await? {
+                    execute(
+                        ctx,
+                        tx,
+                        &after_state,
+                        &procedure,
+                        &after_progress,
+                        &planned,
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            Effect::Reply { text } => {
+                answer_complainant(ctx, tx, id, text, actor, now).await?;
+            }
+            Effect::CloseIfComplete => close_if_complete = true,
+        }
+    }
+    // What the change made due now (a survey on handling, the copy to the person complained
+    // about, the outcome) runs in this transaction.
     run_for_complaint(ctx, tx, id, now, false).await?;
-    Ok(note)
+    if close_if_complete {
+        let (state, procedure, progress) = load(ctx, tx, id).await?;
+        let plan = procedure.plan(
+            &ctx.procedure.calendar,
+            ctx.procedure.tz,
+            ctx.procedure.hours,
+            &progress,
+            ctx.settings.schedule.notify_staff_at_once,
+        );
+        let done = tx.actions_done(id).await?;
+        if state.status == "open"
+            && crate::domain::complaint::procedure_complete(&procedure, &progress, &plan, &done)
+        {
+            // Nothing follows in this procedure: the complaint is closed.
+            close(tx, id, now, actor).await?;
+        }
+    }
+    Ok(notes)
+}
+
+/// Writes one change of a transition.
+async fn persist(
+    tx: &mut dyn StoreTx,
+    id: i64,
+    change: &Change,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    match change {
+        Change::Field { field, value } => {
+            tx.set_field(id, field.column(), value.as_deref()).await?;
+        }
+        Change::Completed { milestone, at } => {
+            tx.complete_milestone(id, milestone.as_str(), *at, actor)
+                .await?;
+        }
+        Change::ProgressKey { key, at } => {
+            tx.reset_milestone(id, key, *at, actor).await?;
+        }
+        Change::Progress {
+            round,
+            extended_weeks,
+        } => tx.set_progress(id, *round, *extended_weeks).await?,
+        Change::Status(stored) => {
+            tx.set_field(id, "status", Some(stored.as_str())).await?;
+        }
+        Change::ReopenReason(reason) => {
+            tx.set_field(id, "reopen_reason", Some(reason)).await?;
+        }
+        Change::Link(other) => {
+            let (other_id, _) = tx
+                .complaint_by_reference(&other.to_string())
+                .await?
+                .ok_or_else(|| ServiceError::Invalid(format!("there is no complaint {other}")))?;
+            tx.set_field(id, "related_id", Some(&other_id.to_string()))
+                .await?;
+            let reference = tx.complaint_reference(id).await?;
+            tx.history(
+                Some(other_id),
+                now,
+                actor,
+                "linked",
+                &format!("{reference} linked to this complaint"),
+            )
+            .await?;
+        }
+        Change::Voided { reason } => {
+            tx.void_complaint(id, reason, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// `klachtd complete REF MILESTONE [--at TIME] [--verdict agree|disagree]`. A milestone
@@ -1345,12 +1458,14 @@ pub async fn complete(
     })?;
     let mut tx = ctx.store.begin().await?;
     let id = complaint_id(tx.as_mut(), &reference).await?;
-    let note = complete_in(ctx, tx.as_mut(), id, m, at, verdict, actor, now).await?;
+    let note = complete_in(ctx, tx.as_mut(), id, m, at, verdict, actor, now)
+        .await
+        .map_err(refusal_as_invalid)?;
     tx.commit().await?;
     Ok(note)
 }
 
-/// [`complete`] inside the caller's transaction.
+/// [`complete`] inside the caller's transaction, through the complaint's rules.
 #[allow(clippy::too_many_arguments)]
 pub async fn complete_in(
     ctx: &Context,
@@ -1362,124 +1477,26 @@ pub async fn complete_in(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ServiceError> {
-    let milestone = m.as_str();
-    let (state, procedure, mut progress) = load(ctx, tx, id).await?;
-    let reference = state.reference.clone();
-    if state.status != "open" {
-        return Err(ServiceError::Invalid(format!(
-            "{reference} is {}",
-            state.status
-        )));
-    }
-    let def = procedure.milestone(m).ok_or_else(|| {
-        ServiceError::Invalid(format!(
-            "procedure {} has no milestone {milestone}",
-            procedure.name
-        ))
-    })?;
-    if progress.completed.contains_key(m.as_str()) {
-        return Err(ServiceError::Invalid(format!(
-            "{milestone} of {reference} is already completed"
-        )));
-    }
-    let note = match &def.completed_by {
-        CompletedBy::Auto => {
-            return Err(ServiceError::Invalid(format!(
-                "{milestone} is completed automatically"
-            )));
-        }
-        CompletedBy::Email(template) => {
-            if template == "acknowledgement" {
-                return Err(ServiceError::Invalid(
-                    "the acknowledgement is sent at intake".into(),
-                ));
-            }
-            if matches!(template.as_str(), "solution" | "outcome_awb" | "closure")
-                && state.solution.as_deref().unwrap_or("").is_empty()
-            {
-                return Err(ServiceError::Invalid(format!(
-                    "set the solution first: klachtd set {reference} solution \"...\""
-                )));
-            }
-            if template == "handler_assigned" && state.handler.is_none() {
-                return Err(ServiceError::Invalid(format!(
-                    "set the handler first: klachtd set {reference} handler ADDRESS"
-                )));
-            }
-            progress.completed.insert(m.as_str().to_string(), at);
-            let context =
-                template_context(ctx, &state, &procedure, &progress, None, &state.language);
-            send_to_complainant(ctx, tx, &state, template, &context, now).await?;
-            tx.complete_milestone(id, m.as_str(), at, actor).await?;
-            format!(
-                "{milestone} completed; {template} sent to {}",
-                state.complainant_address
-            )
-        }
-        CompletedBy::Staff => {
-            tx.complete_milestone(id, m.as_str(), at, actor).await?;
-            format!("{milestone} completed")
-        }
-        CompletedBy::Verdict => match verdict {
-            Some("agree") => {
-                tx.complete_milestone(id, m.as_str(), at, actor).await?;
-                tx.set_field(id, "agreement", Some("yes")).await?;
-                format!("{milestone}: the complainant agrees")
-            }
-            Some("disagree") => {
-                tx.set_field(id, "agreement", Some("no")).await?;
-                reset_round(tx, id, &procedure, &mut progress, at, actor).await?;
-                // A complainant who does not agree is an escalation: the procedure's
-                // escalation roles hear at once.
-                let roles = escalation_roles(&procedure);
-                let planned = PlannedAction {
-                    key: format!("r{}:disagree", progress.round),
-                    action_id: "complainant_disagrees".into(),
-                    send: Some("escalation".into()),
-                    recipients: Recipients::Roles(roles.clone()),
-                    due_date: local_date(now, ctx.procedure.tz),
-                    due_at: now,
-                    immediate: true,
-                    completes: None,
-                    concerns: Some(m.as_str().to_string()),
-                    deadline: None,
-                };
-                if tx.mark_action_done(id, &planned.key, now, now).await? {
-                    execute(ctx, tx, &state, &procedure, &progress, &planned, now).await?;
-                }
-                format!(
-                    "{milestone}: the complainant does not agree; round {} reopened; {} alerted",
-                    progress.round,
-                    roles.join(", ")
-                )
-            }
-            _ => {
-                return Err(ServiceError::Invalid(
-                    "the verdict needs --verdict agree or --verdict disagree".into(),
-                ));
-            }
-        },
+    let verdict = match verdict {
+        None => None,
+        Some(v) => Some(crate::domain::command::Verdict::parse(v).ok_or_else(|| {
+            ServiceError::Invalid("the verdict needs --verdict agree or --verdict disagree".into())
+        })?),
     };
-    tx.history(Some(id), now, actor, "milestone", &note).await?;
-    // Whatever the completion made due now (a survey on handling, the outcome to the person
-    // complained about, ...) runs in this transaction.
-    run_for_complaint(ctx, tx, id, now, false).await?;
-    if matches!(m, Milestone::Closed | Milestone::Handled) {
-        let (state, procedure, progress) = load(ctx, tx, id).await?;
-        let plan = procedure.plan(
-            &ctx.procedure.calendar,
-            ctx.procedure.tz,
-            ctx.procedure.hours,
-            &progress,
-            ctx.settings.schedule.notify_staff_at_once,
-        );
-        let done = tx.actions_done(id).await?;
-        if state.status == "open" && procedure_complete(&procedure, &progress, &plan, &done) {
-            // Nothing follows in this procedure: the complaint is closed.
-            close(tx, id, now, actor).await?;
-        }
-    }
-    Ok(note)
+    let notes = apply_event(
+        ctx,
+        tx,
+        id,
+        &Event::CompleteMilestone {
+            milestone: m,
+            at,
+            verdict,
+        },
+        actor,
+        now,
+    )
+    .await?;
+    Ok(notes.join("; "))
 }
 
 /// `#antwoord`: `text` goes to the complainant as our answer, in the thread of their mail,
@@ -1519,61 +1536,22 @@ pub async fn reopen_in(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
-    let (state, procedure, mut progress) = load(ctx, tx, id).await?;
-    if state.status != "closed" {
-        return Err(ServiceError::Invalid(format!(
-            "{} is {}, not closed: only a closed complaint can be reopened",
-            state.reference, state.status
-        )));
-    }
-    if reason.trim().is_empty() {
-        return Err(ServiceError::Invalid("reopening needs a reason".into()));
-    }
-    tx.set_field(id, "status", Some("open")).await?;
-    reset_round(tx, id, &procedure, &mut progress, now, actor).await?;
-    tx.history(
-        Some(id),
-        now,
+    apply_event(
+        ctx,
+        tx,
+        id,
+        &Event::Reopen {
+            reason: reason.to_string(),
+        },
         actor,
-        "reopened",
-        &format!("round {}: {reason}", progress.round),
+        now,
     )
     .await?;
-    run_for_complaint(ctx, tx, id, now, false).await?;
-    Ok(())
-}
-
-/// A new round: the milestones the procedure reopens are open again, stored.
-async fn reset_round(
-    tx: &mut dyn StoreTx,
-    id: i64,
-    procedure: &Procedure,
-    progress: &mut Progress,
-    at: DateTime<Utc>,
-    actor: &str,
-) -> Result<(), ServiceError> {
-    let before = progress.completed.clone();
-    procedure.reopen(progress, at);
-    for key in before
-        .keys()
-        .filter(|k| !progress.completed.contains_key(*k))
-    {
-        tx.reset_milestone(id, key, None, actor).await?;
-    }
-    for (key, t) in progress
-        .completed
-        .iter()
-        .filter(|(k, t)| before.get(*k) != Some(*t))
-    {
-        tx.reset_milestone(id, key, Some(*t), actor).await?;
-    }
-    tx.set_progress(id, progress.round, progress.extended_weeks)
-        .await?;
     Ok(())
 }
 
 /// The complainant's verdict where the procedure has no verdict milestone: recorded as the
-/// agreement; one who does not agree is an escalation, as in [`complete`].
+/// agreement; one who does not agree is an escalation, as a verdict is.
 pub async fn record_agreement(
     ctx: &Context,
     tx: &mut dyn StoreTx,
@@ -1582,24 +1560,14 @@ pub async fn record_agreement(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
-    let (state, procedure, progress) = load(ctx, tx, id).await?;
-    tx.set_field(id, "agreement", Some(if agree { "yes" } else { "no" }))
-        .await?;
-    tx.history(
-        Some(id),
-        now,
-        actor,
-        "set",
-        &format!("agreement set to {}", if agree { "yes" } else { "no" }),
-    )
-    .await?;
+    apply_event(ctx, tx, id, &Event::SetAgreement(agree), actor, now).await?;
     if !agree {
-        let roles = escalation_roles(&procedure);
+        let (state, procedure, progress) = load(ctx, tx, id).await?;
         let planned = PlannedAction {
             key: format!("r{}:disagree", progress.round),
             action_id: "complainant_disagrees".into(),
             send: Some("escalation".into()),
-            recipients: Recipients::Roles(roles),
+            recipients: Recipients::Roles(crate::domain::complaint::escalation_roles(&procedure)),
             due_date: local_date(now, ctx.procedure.tz),
             due_at: now,
             immediate: true,
@@ -1612,24 +1580,4 @@ pub async fn record_agreement(
         }
     }
     Ok(())
-}
-
-fn escalation_roles(procedure: &Procedure) -> Vec<String> {
-    let mut roles: Vec<String> = procedure
-        .actions
-        .iter()
-        .filter(|a| matches!(a.trigger, Trigger::WhenMissed(_)))
-        .filter_map(|a| match &a.to {
-            Recipients::Roles(r) => Some(r.clone()),
-            Recipients::Complainant => None,
-        })
-        .flatten()
-        .filter(|r| r != "handler" && r != "receiver")
-        .collect();
-    roles.sort();
-    roles.dedup();
-    if roles.is_empty() {
-        roles.push("director".into());
-    }
-    roles
 }

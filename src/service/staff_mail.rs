@@ -16,9 +16,9 @@ use super::scheduler::{self, MessageNotice};
 use super::{Context, ServiceError};
 use crate::domain::classify::{MailFacts, domain_authenticated};
 use crate::domain::command::{
-    self, Command, CommandContext, CommandError, Commands, Status, VerdictReading,
+    self, Command, CommandContext, CommandError, Commands, VerdictReading,
 };
-use crate::domain::procedure::{Milestone, Unit};
+use crate::domain::procedure::Milestone;
 use crate::domain::token::{self, TokenKind, UnverifiedToken};
 use crate::domain::types::{ComplaintRef, EmailAddress};
 use crate::mail::compose::AutoKind;
@@ -547,8 +547,12 @@ async fn apply_staff_mail(
         }
         match apply_command(ctx, tx, state.id, &line.command, sender, &actor, now).await {
             Ok(()) => done.push(line.command.describe(&lang, sender)),
-            Err(ServiceError::Invalid(why)) => {
+            Err(e @ (ServiceError::Invalid(_) | ServiceError::Refused(_))) => {
                 tx.rollback_to_savepoint().await?;
+                let why = match e {
+                    ServiceError::Refused(r) => r.message(&lang),
+                    other => other.to_string(),
+                };
                 let error = CommandError::refused(line.line, text, why);
                 return refuse_commands(ctx, tx, state, row, parsed, &[error], now).await;
             }
@@ -705,8 +709,9 @@ async fn send_to_sender(
     Ok(())
 }
 
-/// One command, through the same operations as `klachtd set` / `klachtd complete`.
-/// `ServiceError::Invalid` is a refusal (the caller rolls back all of the mail's commands).
+/// One command as an event of the complaint's rules, through the same operation as
+/// `klachtd set` / `klachtd complete` ([`scheduler::apply_event`]). An error is a refusal: the
+/// caller rolls back all of the mail's commands.
 async fn apply_command(
     ctx: &Context,
     tx: &mut dyn StoreTx,
@@ -716,117 +721,39 @@ async fn apply_command(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
-    let state = tx
-        .complaint_state(id)
-        .await?
-        .ok_or_else(|| ServiceError::Invalid("the complaint is gone".into()))?;
-    let changes_record = !matches!(
-        command,
-        Command::Reopen(_) | Command::Note(_) | Command::Link(_) | Command::Help
-    );
-    if state.status != "open" && changes_record {
-        return Err(ServiceError::Invalid(format!(
-            "{} is {}: only #heropen (#reopen), #notitie and #koppel apply to it",
-            state.reference, state.status
-        )));
-    }
-    let set = |field: &'static str, value: String| (field, value);
-    let field = match command {
-        Command::Assign(a) => Some(set("handler", a.resolve(sender).to_string())),
-        Command::Category(t) => Some(set("category", t.clone())),
-        Command::Cause(t) => Some(set("cause", t.clone())),
-        Command::Solution(t) => Some(set("solution", t.clone())),
-        Command::Severity(v) => Some(set("severity", v.as_str().to_string())),
-        Command::Kind(v) => Some(set("kind", v.as_str().to_string())),
-        Command::Nature(v) => Some(set("incident_kind", v.as_str().to_string())),
-        Command::Agreement(yes) => Some(set("agreement", if *yes { "yes" } else { "no" }.into())),
-        Command::Status(Status::Closed) => Some(set("status", "closed".into())),
-        Command::Status(Status::Open) => Some(set("status", "open".into())),
-        _ => None,
+    use crate::domain::complaint::Event;
+    let event = match command {
+        Command::Assign(a) => Event::AssignHandler(a.resolve(sender).clone()),
+        Command::Category(t) => Event::SetCategory(t.clone()),
+        Command::Cause(t) => Event::SetCause(t.clone()),
+        Command::Solution(t) => Event::SetSolution(t.clone()),
+        Command::Severity(v) => Event::SetSeverity(*v),
+        Command::Kind(v) => Event::SetKind(v.as_str().to_string()),
+        Command::Nature(v) => Event::SetNature(*v),
+        Command::Agreement(yes) => Event::SetAgreement(*yes),
+        Command::Extend { period, reason } => Event::Extend {
+            period: *period,
+            reason: reason.clone(),
+        },
+        Command::Note(t) => Event::AddNote(t.clone()),
+        Command::Reply(t) => Event::ReplyToComplainant(t.clone()),
+        Command::Done(m, verdict) => Event::CompleteMilestone {
+            milestone: *m,
+            at: now,
+            verdict: *verdict,
+        },
+        Command::Status(s) => Event::SetStatus(*s),
+        Command::Reopen(reason) => Event::Reopen {
+            reason: reason.clone(),
+        },
+        Command::Link(other) => Event::Link(other.clone()),
+        Command::Help => return Ok(()),
     };
-    if let Some((field, value)) = field {
-        scheduler::set_field_in(ctx, tx, id, field, &value, actor, now).await?;
-        return Ok(());
-    }
-    match command {
-        Command::Note(t) => {
-            tx.history(Some(id), now, actor, "note", t).await?;
-        }
-        Command::Extend { period, reason } => {
-            let weeks = whole_weeks(period.amount, period.unit).ok_or_else(|| {
-                ServiceError::Invalid(
-                    "a delay is a whole number of weeks (Awb 9:11): 2 weken, 10 werkdagen, 14 dagen"
-                        .into(),
-                )
-            })?;
-            scheduler::set_field_in(ctx, tx, id, "extension", &weeks.to_string(), actor, now)
-                .await?;
-            tx.history(Some(id), now, actor, "extension_reason", reason)
-                .await?;
-        }
-        Command::Reply(text) => {
-            scheduler::answer_complainant(ctx, tx, id, text, actor, now).await?;
-            complete_first_reaction(ctx, tx, id, sender, now).await?;
-        }
-        Command::Done(m, verdict) => {
-            scheduler::complete_in(
-                ctx,
-                tx,
-                id,
-                *m,
-                now,
-                verdict.map(|v| v.as_str()),
-                actor,
-                now,
-            )
-            .await?;
-        }
-        Command::Reopen(reason) => {
-            scheduler::reopen_in(ctx, tx, id, reason, actor, now).await?;
-        }
-        Command::Link(other) => {
-            let (other_id, _) = tx
-                .complaint_by_reference(&other.to_string())
-                .await?
-                .ok_or_else(|| ServiceError::Invalid(format!("there is no complaint {other}")))?;
-            if other_id == id {
-                return Err(ServiceError::Invalid(
-                    "a complaint cannot be linked to itself".into(),
-                ));
-            }
-            tx.set_field(id, "related_id", Some(&other_id.to_string()))
-                .await?;
-            tx.history(
-                Some(id),
-                now,
-                actor,
-                "linked",
-                &format!("linked to {other}"),
-            )
-            .await?;
-            tx.history(
-                Some(other_id),
-                now,
-                actor,
-                "linked",
-                &format!("{} linked to this complaint", state.reference),
-            )
-            .await?;
-        }
-        _ => {}
+    scheduler::apply_event(ctx, tx, id, &event, actor, now).await?;
+    if matches!(command, Command::Reply(_)) {
+        complete_first_reaction(ctx, tx, id, sender, now).await?;
     }
     Ok(())
-}
-
-/// A period as whole weeks: `10 werkdagen` is 2 weeks, `14 dagen` 2 weeks; anything else is
-/// not a whole number of weeks.
-fn whole_weeks(amount: u32, unit: Unit) -> Option<u32> {
-    match unit {
-        Unit::Weeks => Some(amount),
-        Unit::WorkingDays => amount.is_multiple_of(5).then_some(amount / 5),
-        Unit::CalendarDays => amount.is_multiple_of(7).then_some(amount / 7),
-    }
-    .filter(|w| *w > 0)
 }
 
 /// Our answer reached the complainant: the first reaction is given, where the procedure has
@@ -951,7 +878,8 @@ async fn complainant_mail(
                     )
                     .await?;
                 }
-                Err(ServiceError::Invalid(why)) => {
+                Err(e @ (ServiceError::Invalid(_) | ServiceError::Refused(_))) => {
+                    let why = e.to_string();
                     tx.rollback_to_savepoint().await?;
                     tx.history(
                         Some(state.id),
@@ -1424,15 +1352,5 @@ mod tests {
             strip_forward_prefix("Klacht over FW:"),
             ("Klacht over FW:", false)
         );
-    }
-
-    #[test]
-    fn periods_become_whole_weeks_or_nothing() {
-        assert_eq!(whole_weeks(2, Unit::Weeks), Some(2));
-        assert_eq!(whole_weeks(10, Unit::WorkingDays), Some(2));
-        assert_eq!(whole_weeks(14, Unit::CalendarDays), Some(2));
-        assert_eq!(whole_weeks(3, Unit::WorkingDays), None);
-        assert_eq!(whole_weeks(10, Unit::CalendarDays), None);
-        assert_eq!(whole_weeks(0, Unit::Weeks), None);
     }
 }

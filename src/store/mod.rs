@@ -142,7 +142,12 @@ pub struct ComplaintRow {
     pub id: i64,
     pub reference: String,
     pub received_at: String,
+    /// Where the complaint stands (see [`crate::domain::complaint::Lifecycle`]): `new`,
+    /// `in_progress`, `resolved`, `closed`, `reopened`, `voided`.
     pub status: String,
+    /// What the register stores underneath: `open`, `closed`, `voided` (`--status` filters on
+    /// either).
+    pub stored_status: String,
     pub kind: String,
     pub severity: String,
     pub complainant: String,
@@ -669,6 +674,14 @@ pub struct ComplaintState {
     pub text: String,
     /// Message-ID of the first mail, to thread our mail to the complainant under it.
     pub first_message_id: Option<String>,
+    pub category: Option<String>,
+    pub cause: Option<String>,
+    pub incident_kind: Option<String>,
+    pub agreement: Option<String>,
+    pub satisfaction: Option<String>,
+    pub reopen_reason: Option<String>,
+    pub kind: String,
+    pub related_reference: Option<String>,
 }
 
 /// One kind of mail we sent about a complaint (see [`StoreTx::complaint_mail_recipients`]).
@@ -700,6 +713,7 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "related_id",
     "channel",
     "received_by",
+    "reopen_reason",
 ];
 
 /// An unfiled message, enough to register it as a complaint.

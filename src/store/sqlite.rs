@@ -126,7 +126,21 @@ const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.
     c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
     c.handler, c.void_reason, c.subject_person, c.extended_weeks,
     c.incident_kind, c.agreement, CAST(c.satisfaction AS TEXT) AS satisfaction,
-    c.channel, c.received_by,
+    c.channel, c.received_by, c.status AS stored_status,
+    CASE
+      WHEN c.status = 'voided' THEN 'voided'
+      WHEN c.status = 'closed' THEN 'closed'
+      WHEN c.agreement = 'yes' OR EXISTS (
+        SELECT 1 FROM milestones ms WHERE ms.complaint_id = c.id
+          AND ms.milestone IN ('solution_proposed', 'verdict', 'handled', 'closed')
+          AND (NOT (c.round > 0 OR c.reopen_reason IS NOT NULL)
+               OR ms.completed_at >= COALESCE((SELECT mr.completed_at FROM milestones mr
+                    WHERE mr.complaint_id = c.id AND mr.milestone = 'reopened'), ''))
+      ) THEN 'resolved'
+      WHEN c.round > 0 OR c.reopen_reason IS NOT NULL THEN 'reopened'
+      WHEN c.handler IS NOT NULL THEN 'in_progress'
+      ELSE 'new'
+    END AS lifecycle,
     (SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
@@ -135,7 +149,8 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
         id: r.try_get("id")?,
         reference: r.try_get("reference")?,
         received_at: r.try_get("received_at")?,
-        status: r.try_get("status")?,
+        status: r.try_get("lifecycle")?,
+        stored_status: r.try_get("stored_status")?,
         kind: r.try_get("kind")?,
         severity: r.try_get("severity")?,
         complainant: r.try_get("complainant_address")?,
@@ -307,7 +322,7 @@ impl Store for SqliteStore {
         };
         let sql = format!(
             "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1) {after_clause}
+             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1 OR lifecycle = ?1) {after_clause}
              ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT ?2 OFFSET ?3"
         );
         let mut q = sqlx::query(&sql)
@@ -1214,6 +1229,9 @@ impl StoreTx for SqliteTx {
                     c.language, c.procedure_name, c.procedure_version, c.subject,
                     c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
                     c.extended_weeks, c.subject_person, c.extension_agreement, c.routed_roles,
+                    c.category, c.cause, c.incident_kind, c.agreement,
+                    CAST(c.satisfaction AS TEXT) AS satisfaction, c.reopen_reason, c.kind,
+                    (SELECT r.reference FROM complaints r WHERE r.id = c.related_id) AS related_reference,
                     (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
                     (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
              FROM complaints c WHERE c.id = ?",
@@ -1252,6 +1270,14 @@ impl StoreTx for SqliteTx {
                     .unwrap_or_default(),
                 text: r.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
                 first_message_id: r.try_get("first_message_id")?,
+                category: r.try_get("category")?,
+                cause: r.try_get("cause")?,
+                incident_kind: r.try_get("incident_kind")?,
+                agreement: r.try_get("agreement")?,
+                satisfaction: r.try_get("satisfaction")?,
+                reopen_reason: r.try_get("reopen_reason")?,
+                kind: r.try_get("kind")?,
+                related_reference: r.try_get("related_reference")?,
             })
         })
         .transpose()
