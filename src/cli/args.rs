@@ -1,0 +1,193 @@
+//! The command line's arguments. The doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "klachtd",
+    version,
+    about = "Email-driven complaint intake daemon"
+)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long,
+        global = true,
+        env = "KLACHTD_CONFIG",
+        default_value = "config/klachtd.toml"
+    )]
+    pub config: PathBuf,
+    /// Pretend it is this time (RFC 3339); for tests and catching up.
+    #[arg(long, global = true, env = "KLACHTD_NOW", hide = true)]
+    pub now: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the mailbox, send the outbox (SIGTERM/SIGINT stop it cleanly).
+    Run {
+        /// Process everything waiting, deliver the outbox, and exit (also for cron).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Validate the configuration and every template; report all problems at once.
+    Check,
+    /// The register.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// At most this many complaints (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Skip this many complaints first.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One complaint with its messages and full history.
+    Show {
+        reference: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Mails that could not be read.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineCmd,
+    },
+    /// Mails kept without a reference number (automatic mail, spam).
+    Unfiled {
+        #[command(subcommand)]
+        action: UnfiledCmd,
+    },
+    /// Void a registration made by mistake or for spam; its number stays taken.
+    Void {
+        reference: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// The outgoing mail queue.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxCmd,
+    },
+    /// What falls due (a dry run of the scheduler).
+    Due {
+        /// As if it were this time (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Run the scheduler as if it were TIME and carry out what is due (then deliver the outbox).
+    Tick {
+        #[arg(long)]
+        at: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// The reference of the commands staff write in their replies (`#behandelaar ik`, ...).
+    Commands {
+        #[arg(long, value_parser = ["nl", "en"])]
+        lang: Option<String>,
+    },
+    /// Which `[[routing]]` rule a mail would match, and why.
+    Route {
+        /// The mail, as an .eml file.
+        #[arg(long)]
+        explain: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// The procedure presets.
+    Procedure {
+        #[command(subcommand)]
+        action: ProcedureCmd,
+    },
+    /// Set a field of a complaint: handler, category, cause, solution, kind, incident_kind,
+    /// agreement, satisfaction, status, extension (weeks).
+    Set {
+        reference: String,
+        field: String,
+        value: String,
+    },
+    /// Complete a milestone (one done by staff, by an email we send, or the complainant's verdict).
+    Complete {
+        reference: String,
+        milestone: String,
+        /// When it was completed (RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// For the verdict milestone: agree or disagree (disagree reopens the loop and alerts).
+        #[arg(long)]
+        verdict: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ProcedureCmd {
+    /// The presets that ship (and any edited copies in the procedure directory).
+    List,
+    /// The timeline of a complaint received at DATETIME under a preset, with concrete dates.
+    Explain {
+        preset: String,
+        #[arg(long)]
+        received: String,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// nl or en (default: the organisation's language).
+        #[arg(long)]
+        lang: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QuarantineCmd {
+    List {
+        /// Also released entries.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Retry a quarantined mail.
+    Release { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum UnfiledCmd {
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Register an unfiled mail as a complaint.
+    Promote {
+        id: i64,
+        /// Do not send an acknowledgement.
+        #[arg(long)]
+        no_acknowledge: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCmd {
+    List {
+        /// queued, sending, sent or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
