@@ -591,7 +591,7 @@ fn threading_by_header_cannot_be_forged() {
     );
     assert_eq!(
         app.show(&r)["complaint"]["status"],
-        "open",
+        "new",
         "never a command"
     );
 }

@@ -45,6 +45,8 @@ pub enum Command {
     Check,
     /// The register.
     List {
+        /// Only complaints in this state: new, in_progress, resolved, closed, reopened,
+        /// voided, or open (everything not closed or voided).
         #[arg(long)]
         status: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
@@ -117,7 +119,9 @@ pub enum Command {
         action: ProcedureCmd,
     },
     /// Set a field of a complaint: handler, category, cause, solution, kind, incident_kind,
-    /// agreement, satisfaction, status, extension (weeks).
+    /// severity, agreement, satisfaction, status, reopen (a reason), extension (weeks, then
+    /// an optional reason), extension_agreement, subject_person. The complaint's rules decide
+    /// what may change, as for the staff commands by mail.
     Set {
         reference: String,
         field: String,

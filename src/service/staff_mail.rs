@@ -1047,7 +1047,8 @@ pub async fn intake(
     if !(new || forward || by_token) {
         return Ok(None);
     }
-    let authenticated = (by_token || dmarc) && (!s.staff.require_dmarc_pass || dmarc);
+    // The personal intake token, or a DMARC/DKIM pass; with require_dmarc_pass the pass always.
+    let authenticated = dmarc || (by_token && !s.staff.require_dmarc_pass);
     let actor = staff_actor(from);
     if !authenticated {
         if !new {
