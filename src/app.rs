@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::clock::SharedClock;
-use crate::config::{MailboxKind, OutgoingKind, Settings};
+use crate::config::{MailboxKind, OutgoingKind, Settings, Valid};
 use crate::mail::templates::TemplateEngine;
 use crate::mailbox::MailSource;
 use crate::mailbox::maildir::MaildirSource;
@@ -50,7 +50,8 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(settings: Settings, clock: SharedClock) -> Result<App, AppError> {
+    /// Only validated settings ([`Settings::validate`]) build an app.
+    pub async fn build(settings: Valid, clock: SharedClock) -> Result<App, AppError> {
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| AppError::Setup {
             what: format!("data_dir {}", settings.data_dir.display()),
             reason: e.to_string(),

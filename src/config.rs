@@ -345,35 +345,22 @@ impl Default for Staff {
 pub const STAFF_SETTING_KEYS: &[&str] = &["require_dmarc_pass", "confirm_commands"];
 
 impl Staff {
-    pub fn addresses(&self, role: &str) -> Vec<EmailAddress> {
+    /// How many valid addresses `role` has (for the checks; the application reads them once
+    /// into [`Typed::staff`]).
+    fn valid_addresses(&self, role: &str) -> usize {
         self.roles
             .get(role)
             .map(|list| {
                 list.iter()
-                    .filter_map(|a| EmailAddress::parse(a).ok())
-                    .collect()
+                    .filter(|a| EmailAddress::parse(a).is_ok())
+                    .count()
             })
-            .unwrap_or_default()
+            .unwrap_or(0)
     }
 
-    /// Every configured staff address, any role.
-    pub fn all(&self) -> Vec<EmailAddress> {
-        let mut all: Vec<EmailAddress> = self
-            .roles
-            .values()
-            .flatten()
-            .filter_map(|a| EmailAddress::parse(a).ok())
-            .collect();
-        all.sort();
-        all.dedup();
-        all
-    }
-
-    pub fn is_staff(&self, address: &EmailAddress) -> bool {
-        self.roles
-            .values()
-            .flatten()
-            .any(|a| EmailAddress::parse(a).is_ok_and(|x| &x == address))
+    /// Whether `role` has an address: for `klachtd check` on settings not yet validated.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.valid_addresses(role) > 0
     }
 }
 
@@ -713,16 +700,8 @@ impl Settings {
         if self.organisation.name.trim().is_empty() {
             p.push(Problem::new("organisation.name", "must not be empty"));
         }
-        if self
-            .organisation
-            .time_zone
-            .parse::<chrono_tz::Tz>()
-            .is_err()
-        {
-            p.push(Problem::new(
-                "organisation.time_zone",
-                format!("unknown time zone {:?}", self.organisation.time_zone),
-            ));
+        if let Err(problem) = self.time_zone() {
+            p.push(problem);
         }
         if !matches!(self.organisation.language.as_str(), "nl" | "en") {
             p.push(Problem::new(
@@ -873,7 +852,7 @@ impl Settings {
             }
         }
         for role in ["admin", "receiver"] {
-            if self.staff.addresses(role).is_empty() {
+            if self.staff.valid_addresses(role) == 0 {
                 p.push(Problem::new(
                     format!("staff.{role}"),
                     "needs at least one address",
@@ -922,13 +901,8 @@ impl Settings {
                 p.push(Problem::new(key, format!("expected HH:MM, got {value:?}")));
             }
         }
-        if !self.schedule.digest.trim().is_empty()
-            && let Err(e) = self.schedule.digest.parse::<cron::Schedule>()
-        {
-            p.push(Problem::new(
-                "schedule.digest",
-                format!("not a cron expression (seconds first, e.g. \"0 0 8 * * Mon-Fri\"): {e}"),
-            ));
+        if let Err(problem) = self.digest_schedule() {
+            p.push(problem);
         }
         if let Err(routing) = self.routing_rules() {
             p.extend(routing);
@@ -999,7 +973,7 @@ impl Settings {
                 ));
             }
             for role in &r.notify {
-                if self.staff.addresses(role).is_empty() {
+                if self.staff.valid_addresses(role) == 0 {
                     problems.push(Problem::new(
                         key("notify"),
                         format!("role {role:?} has no address in [staff]"),
@@ -1024,11 +998,14 @@ impl Settings {
         }
     }
 
-    pub fn time_zone(&self) -> chrono_tz::Tz {
-        self.organisation
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::Europe::Amsterdam)
+    /// `organisation.time_zone`, read.
+    pub fn time_zone(&self) -> Result<chrono_tz::Tz, Problem> {
+        self.organisation.time_zone.parse().map_err(|_| {
+            Problem::new(
+                "organisation.time_zone",
+                format!("unknown time zone {:?}", self.organisation.time_zone),
+            )
+        })
     }
 
     pub fn database_url(&self) -> String {
@@ -1038,15 +1015,127 @@ impl Settings {
         }
     }
 
-    pub fn working_hours(&self) -> (chrono::NaiveTime, chrono::NaiveTime) {
-        let parse = |s: &str, d: u32| {
-            chrono::NaiveTime::parse_from_str(s, "%H:%M")
-                .unwrap_or_else(|_| chrono::NaiveTime::from_hms_opt(d, 0, 0).unwrap_or_default())
+    /// `schedule.working_hours_start` / `_end`, read.
+    pub fn working_hours(&self) -> Result<(chrono::NaiveTime, chrono::NaiveTime), Problem> {
+        let parse = |key: &str, value: &str| {
+            chrono::NaiveTime::parse_from_str(value, "%H:%M")
+                .map_err(|_| Problem::new(key, format!("expected HH:MM, got {value:?}")))
         };
-        (
-            parse(&self.schedule.working_hours_start, 8),
-            parse(&self.schedule.working_hours_end, 18),
-        )
+        Ok((
+            parse(
+                "schedule.working_hours_start",
+                &self.schedule.working_hours_start,
+            )?,
+            parse(
+                "schedule.working_hours_end",
+                &self.schedule.working_hours_end,
+            )?,
+        ))
+    }
+
+    /// `schedule.digest`, read; `None` when empty (no digest).
+    pub fn digest_schedule(&self) -> Result<Option<cron::Schedule>, Problem> {
+        let expr = self.schedule.digest.trim();
+        if expr.is_empty() {
+            return Ok(None);
+        }
+        expr.parse::<cron::Schedule>().map(Some).map_err(|e| {
+            Problem::new(
+                "schedule.digest",
+                format!("not a cron expression (seconds first, e.g. \"0 0 8 * * Mon-Fri\"): {e}"),
+            )
+        })
+    }
+
+    /// The settings once every check passed, with their values read into types: what the
+    /// application is built from (see [`Valid`]). Every problem at once otherwise.
+    pub fn validate(self) -> Result<Valid, Vec<Problem>> {
+        let problems = self.problems();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let typed = Typed::read(&self).map_err(|p| vec![p])?;
+        Ok(Valid {
+            settings: self,
+            typed,
+        })
+    }
+}
+
+/// Validated settings: the file's values plus [`Typed`], so nothing is read a second time with
+/// a fallback. Dereferences to [`Settings`] for the plain values.
+#[derive(Debug, Clone)]
+pub struct Valid {
+    settings: Settings,
+    pub typed: Typed,
+}
+
+impl std::ops::Deref for Valid {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+/// The settings that are more than text, read once.
+#[derive(Debug, Clone)]
+pub struct Typed {
+    pub time_zone: chrono_tz::Tz,
+    pub working_hours: (chrono::NaiveTime, chrono::NaiveTime),
+    pub digest: Option<cron::Schedule>,
+    /// `outgoing.from`: our address, and the service mailbox tokens are made on.
+    pub service_address: EmailAddress,
+    /// `[staff]` roles and their addresses.
+    pub staff: BTreeMap<String, Vec<EmailAddress>>,
+    /// `intake.web_form_senders`.
+    pub web_form_senders: Vec<EmailAddress>,
+}
+
+impl Typed {
+    fn read(s: &Settings) -> Result<Typed, Problem> {
+        let address = |key: String, a: &str| {
+            EmailAddress::parse(a)
+                .map_err(|_| Problem::new(key, format!("not an email address: {a:?}")))
+        };
+        let mut staff = BTreeMap::new();
+        for (role, list) in &s.staff.roles {
+            let mut out = Vec::new();
+            for a in list {
+                out.push(address(format!("staff.{role}"), a)?);
+            }
+            staff.insert(role.clone(), out);
+        }
+        Ok(Typed {
+            time_zone: s.time_zone()?,
+            working_hours: s.working_hours()?,
+            digest: s.digest_schedule()?,
+            service_address: address("outgoing.from".into(), &s.outgoing.from)?,
+            staff,
+            web_form_senders: s
+                .intake
+                .web_form_senders
+                .iter()
+                .enumerate()
+                .map(|(i, a)| address(format!("intake.web_form_senders[{i}]"), a))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The addresses of a staff role (none when the role is not configured).
+    pub fn staff(&self, role: &str) -> &[EmailAddress] {
+        self.staff.get(role).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every staff address, any role, once.
+    pub fn all_staff(&self) -> Vec<EmailAddress> {
+        let mut all: Vec<EmailAddress> = self.staff.values().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    pub fn is_staff(&self, address: &EmailAddress) -> bool {
+        self.staff.values().flatten().any(|a| a == address)
     }
 }
 
@@ -1177,6 +1266,36 @@ director = ["directeur@example.org"]
     }
 
     #[test]
+    fn validated_settings_hold_the_values_read_once() {
+        let s = Settings::from_text(MINIMAL, "t.toml", &[]).unwrap();
+        let v = s.validate().unwrap();
+        assert_eq!(v.typed.time_zone, chrono_tz::Europe::Amsterdam);
+        assert_eq!(
+            v.typed.staff("receiver")[0].as_str(),
+            "ontvangst@example.org"
+        );
+        assert!(v.typed.staff("nobody").is_empty());
+        assert_eq!(v.typed.service_address.as_str(), "service@example.org");
+        assert!(v.typed.digest.is_some());
+        assert_eq!(
+            v.organisation.name, "Test",
+            "the plain values through Deref"
+        );
+        // No silent fallback: a bad value is a problem, never a default.
+        let bad = MINIMAL.replace(
+            "name = \"Test\"",
+            "name = \"Test\"\ntime_zone = \"Mars/Base\"",
+        );
+        let s = Settings::from_text(&bad, "t.toml", &[]).unwrap();
+        assert!(s.time_zone().is_err());
+        let problems = s.validate().unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.key == "organisation.time_zone"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn syntax_error_names_file_and_line() {
         let bad = MINIMAL.replace("kind = \"maildir\"", "kind = maildir");
         match Settings::from_text(&bad, "t.toml", &[]) {
@@ -1215,7 +1334,7 @@ director = ["directeur@example.org"]
         let s = Settings::from_text(MINIMAL, "t.toml", &env).unwrap();
         assert_eq!(s.mailbox.password.expose(), "s3cr#t");
         assert_eq!(s.limits.acknowledgements_per_address_per_day, 5);
-        assert_eq!(s.staff.addresses("director")[0].as_str(), "d@example.org");
+        assert_eq!(s.staff.roles["director"], ["d@example.org"]);
         let debug = format!("{s:?}");
         assert!(!debug.contains("s3cr#t"), "{debug}");
     }

@@ -11,7 +11,7 @@ use clap::Parser;
 
 use klachtd::app::App;
 use klachtd::clock::{FixedClock, SharedClock, SystemClock};
-use klachtd::config::{ConfigError, LogFormat, Problem, Settings};
+use klachtd::config::{ConfigError, LogFormat, Problem, Settings, Valid};
 
 use cli::UsageError;
 use cli::args::{Cli, Command};
@@ -66,7 +66,7 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => cli::check::check(&settings, problems),
         Command::Procedure { action } => cli::procedure::procedure(&settings, &action),
         Command::Route { explain, format } => {
-            cli::route::route(&valid(settings, problems)?, &explain, format)
+            cli::route::route(&*valid(settings, problems)?, &explain, format)
         }
         Command::Run { once } => cli::run::run(open(settings, problems, now).await?, once).await,
         Command::List {
@@ -129,12 +129,11 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The settings, if they have no problems (exit 2 listing them all otherwise).
-fn valid(settings: Settings, problems: Vec<Problem>) -> Result<Settings, ConfigError> {
-    if problems.is_empty() {
-        Ok(settings)
-    } else {
-        Err(ConfigError::Invalid(problems))
+fn valid(settings: Settings, problems: Vec<Problem>) -> Result<Valid, ConfigError> {
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
     }
+    settings.validate().map_err(ConfigError::Invalid)
 }
 
 /// The app on a valid configuration, its clock at `at` (RFC 3339) when given, else now.

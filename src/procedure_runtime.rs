@@ -90,8 +90,12 @@ impl ProcedureRuntime {
             current: Arc::new(procedure),
             current_text: text,
             calendar,
-            tz: settings.time_zone(),
-            hours: settings.working_hours(),
+            tz: settings
+                .time_zone()
+                .map_err(|p| RuntimeError::Invalid(vec![format!("{}: {}", p.key, p.message)]))?,
+            hours: settings
+                .working_hours()
+                .map_err(|p| RuntimeError::Invalid(vec![format!("{}: {}", p.key, p.message)]))?,
             cache: Mutex::new(HashMap::new()),
         })
     }

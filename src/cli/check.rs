@@ -67,7 +67,7 @@ fn procedure_problems(settings: &Settings) -> Vec<Problem> {
             .as_ref()
             .is_some_and(|e| LANGUAGES.iter().all(|l| e.has(l, t)))
     };
-    let has_role = |r: &str| r == "handler" || !settings.staff.addresses(r).is_empty();
+    let has_role = |r: &str| r == "handler" || settings.staff.has_role(r);
     rt.current()
         .check(&has_template, &has_role)
         .iter()

@@ -72,12 +72,7 @@ pub async fn promote(ctx: &Context, id: i64, acknowledge: bool) -> Result<String
     };
     let from =
         EmailAddress::parse(&m.from_address).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    let web_form = s
-        .intake
-        .web_form_senders
-        .iter()
-        .filter_map(|a| EmailAddress::parse(a).ok())
-        .any(|a| a == from);
+    let web_form = s.typed.web_form_senders.contains(&from);
     let complainant = match (&m.reply_to, web_form) {
         (Some(r), true) => (
             EmailAddress::parse(r).map_err(|e| ServiceError::Invalid(e.to_string()))?,

@@ -614,7 +614,7 @@ pub async fn register(
 
     let complainant = complainant_of(ctx, parsed);
     let mut lookups = ThreadLookups {
-        sender_is_staff: s.staff.is_staff(&facts.from),
+        sender_is_staff: s.typed.is_staff(&facts.from),
         ..Default::default()
     };
     // Threading by header: a Message-ID we made (signed, unguessable) threads the mail; a
@@ -893,13 +893,7 @@ pub async fn register(
 /// sender (the form's mailer is not the person).
 fn complainant_of(ctx: &Context, parsed: &ParsedMail) -> (EmailAddress, Option<String>) {
     let f = &parsed.facts;
-    let web_form = ctx
-        .settings
-        .intake
-        .web_form_senders
-        .iter()
-        .filter_map(|a| EmailAddress::parse(a).ok())
-        .any(|a| a == f.from);
+    let web_form = ctx.settings.typed.web_form_senders.contains(&f.from);
     match (&f.reply_to, web_form) {
         (Some(r), true) => (r.clone(), None),
         _ => (

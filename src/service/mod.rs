@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::clock::SharedClock;
-use crate::config::Settings;
+use crate::config::Valid;
 use crate::domain::types::EmailAddress;
 use crate::mail::templates::TemplateEngine;
 use crate::store::Store;
@@ -42,7 +42,8 @@ pub enum ServiceError {
 
 /// Everything the services share.
 pub struct Context {
-    pub settings: Settings,
+    /// Validated: the values that are more than text are in `settings.typed`.
+    pub settings: Valid,
     pub store: Arc<dyn Store>,
     pub templates: Arc<TemplateEngine>,
     pub clock: SharedClock,
@@ -84,9 +85,9 @@ impl Context {
         self.settings.organisation.address_separator
     }
 
+    /// Our address (`outgoing.from`, validated): the service mailbox tokens are made on.
     pub fn from_address(&self) -> Result<EmailAddress, ServiceError> {
-        EmailAddress::parse(&self.settings.outgoing.from)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))
+        Ok(self.settings.typed.service_address.clone())
     }
 
     pub fn from_name(&self) -> String {

@@ -153,7 +153,7 @@ pub async fn queue_to_role(
     complaint_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<usize, ServiceError> {
-    let to = ctx.settings.staff.addresses(role);
+    let to = ctx.settings.typed.staff(role).to_vec();
     if to.is_empty() {
         tracing::warn!(role, template, "no address for role: alert only logged");
         return Ok(0);

@@ -42,7 +42,7 @@ pub async fn open_complaint(
 ) -> Result<Opened, ServiceError> {
     let s = &ctx.settings;
     let now = ctx.clock.now();
-    let year = o.received_at.with_timezone(&s.time_zone()).year();
+    let year = o.received_at.with_timezone(&s.typed.time_zone).year();
     let prefix = s.organisation.reference_prefix.to_ascii_uppercase();
     let language = detect_language(
         &format!("{}\n{}", o.subject, o.text),

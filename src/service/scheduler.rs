@@ -5,7 +5,6 @@
 //! complaint along, with the validation the mail commands will share.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -596,14 +595,14 @@ fn role_addresses(ctx: &Context, state: &ComplaintState, role: &str) -> Vec<Emai
         let mut out: Vec<EmailAddress> = state
             .routed_roles
             .iter()
-            .flat_map(|r| ctx.settings.staff.addresses(r))
+            .flat_map(|r| ctx.settings.typed.staff(r).to_vec())
             .collect();
         out.dedup();
         if !out.is_empty() {
             return out;
         }
     }
-    let configured = ctx.settings.staff.addresses(role);
+    let configured = ctx.settings.typed.staff(role).to_vec();
     if role == "handler" && configured.is_empty() {
         // The handler is per complaint: whoever `set REF handler ADDRESS` named.
         return state
@@ -951,12 +950,8 @@ pub async fn next_wakeup(ctx: &Context) -> Result<Option<DateTime<Utc>>, Service
     Ok(next)
 }
 
-fn digest_schedule(ctx: &Context) -> Option<cron::Schedule> {
-    let expr = ctx.settings.schedule.digest.trim();
-    if expr.is_empty() {
-        return None;
-    }
-    cron::Schedule::from_str(expr).ok()
+fn digest_schedule(ctx: &Context) -> Option<&cron::Schedule> {
+    ctx.settings.typed.digest.as_ref()
 }
 
 /// The digest is mail to people: a fire on a weekend, a holiday of the organisation's calendar

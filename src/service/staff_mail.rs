@@ -148,7 +148,7 @@ async fn candidates(
             }
         }
     }
-    for a in ctx.settings.staff.all() {
+    for a in ctx.settings.typed.all_staff() {
         push(&mut out, a, true);
     }
     Ok(out)
@@ -186,7 +186,7 @@ pub async fn read_tokens(
     let mut cache: HashMap<i64, Vec<Candidate>> = HashMap::new();
     for (claim, via, written) in claims {
         if claim.kind == TokenKind::Intake {
-            let staff = ctx.settings.staff.all();
+            let staff = ctx.settings.typed.all_staff();
             match claim.verify(&keys, &staff) {
                 Some(v) => found.intake_for = staff.get(v.candidate).cloned(),
                 None => found.refused.push(written),
@@ -480,7 +480,7 @@ fn command_context(
     state: &crate::store::ComplaintState,
     sender: &EmailAddress,
 ) -> CommandContext {
-    let mut staff = ctx.settings.staff.all();
+    let mut staff = ctx.settings.typed.all_staff();
     if let Some(h) = state
         .handler
         .as_deref()
@@ -953,10 +953,12 @@ fn opens_with_new(text: &str) -> bool {
         .find(|l| !l.trim().is_empty())
         .is_some_and(|l| {
             let w = l.trim().trim_start_matches(['*', '>', ' ']).to_lowercase();
+            // Bold in HTML converted to text: `*#nieuw*`.
             let name = w
                 .split(|c: char| c.is_whitespace() || c == ':')
                 .next()
-                .unwrap_or("");
+                .unwrap_or("")
+                .trim_end_matches('*');
             name == "#nieuw" || name == "#new"
         })
 }
@@ -1071,7 +1073,7 @@ pub async fn intake(
     let procedure = ctx.procedure.current();
     let cctx = CommandContext {
         sender: from.clone(),
-        staff: Some(s.staff.all()),
+        staff: Some(s.typed.all_staff()),
         categories: None,
         kinds: procedure.kinds.clone(),
         milestones: procedure.milestones.iter().map(|m| m.id).collect(),
