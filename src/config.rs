@@ -169,12 +169,32 @@ pub struct Organisation {
     pub previous_secret_files: Vec<PathBuf>,
     /// The last day (organisation time) previous keys are accepted. Required with them: a key
     /// rotated out because it leaked must stop working.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "date_or_text")]
     pub previous_secrets_until: Option<chrono::NaiveDate>,
     /// Between the service address's local part and a reply token: `+` (RFC 5233
     /// subaddressing) or `-` / `=` for servers configured so.
     #[serde(default = "default_separator")]
     pub address_separator: char,
+}
+
+/// A date as TOML writes it (`2027-03-31`, a local date) or as text (`"2027-03-31"`, also what
+/// an environment override gives).
+fn date_or_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<chrono::NaiveDate>, D::Error> {
+    use serde::de::Error;
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(t) => t.to_string(),
+        other => {
+            return Err(D::Error::custom(format!(
+                "expected a date YYYY-MM-DD, got {other}"
+            )));
+        }
+    };
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("expected a date YYYY-MM-DD, got {text:?}")))
 }
 
 fn default_separator() -> char {

@@ -949,3 +949,104 @@ fn a_satisfaction_answer_to_the_follow_up_is_recorded() {
     assert_eq!(complaint_json(&app, &r)["satisfaction"], "4");
     assert_eq!(has_event(&app, &r, "satisfaction").len(), 1);
 }
+
+// ---- keys, DMARC, the digest -----------------------------------------------------------------
+
+#[test]
+fn tokens_of_a_rotated_key_are_accepted_until_the_configured_day() {
+    let app = TestApp::spawn();
+    let r = complaint(&app);
+    let notice = last_to(&app, RECEIVER, &r);
+    app.set_env("KLACHTD__ORGANISATION__SECRET", "a-new-secret");
+    app.set_env(
+        "KLACHTD__ORGANISATION__PREVIOUS_SECRETS",
+        &format!("[\"{}\"]", common::SECRET),
+    );
+    app.set_env(
+        "KLACHTD__ORGANISATION__PREVIOUS_SECRETS_UNTIL",
+        "2026-12-31",
+    );
+    let reply = outlook_reply(
+        RECEIVER,
+        &notice,
+        "#categorie Roostering",
+        "rot1@example.org",
+    );
+    receive(&app, &reply.build(), "2026-12-31T16:00:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["category"], "Roostering");
+    // After that day the old key proves nothing.
+    let late = outlook_reply(RECEIVER, &notice, "#oorzaak te laat", "rot2@example.org");
+    receive(&app, &late.build(), "2027-01-01T10:00:00+01:00");
+    assert!(complaint_json(&app, &r)["cause"].is_null());
+    assert_eq!(has_event(&app, &r, "security_refused").len(), 1);
+    // Without the day the old keys are a configuration problem, not accepted forever.
+    app.set_env("KLACHTD__ORGANISATION__PREVIOUS_SECRETS_UNTIL", "");
+    let out = app.cmd(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn require_dmarc_pass_also_needs_our_servers_dmarc_verdict() {
+    let app = TestApp::spawn();
+    app.set_env("KLACHTD__INTAKE__TRUSTED_AUTHSERV_ID", "mx.example.org");
+    app.set_env("KLACHTD__STAFF__REQUIRE_DMARC_PASS", "true");
+    let r = complaint(&app);
+    let notice = last_to(&app, RECEIVER, &r);
+    let without = outlook_reply(RECEIVER, &notice, "#categorie Zonder", "dm1@example.org");
+    receive(&app, &without.build(), "2026-11-23T11:00:00+01:00");
+    assert!(complaint_json(&app, &r)["category"].is_null());
+    let reason = has_event(&app, &r, "security_refused")[0]["detail"].clone();
+    assert!(reason.as_str().unwrap().contains("DMARC"), "{reason}");
+    // A pass written by another server is not ours.
+    let theirs = outlook_reply(RECEIVER, &notice, "#categorie Vals", "dm2@example.org").header(
+        "Authentication-Results",
+        "evil.example; dmarc=pass header.from=example.org",
+    );
+    receive(&app, &theirs.build(), "2026-11-23T11:05:00+01:00");
+    assert!(complaint_json(&app, &r)["category"].is_null());
+    let ours = outlook_reply(RECEIVER, &notice, "#categorie Met", "dm3@example.org").header(
+        "Authentication-Results",
+        "mx.example.org; spf=pass smtp.mailfrom=example.org; dmarc=pass (p=reject) header.from=example.org",
+    );
+    receive(&app, &ours.build(), "2026-11-23T11:10:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["category"], "Met");
+}
+
+#[test]
+fn a_digest_line_is_answered_through_its_own_link_and_a_reply_to_the_digest_registers_nothing() {
+    let app = TestApp::spawn();
+    let r = complaint(&app);
+    // Thursday: the first reaction (Monday 30 November) is within the digest's 3 working days.
+    app.set_now("2026-11-26T08:30:00+01:00");
+    app.cmd_ok(&["tick", "--at", "2026-11-26T08:30:00+01:00"]);
+    let digest = last_to(&app, RECEIVER, "Overzicht");
+    let line = digest
+        .text
+        .lines()
+        .find(|l| l.contains("antwoord aan"))
+        .unwrap_or_else(|| panic!("no reply address in the digest: {}", digest.text));
+    let address = line.rsplit(' ').next().unwrap().trim().to_string();
+    assert!(
+        address.contains(&format!("+c-{}", r.to_ascii_lowercase())),
+        "{address}"
+    );
+    let answer = Mail::new(RECEIVER, &format!("Re: [{r}]"))
+        .header("To", &address)
+        .message_id("digest-line@example.org")
+        .body("#categorie Uit het overzicht");
+    receive(&app, &answer.build(), "2026-11-26T09:00:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["category"], "Uit het overzicht");
+    let before = app.list().len();
+    let to_digest = Mail::new(RECEIVER, &format!("RE: {}", digest.subject))
+        .header("In-Reply-To", &format!("<{}>", digest.message_id))
+        .message_id("digest-reply@example.org")
+        .body("#categorie Welke?");
+    receive(&app, &to_digest.build(), "2026-11-26T09:05:00+01:00");
+    assert_eq!(
+        app.list().len(),
+        before,
+        "no complaint from a reply to the digest"
+    );
+    let answer = last_to(&app, RECEIVER, "Niet uitgevoerd");
+    assert!(answer.text.contains("overzicht"), "{}", answer.text);
+}

@@ -377,7 +377,7 @@ pub fn sample_context() -> Value {
         "serious": { "keywords": "veiligheid, letsel" },
         "solution": { "text": "We plannen de gemiste lessen in overleg opnieuw in." },
         "digest": { "items": [
-            { "reference": "KL-2026-0001", "subject": "Les gaat niet door", "what": "afgehandeld", "due": "vrijdag 11 december 2026" }
+            { "reference": "KL-2026-0001", "subject": "Les gaat niet door", "what": "afgehandeld", "due": "vrijdag 11 december 2026", "reply_address": "service+c-kl-2026-0001-0a1b2c3d4e5f60718293a4@example.org" }
         ] },
         "links": { "reply_hint": "Antwoord op deze e-mail; laat het nummer in het onderwerp staan." },
         "bounce": { "recipient": "jan@example.nl", "reason": "mailbox unavailable" },

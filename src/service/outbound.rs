@@ -129,6 +129,36 @@ pub fn staff_context(ctx: &Context, context: &Value, recipient: &EmailAddress) -
         )
         .ok()
     });
+    // A digest line is answered on its own: each carries a reply address bound to that
+    // complaint and this recipient, as the complaint's own mails do.
+    if let Some(items) = context
+        .get_mut("digest")
+        .and_then(|d| d.get_mut("items"))
+        .and_then(Value::as_array_mut)
+    {
+        for item in items {
+            let reference = item
+                .get("reference")
+                .and_then(Value::as_str)
+                .and_then(|r| ComplaintRef::parse(r).ok());
+            let address = reference.and_then(|reference| {
+                let service = ctx.from_address().ok()?;
+                token::reply_address(
+                    &service,
+                    ctx.separator(),
+                    &TokenPurpose::Reply {
+                        reference,
+                        recipient: recipient.clone(),
+                    },
+                    &ctx.key,
+                )
+                .ok()
+            });
+            if let (Some(a), Value::Object(item)) = (address, item) {
+                item.insert("reply_address".into(), Value::String(a.to_string()));
+            }
+        }
+    }
     if let Value::Object(map) = &mut context {
         map.insert(
             "staff".into(),

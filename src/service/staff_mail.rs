@@ -1042,6 +1042,49 @@ pub async fn intake(
         .as_ref()
         .is_some_and(|a| a.mailbox_key() == from.mailbox_key());
     let dmarc = domain_authenticated(facts, &s.intake.trusted_authserv_id, from.domain());
+    // An answer to one of our staff mails about no single complaint (the digest, an
+    // operational alert) is no new complaint: the lines of the digest have their own links.
+    let ours: Vec<String> = facts
+        .thread_ids()
+        .iter()
+        .filter(|m| crate::mail::compose::is_our_message_id(m, &ctx.key))
+        .map(|m| m.to_string())
+        .collect();
+    if !ours.is_empty()
+        && let Some(sent) = tx.sent_by_message_ids(&ours).await?
+        && sent.complaint_id.is_none()
+    {
+        let reason = format!(
+            "a staff answer to our {} mail, which is about no single complaint: kept unfiled (commands answer a complaint's own mail, or the link by its line in the digest)",
+            sent.template
+        );
+        let outcome = unfiled(
+            ctx,
+            tx,
+            message,
+            parsed,
+            over_size,
+            attachment_shas,
+            &reason,
+        )
+        .await?;
+        let en = s.organisation.language == "en";
+        let text = if en {
+            "this is an answer to the overview, which is about several complaints: nothing was done. Answer the link by the complaint's line (\"commands: reply to ...\"), or a mail about that complaint."
+        } else {
+            "dit is een antwoord op het overzicht, dat over meer klachten gaat: er is niets uitgevoerd. Antwoord via het adres bij de regel van de klacht (\"opdrachten: antwoord aan ...\"), of op een bericht over die klacht."
+        };
+        reply_without_complaint(
+            ctx,
+            tx,
+            parsed,
+            "command_refused",
+            json!({ "errors": [text] }),
+            now,
+        )
+        .await?;
+        return Ok(outcome);
+    }
     let (subject, fw_subject) = strip_forward_prefix(&facts.subject);
     let new = opens_with_new(text);
     let forward = !parsed.attached_messages.is_empty()
