@@ -711,7 +711,14 @@ pub fn procedure_complete(
                 a.id == pa.action_id && matches!(a.trigger, Trigger::On(Milestone::Handled))
             })
     });
-    !later && !waiting
+    // A milestone that comes after handling (mzo's follow-up three weeks after receipt) still
+    // has to happen: the complaint is not done before it is.
+    let after_handling_open = procedure.milestones.iter().any(|m| {
+        m.id > Milestone::Handled
+            && !matches!(m.id, Milestone::Closed | Milestone::Purged)
+            && !progress.completed.contains_key(m.id.as_str())
+    });
+    !later && !waiting && !after_handling_open
 }
 
 /// The milestones of the procedure a person still had to complete: not receipt (always done)
@@ -1298,6 +1305,23 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         utc(NOW)
+    }
+
+    #[test]
+    fn a_complaint_is_not_done_while_a_milestone_after_handling_is_open() {
+        // mzo: the follow-up three weeks after receipt comes after handling.
+        let mzo = preset("mzo");
+        let mut progress = fresh().progress;
+        progress.completed.insert("handled".into(), utc(NOW));
+        let none = HashSet::new();
+        assert!(!procedure_complete(&mzo, &progress, &[], &none));
+        progress.completed.insert("follow_up".into(), utc(NOW));
+        assert!(procedure_complete(&mzo, &progress, &[], &none));
+        // Without a later milestone, handling is the end (leefstijlwijzer has none).
+        let lsw = preset("leefstijlwijzer");
+        let mut progress = fresh().progress;
+        progress.completed.insert("handled".into(), utc(NOW));
+        assert!(procedure_complete(&lsw, &progress, &[], &none));
     }
 
     /// A complaint as registration leaves it: received and acknowledged.
