@@ -9,6 +9,10 @@
             C connections at the same time (one thread each).
   latency   a minimal SMTP sink plus an appender: APPEND one complaint, wait until its
             acknowledgement is accepted by the sink, repeat; prints p50/p99.
+  staffreply the same sink and appender for staff mail: APPEND a few complaints, take the
+            new-complaint notices the sink accepts (their Reply-To and Message-ID), then APPEND
+            one staff reply at a time ("#notitie meting N") and wait until the sink accepts its
+            confirmation (matched on In-Reply-To); prints p50/p99.
 
 Every command prints one JSON object on stdout.
 """
@@ -25,7 +29,8 @@ import threading
 import time
 import imaplib
 import smtplib
-from email.utils import formatdate
+from email.parser import BytesHeaderParser
+from email.utils import formatdate, parseaddr
 
 ATTACHMENT = None
 
@@ -208,6 +213,8 @@ class Sink(socketserver.ThreadingTCPServer):
     def __init__(self, port):
         super().__init__(("127.0.0.1", port), SinkHandler)
         self.accepted = {}  # recipient -> time the DATA was accepted
+        self.by_in_reply_to = {}  # In-Reply-To header value -> time the DATA was accepted
+        self.messages = []  # (time, recipients, headers) of every accepted mail
         self.cond = threading.Condition()
 
 
@@ -233,17 +240,30 @@ class SinkHandler(socketserver.StreamRequestHandler):
             elif verb == b"DATA":
                 w.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 w.flush()
+                head, in_head = [], True
                 while True:
                     l = self.rfile.readline()
                     if not l or l == b".\r\n":
                         break
+                    if in_head:
+                        if l in (b"\r\n", b"\n"):
+                            in_head = False
+                        else:
+                            # RFC 5321 section 4.5.2: a leading dot was doubled.
+                            head.append(l[1:] if l.startswith(b"..") else l)
                 now = time.time()
                 w.write(b"250 2.0.0 Ok: queued\r\n")
                 w.flush()
+                # The headers are read after the 250, outside the measured time.
+                headers = BytesHeaderParser().parsebytes(b"".join(head) + b"\r\n")
                 srv = self.server
                 with srv.cond:
                     for r in rcpts:
                         srv.accepted[r] = now
+                    irt = unfold(headers.get("In-Reply-To"))
+                    if irt:
+                        srv.by_in_reply_to[irt] = now
+                    srv.messages.append((now, list(rcpts), headers))
                     srv.cond.notify_all()
             elif verb == b"QUIT":
                 w.write(b"221 2.0.0 Bye\r\n")
@@ -298,6 +318,84 @@ def cmd_latency(a):
     sink.shutdown()
 
 
+def unfold(value):
+    """A header value on one line (RFC 5322 section 2.2.3), runs of whitespace as one space."""
+    return " ".join((value or "").split())
+
+
+def staff_reply(tag, i, receiver, notice):
+    """A staff reply to a new-complaint notice: to its tokened Reply-To, in its thread."""
+    _, reply_to = parseaddr(unfold(notice["Reply-To"]))
+    notice_id = unfold(notice["Message-ID"])
+    message_id = f"<{tag}-{i}@medewerker.example.test>"
+    mail = (
+        f"From: Receptie <{receiver}>\r\nTo: <{reply_to}>\r\n"
+        f"Subject: RE: {unfold(notice['Subject'])}\r\nMessage-ID: {message_id}\r\n"
+        f"In-Reply-To: {notice_id}\r\nReferences: {notice_id}\r\n"
+        f"Date: {formatdate(localtime=True)}\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"#notitie meting {i}\r\n"
+    )
+    return mail.encode(), message_id
+
+
+def cmd_staffreply(a):
+    sink = Sink(a.sink_port)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    with open(a.ready, "w") as f:
+        f.write("ready\n")
+    while not os.path.exists(a.go):
+        time.sleep(0.05)
+    imap = RawImap(a.port, a.user)
+    receiver = a.receiver.lower()
+    # Setup, not timed: a few complaints and the notices the receiver gets for them.
+    notices = []
+    for c in range(a.complaints):
+        imap.append_all("INBOX", [complaint(a.tag, c, a.user, False)], 1)
+        subject_part = f"Klacht {a.tag} {c}"
+
+        def notice():
+            for _, rcpts, h in sink.messages:
+                if receiver in rcpts and subject_part in unfold(h["Subject"]):
+                    return h
+            return None
+
+        with sink.cond:
+            ok = sink.cond.wait_for(lambda: notice() is not None, timeout=a.timeout)
+        if not ok:
+            raise SystemExit(f"no new-complaint notice for complaint {c} within {a.timeout} s")
+        h = notice()
+        if not h["Reply-To"] or not h["Message-ID"]:
+            raise SystemExit(f"notice without Reply-To or Message-ID: {dict(h)}")
+        notices.append(h)
+    latencies = []
+    for i in range(a.n):
+        mail, message_id = staff_reply(a.tag, i, receiver, notices[i % len(notices)])
+        t0 = time.time()
+        imap.append_all("INBOX", [mail], 1)
+        with sink.cond:
+            ok = sink.cond.wait_for(lambda: message_id in sink.by_in_reply_to, timeout=a.timeout)
+        if not ok:
+            raise SystemExit(f"no confirmation for staff reply {i} within {a.timeout} s")
+        latencies.append(sink.by_in_reply_to[message_id] - t0)
+        time.sleep(a.gap)
+    imap.command("LOGOUT")
+    s = sorted(latencies)
+    print(
+        json.dumps(
+            {
+                "replies": len(s),
+                "complaints": len(notices),
+                "p50": percentile(s, 50),
+                "p99": percentile(s, 99),
+                "max": s[-1],
+                "min": s[0],
+            }
+        )
+    )
+    sink.shutdown()
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -334,6 +432,19 @@ def main():
     l.add_argument("--gap", type=float, default=0.05)
     l.add_argument("--timeout", type=float, default=30)
     l.set_defaults(fn=cmd_latency)
+    r = sub.add_parser("staffreply")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--user", required=True)
+    r.add_argument("--receiver", required=True)
+    r.add_argument("--sink-port", type=int, required=True)
+    r.add_argument("--n", type=int, default=200)
+    r.add_argument("--complaints", type=int, default=3)
+    r.add_argument("--tag", required=True)
+    r.add_argument("--ready", required=True)
+    r.add_argument("--go", required=True)
+    r.add_argument("--gap", type=float, default=0.05)
+    r.add_argument("--timeout", type=float, default=30)
+    r.set_defaults(fn=cmd_staffreply)
     a = p.parse_args()
     a.fn(a)
 

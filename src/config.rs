@@ -776,11 +776,16 @@ impl Settings {
                 }
             }
         }
-        if EmailAddress::parse(&self.outgoing.from).is_err() {
-            p.push(Problem::new(
+        match EmailAddress::parse(&self.outgoing.from) {
+            Err(_) => p.push(Problem::new(
                 "outgoing.from",
                 format!("not an email address: {:?}", self.outgoing.from),
-            ));
+            )),
+            Ok(service) => {
+                if let Some(problem) = self.tokened_address_problem(&service) {
+                    p.push(problem);
+                }
+            }
         }
         match self.outgoing.kind {
             OutgoingKind::File => {
@@ -1015,6 +1020,35 @@ impl Settings {
             Ok(rules)
         } else {
             Err(problems)
+        }
+    }
+
+    /// The longest address klachtd makes on the service mailbox (a verdict link of a complaint
+    /// numbered up to 9999) must fit RFC 5321 4.5.3.1.1's 64 octets, or mail would go out
+    /// without its answer addresses.
+    fn tokened_address_problem(&self, service: &EmailAddress) -> Option<Problem> {
+        use crate::domain::token::{TokenError, TokenPurpose, reply_address};
+        let prefix = &self.organisation.reference_prefix;
+        let reference = crate::domain::types::ComplaintRef::new(prefix, 2026, 9999);
+        let purpose = TokenPurpose::Verdict {
+            reference,
+            agree: true,
+            recipient: service.clone(),
+        };
+        match reply_address(
+            service,
+            self.organisation.address_separator,
+            &purpose,
+            b"check",
+        ) {
+            Err(TokenError::TooLong { address, len }) => Some(Problem::new(
+                "outgoing.from",
+                format!(
+                    "too long for the answer addresses klachtd makes on it: {address} has a local part of {len} octets, RFC 5321 allows 64 (shorten the local part of {:?} or organisation.reference_prefix)",
+                    self.outgoing.from
+                ),
+            )),
+            _ => None,
         }
     }
 

@@ -1050,3 +1050,32 @@ fn a_digest_line_is_answered_through_its_own_link_and_a_reply_to_the_digest_regi
     let answer = last_to(&app, RECEIVER, "Niet uitgevoerd");
     assert!(answer.text.contains("overzicht"), "{}", answer.text);
 }
+
+/// A service address too long for its tokened addresses: RFC 5321 4.5.3.1.1 allows 64 octets
+/// in a local part, and a verdict address adds `+v-kl-2026-0001-a-` and 22 hex digits (40
+/// octets) to the service's. Mail would go out without tokened Reply-To and verdict links:
+/// `klachtd check` (and every start) refuses it. Found by the mail stack e2e tests, whose
+/// service addresses were 25 octets.
+#[test]
+fn check_reports_a_service_address_too_long_for_its_tokened_addresses() {
+    // 30 octets: the reply address's local part is 68, the verdict address's 70.
+    let long = "klachtenregistratie-zuidoost-x@example.org";
+    let app = TestApp::spawn_with_config(|c| {
+        *c = c.replace(&format!("from = {SERVICE:?}"), &format!("from = {long:?}"));
+    });
+    assert!(
+        std::fs::read_to_string(&app.config_path)
+            .unwrap()
+            .contains(long),
+        "the config names the long address"
+    );
+    let out = app.cmd(&["check"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("outgoing.from"), "{said}");
+    assert!(said.contains("64"), "says the limit: {said}");
+}

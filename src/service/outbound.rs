@@ -103,7 +103,8 @@ fn answerable_ids(
     };
     let reply_to = match token::reply_address(service, ctx.separator(), &purpose, &ctx.key) {
         Ok(a) => Some(a),
-        // `klachtd check` reports this; a mail must still go out (its Message-ID is tokened).
+        // `klachtd check` refuses a service address too long for references up to 9999; a
+        // mail must still go out (its Message-ID is tokened).
         Err(e @ TokenError::TooLong { .. }) => {
             tracing::warn!(error = %e, "mail sent without a tokened Reply-To");
             None

@@ -302,6 +302,12 @@ struct Cfg {
     imap_auth: Option<String>,
     /// SMTP AUTH with the service's username and password, with this `auth` method.
     smtp_password_auth: Option<String>,
+    /// `[procedure] preset`.
+    preset: String,
+    /// The service mailbox's local part starts with this. Tokened addresses add up to 40
+    /// octets to it (`+v-kl-2026-0001-a-` and 22 hex digits) and must stay within RFC 5321's
+    /// 64: the tests of staff mail use a short one.
+    service_prefix: &'static str,
 }
 
 impl Default for Cfg {
@@ -318,6 +324,8 @@ impl Default for Cfg {
             refresh_token: "rt-1".into(),
             imap_auth: None,
             smtp_password_auth: None,
+            preset: "mzo".into(),
+            service_prefix: "service",
         }
     }
 }
@@ -329,6 +337,9 @@ struct TestApp {
     config: PathBuf,
     service: String,
     admin: String,
+    /// Staff addresses, local users of the stack (their mail can be read back over IMAP).
+    receiver: String,
+    complaints_officer: String,
     env: Vec<(String, String)>,
     daemon: Option<Child>,
     log: PathBuf,
@@ -345,9 +356,11 @@ impl TestApp {
     fn create(stack: &Stack, cfg: Cfg) -> TestApp {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().to_path_buf();
-        let service = format!("{}@example.test", unique("service"));
+        let service = format!("{}@example.test", unique(cfg.service_prefix));
         let admin = format!("{}@example.test", unique("admin"));
         let staff = |role: &str| format!("{}@example.test", unique(role));
+        let receiver = staff("receiver");
+        let complaints_officer = staff("officer");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         let ca = stack.env["CA_FILE"].clone();
         let token_file = root.join("refresh-token");
@@ -412,9 +425,10 @@ admin = [{admin:?}]
 receiver = [{receiver:?}]
 director = [{director:?}]
 management_team = [{mt:?}]
+complaints_officer = [{complaints_officer:?}]
 
 [procedure]
-preset = "mzo"
+preset = {preset:?}
 dir = {procedures:?}
 
 [templates]
@@ -431,7 +445,7 @@ level = {level:?}
             data = root.join("data").display().to_string(),
             imap_port = cfg.imap_port.unwrap_or_else(|| stack.port("IMAP_PORT")),
             folder = cfg.folder,
-            receiver = staff("receiver"),
+            preset = cfg.preset,
             director = staff("director"),
             mt = staff("mt"),
             procedures = repo.join("config/procedures").display().to_string(),
@@ -447,6 +461,8 @@ level = {level:?}
             config,
             service,
             admin,
+            receiver,
+            complaints_officer,
             env: cfg.env,
             daemon: None,
         }
@@ -1544,4 +1560,432 @@ fn killed_after_the_commit_before_seen_and_move_then_restart_marks_every_mail_on
     assert!(summary.starts_with("processed 0 mail(s)"), "{summary}");
     assert_eq!(app.list().len(), 3);
     assert_eq!(flags_in(stack, &app.service, "Verwerkt").len(), 3);
+}
+
+// ---- 10. staff work by email, through the real servers -------------------------------------
+
+/// The address of a header value: `"Name" <a@b>` or `a@b`.
+fn address_of(value: &str) -> String {
+    match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => value[open + 1..close].trim().to_string(),
+        _ => value.trim().to_string(),
+    }
+}
+
+/// One SMTP reply (multi-line replies included); panics unless its code is `code`.
+fn smtp_expect(reader: &mut BufReader<TcpStream>, code: &str, what: &str) {
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("read SMTP reply");
+        assert!(n > 0, "{what}: Postfix closed the connection");
+        assert!(line.starts_with(code), "{what}: {}", line.trim_end());
+        // "250-..." goes on, "250 ..." is the last line (RFC 5321 section 4.2.1).
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return;
+        }
+    }
+}
+
+/// Send `raw` (CRLF lines) through the stack's Postfix, plain SMTP on loopback (mynetworks, no
+/// AUTH needed), so the real server routes the envelope recipient (a `+tag` address) to
+/// Dovecot as it routes any mail.
+fn smtp_send(stack: &Stack, from: &str, to: &str, raw: &str) {
+    let tcp = TcpStream::connect(("127.0.0.1", stack.port("SMTP_PORT"))).expect("connect SMTP");
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut writer = tcp.try_clone().expect("clone");
+    let mut reader = BufReader::new(tcp);
+    smtp_expect(&mut reader, "220", "greeting");
+    for (cmd, code) in [
+        ("EHLO e2e.example.test".to_string(), "250"),
+        (format!("MAIL FROM:<{from}>"), "250"),
+        (format!("RCPT TO:<{to}>"), "250"),
+        ("DATA".to_string(), "354"),
+    ] {
+        writer
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .expect("write SMTP");
+        smtp_expect(&mut reader, code, &cmd);
+    }
+    let mut data = String::with_capacity(raw.len() + 16);
+    for line in raw.strip_suffix("\r\n").unwrap_or(raw).split("\r\n") {
+        // Dot-stuffing, RFC 5321 section 4.5.2.
+        if line.starts_with('.') {
+            data.push('.');
+        }
+        data.push_str(line);
+        data.push_str("\r\n");
+    }
+    data.push_str(".\r\n");
+    writer.write_all(data.as_bytes()).expect("write DATA");
+    smtp_expect(&mut reader, "250", "end of DATA");
+    writer.write_all(b"QUIT\r\n").expect("write QUIT");
+    smtp_expect(&mut reader, "221", "QUIT");
+}
+
+/// Wait until a mail in `user`'s INBOX satisfies `pick`; returns the first such.
+fn wait_for_mail(
+    stack: &Stack,
+    user: &str,
+    what: &str,
+    bound: Duration,
+    pick: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    wait_until(bound, &format!("{what} in the mailbox of {user}"), || {
+        inbox(stack, user).into_iter().find(|m| pick(m))
+    })
+}
+
+/// `klachtd show REF --format json`.
+fn show(app: &TestApp, reference: &str) -> Value {
+    let out = app.cli(&["show", reference, "--format", "json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "show {reference}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The history events named `event` in a `show` answer.
+fn events(shown: &Value, event: &str) -> Vec<Value> {
+    shown["history"]
+        .as_array()
+        .map(|h| h.iter().filter(|e| e["event"] == event).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// CRLF line ends, whatever the text had.
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// The config of the staff mail tests: a service address short enough for every tokened
+/// address (see [`Cfg::service_prefix`]), whatever the process id and the test counter.
+fn staff_cfg(preset: &str) -> Cfg {
+    Cfg {
+        preset: preset.into(),
+        service_prefix: "s",
+        ..Cfg::default()
+    }
+}
+
+/// A complaint registered by the running daemon, and the new-complaint notice `staff` got for
+/// it over SMTP, read back over IMAP.
+struct Registered {
+    reference: String,
+    complainant: String,
+    /// The complainant's Message-ID, without angle brackets.
+    message_id: String,
+    notice: Vec<u8>,
+}
+
+/// Start the daemon, deliver one complaint (APPEND) and wait for the notice to `staff`.
+fn register_one(stack: &Stack, app: &mut TestApp, staff: &str) -> Registered {
+    app.start();
+    let complainant = complainant();
+    let message_id = format!("{}@klager.example.test", unique("staffmail"));
+    let subject = "Kapotte stoel in zaal 2";
+    append(
+        stack,
+        &app.service,
+        "INBOX",
+        &[complaint(
+            &message_id,
+            &complainant,
+            &app.service,
+            subject,
+            "Stoel 14 in rij C is al weken kapot.",
+        )],
+    );
+    let list = wait_for_complaints(app, 1, Duration::from_secs(60));
+    let reference = list[0]["reference"]
+        .as_str()
+        .expect("reference")
+        .to_string();
+    let notice = wait_for_mail(
+        stack,
+        staff,
+        "the new-complaint notice",
+        Duration::from_secs(60),
+        |m| subject_of(m).contains(&reference) && subject_of(m).contains("Nieuwe klacht"),
+    );
+    Registered {
+        reference,
+        complainant,
+        message_id,
+        notice,
+    }
+}
+
+fn subject_of(raw: &[u8]) -> String {
+    subject(raw).unwrap_or_default()
+}
+
+/// A reply to `notice` as Outlook writes one: To its Reply-To, In-Reply-To and References its
+/// Message-ID, the new text on top, then the separator line, the header block and the quoted
+/// notice text (with the footer's commands, which must never be applied).
+fn outlook_reply(from: &str, notice: &[u8], new_text: &str, message_id: &str) -> (String, String) {
+    let reply_to = address_of(&header(notice, "Reply-To").expect("the notice has a Reply-To"));
+    let notice_id = header(notice, "Message-ID").expect("the notice has a Message-ID");
+    let notice_subject = subject_of(notice);
+    let notice_from = header(notice, "From").unwrap_or_default();
+    let body = crlf(&format!(
+        "{new_text}\n\n________________________________\nVan: {notice_from}\nVerzonden: dinsdag 24 november 2026 10:01\nAan: {from}\nOnderwerp: {notice_subject}\n\n{}",
+        body_text(notice)
+    ));
+    let date = chrono::Utc::now().to_rfc2822();
+    let raw = format!(
+        "From: Medewerker <{from}>\r\nTo: <{reply_to}>\r\nSubject: RE: {notice_subject}\r\nMessage-ID: <{message_id}>\r\nIn-Reply-To: {notice_id}\r\nReferences: {notice_id}\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nX-Mailer: Microsoft Outlook 16.0\r\n\r\n{body}\r\n"
+    );
+    (raw, reply_to)
+}
+
+#[test]
+fn staff_reply_with_commands_over_imap_is_applied_and_confirmed_over_smtp() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let mut app = TestApp::create(stack, staff_cfg("mzo"));
+    let receiver = app.receiver.clone();
+    let reg = register_one(stack, &mut app, &receiver);
+    let notice_id = header(&reg.notice, "Message-ID").expect("Message-ID");
+    assert!(notice_id.starts_with("<kt."), "tokened: {notice_id}");
+    let before = show(&app, &reg.reference);
+    assert!(before["complaint"]["handler"].is_null(), "{before}");
+
+    let reply_id = format!("{}@medewerker.example.test", unique("cmd"));
+    let (reply, reply_to) = outlook_reply(
+        &receiver,
+        &reg.notice,
+        "#behandelaar ik\n#categorie Roostering",
+        &reply_id,
+    );
+    assert!(
+        reply_to.starts_with(&format!(
+            "{}+c-{}-",
+            app.service.split('@').next().unwrap_or_default(),
+            reg.reference.to_ascii_lowercase()
+        )),
+        "{reply_to}"
+    );
+    let appended = Instant::now();
+    append(stack, &app.service, "INBOX", &[reply]);
+
+    let shown = wait_until(Duration::from_secs(60), "the commands applied", || {
+        let s = show(&app, &reg.reference);
+        (s["complaint"]["handler"] == receiver.as_str()).then_some(s)
+    });
+    assert_eq!(shown["complaint"]["category"], "Roostering", "{shown}");
+    // Only the new text counts: the quoted notice's footer changed nothing else.
+    assert_eq!(
+        shown["complaint"]["severity"], before["complaint"]["severity"],
+        "{shown}"
+    );
+    let applied = events(&shown, "commands_applied");
+    assert_eq!(applied.len(), 1, "{shown}");
+    assert_eq!(applied[0]["actor"], format!("staff:{receiver}"));
+
+    let reply_ref = format!("<{reply_id}>");
+    let confirmation = wait_for_mail(
+        stack,
+        &receiver,
+        "the confirmation",
+        Duration::from_secs(60),
+        |m| header(m, "In-Reply-To").as_deref() == Some(reply_ref.as_str()),
+    );
+    eprintln!(
+        "APPEND of the staff reply -> confirmation in the mailbox: {:?}",
+        appended.elapsed()
+    );
+    let subj = subject_of(&confirmation);
+    assert!(subj.starts_with("Re: "), "{subj}");
+    assert!(subj.contains(&reg.reference), "{subj}");
+    assert!(
+        header(&confirmation, "From").is_some_and(|f| f.contains(&app.service)),
+        "{:?}",
+        header(&confirmation, "From")
+    );
+    let text = body_text(&confirmation);
+    assert!(text.contains("uitgevoerd"), "{text}");
+    assert!(text.contains("Roostering"), "{text}");
+    // The confirmation is answerable too, with a token of its own.
+    assert!(
+        header(&confirmation, "Reply-To").is_some_and(|r| r.contains("+c-")),
+        "{:?}",
+        header(&confirmation, "Reply-To")
+    );
+    // Once.
+    std::thread::sleep(Duration::from_secs(2));
+    let confirmations = inbox(stack, &receiver)
+        .into_iter()
+        .filter(|m| header(m, "In-Reply-To").as_deref() == Some(reply_ref.as_str()))
+        .count();
+    assert_eq!(confirmations, 1);
+    app.stop_cleanly();
+}
+
+#[test]
+fn staff_reply_with_a_bad_command_over_imap_changes_nothing_and_is_answered_over_smtp() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let mut app = TestApp::create(stack, staff_cfg("mzo"));
+    let receiver = app.receiver.clone();
+    let reg = register_one(stack, &mut app, &receiver);
+    let before = show(&app, &reg.reference);
+
+    let reply_id = format!("{}@medewerker.example.test", unique("bad"));
+    let (reply, _) = outlook_reply(&receiver, &reg.notice, "#ernst heel erg", &reply_id);
+    append(stack, &app.service, "INBOX", &[reply]);
+
+    let reply_ref = format!("<{reply_id}>");
+    let refused = wait_for_mail(
+        stack,
+        &receiver,
+        "the \"Niet uitgevoerd\" answer",
+        Duration::from_secs(60),
+        |m| header(m, "In-Reply-To").as_deref() == Some(reply_ref.as_str()),
+    );
+    let subj = subject_of(&refused);
+    assert!(subj.starts_with("Niet uitgevoerd"), "{subj}");
+    let text = body_text(&refused);
+    assert!(text.contains("regel 1"), "{text}");
+    assert!(text.contains("heel erg"), "{text}");
+    assert!(text.contains("ernstig"), "says how to write it: {text}");
+
+    let shown = show(&app, &reg.reference);
+    assert_eq!(
+        shown["complaint"]["severity"], before["complaint"]["severity"],
+        "{shown}"
+    );
+    assert_eq!(events(&shown, "commands_refused").len(), 1, "{shown}");
+    assert!(events(&shown, "commands_applied").is_empty(), "{shown}");
+    app.stop_cleanly();
+}
+
+#[test]
+fn antwoord_over_imap_reaches_the_complainant_in_their_thread_over_smtp() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let mut app = TestApp::create(stack, staff_cfg("mzo"));
+    let receiver = app.receiver.clone();
+    let reg = register_one(stack, &mut app, &receiver);
+    // The acknowledgement is there first; the answer is the second mail.
+    wait_for_acks(stack, &reg.complainant, 1, Duration::from_secs(60));
+
+    let answer = "Beste klager,\n\nStoel 14 in rij C wordt morgen gerepareerd.\n\nMet vriendelijke groet,\nDe receptie";
+    let reply_id = format!("{}@medewerker.example.test", unique("answer"));
+    let (reply, _) = outlook_reply(
+        &receiver,
+        &reg.notice,
+        &format!("#antwoord\n{answer}"),
+        &reply_id,
+    );
+    append(stack, &app.service, "INBOX", &[reply]);
+
+    let relayed = wait_for_mail(
+        stack,
+        &reg.complainant,
+        "the staff answer",
+        Duration::from_secs(60),
+        |m| body_text(m).contains("morgen gerepareerd"),
+    );
+    let from = header(&relayed, "From").unwrap_or_default();
+    assert_eq!(address_of(&from), app.service, "from the service: {from}");
+    assert!(!from.contains(&receiver), "{from}");
+    assert_eq!(
+        header(&relayed, "In-Reply-To").as_deref(),
+        Some(format!("<{}>", reg.message_id).as_str()),
+        "in the complainant's thread"
+    );
+    let text = body_text(&relayed);
+    assert!(
+        text.contains("Stoel 14 in rij C wordt morgen gerepareerd."),
+        "{text}"
+    );
+    assert!(text.contains("De receptie"), "{text}");
+    assert!(!text.contains("#antwoord"), "{text}");
+    assert!(!text.contains("________"), "no quoted notice: {text}");
+    assert!(
+        !text.contains("#behandelaar"),
+        "no staff footer to the complainant: {text}"
+    );
+    assert!(subject_of(&relayed).contains(&reg.reference));
+    let reply_to = header(&relayed, "Reply-To").unwrap_or_default();
+    assert!(reply_to.contains("+c-"), "answerable: {reply_to}");
+    // The receiver's address stays out of the headers the complainant sees.
+    let raw = String::from_utf8_lossy(&relayed);
+    let head = raw.split("\r\n\r\n").next().unwrap_or("");
+    assert!(!head.contains(&receiver), "{head}");
+    app.stop_cleanly();
+}
+
+#[test]
+fn verdict_by_link_through_postfix_under_gelukwerkt() {
+    let Some(stack) = stack() else { return };
+    let _g = shared();
+    let mut app = TestApp::create(stack, staff_cfg("gelukwerkt"));
+    let officer = app.complaints_officer.clone();
+    let reg = register_one(stack, &mut app, &officer);
+
+    // The officer's proposal goes through Postfix to the notice's tokened Reply-To.
+    let reply_id = format!("{}@medewerker.example.test", unique("solution"));
+    let (reply, reply_to) = outlook_reply(
+        &officer,
+        &reg.notice,
+        "#oplossing Wij repareren de stoel voor het volgende concert.\n#klaar oplossing",
+        &reply_id,
+    );
+    smtp_send(stack, &officer, &reply_to, &reply);
+
+    let solution = wait_for_mail(
+        stack,
+        &reg.complainant,
+        "the solution mail",
+        Duration::from_secs(60),
+        |m| body_text(m).contains("volgende concert"),
+    );
+    assert!(
+        subject_of(&solution).contains("oplossing"),
+        "{}",
+        subject_of(&solution)
+    );
+    let text = body_text(&solution);
+    let agree = text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("- akkoord:"))
+        .unwrap_or_else(|| panic!("no \"- akkoord: ADDRESS\" line in: {text}"))
+        .trim()
+        .to_string();
+    let service_local = app.service.split('@').next().unwrap_or_default();
+    assert!(
+        agree.starts_with(&format!("{service_local}+v-")) && agree.ends_with("@example.test"),
+        "{agree}"
+    );
+    let shown = show(&app, &reg.reference);
+    assert!(events(&shown, "verdict").is_empty(), "{shown}");
+
+    // An empty mail to the agree address, as a mail client makes it from the mailto link,
+    // through Postfix: the +tag address reaches the service mailbox by the server's routing.
+    let date = chrono::Utc::now().to_rfc2822();
+    let verdict_id = format!("{}@klager.example.test", unique("verdict"));
+    let empty = format!(
+        "From: Klager <{from}>\r\nTo: <{agree}>\r\nSubject: Akkoord [{reference}]\r\nMessage-ID: <{verdict_id}>\r\nDate: {date}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+        from = reg.complainant,
+        reference = reg.reference,
+    );
+    smtp_send(stack, &reg.complainant, &agree, &empty);
+
+    let shown = wait_until(Duration::from_secs(60), "the verdict recorded", || {
+        let s = show(&app, &reg.reference);
+        (!events(&s, "verdict").is_empty()).then_some(s)
+    });
+    let verdicts = events(&shown, "verdict");
+    assert_eq!(verdicts.len(), 1, "{shown}");
+    let detail = verdicts[0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("agrees (by link)"), "{detail}");
+    assert!(
+        events(&shown, "verdict_unclear").is_empty(),
+        "the link is read, not the (empty) text: {shown}"
+    );
+    app.stop_cleanly();
 }
