@@ -1079,3 +1079,62 @@ fn check_reports_a_service_address_too_long_for_its_tokened_addresses() {
     assert!(said.contains("outgoing.from"), "{said}");
     assert!(said.contains("64"), "says the limit: {said}");
 }
+
+#[test]
+fn not_agreeing_in_words_starts_another_round_and_alerts() {
+    let app = gelukwerkt();
+    let r = complaint(&app);
+    propose_solution(&app, &r);
+    let solution = last_to(&app, PARENT, "gemiste lessen");
+    let answer = Mail::new(PARENT, &format!("Re: {}", solution.subject))
+        .header("In-Reply-To", &format!("<{}>", solution.message_id))
+        .message_id("words-no@example.nl")
+        .body("Niet akkoord. Ik wil dat de docent vervangen wordt.\n\nOp 24 nov. 2026 schreef klachtd:\n> voorstel");
+    receive(&app, &answer.build(), "2026-11-25T10:00:00+01:00");
+    let verdicts = has_event(&app, &r, "verdict");
+    assert_eq!(verdicts.len(), 1, "{:?}", history(&app, &r));
+    assert!(
+        verdicts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not agree (by text)")
+    );
+    assert_eq!(complaint_json(&app, &r)["agreement"], "no");
+    // Seed 003: another proposal; the escalation roles hear at once.
+    assert!(app.outbox().iter().any(|o| o["template"] == "escalation"));
+    assert_eq!(complaint_json(&app, &r)["status"], "reopened");
+}
+
+#[test]
+fn not_agreeing_points_the_complainant_to_the_appeal_body_the_procedure_names() {
+    let app = TestApp::spawn_with_config(|c| {
+        *c = c.replace("preset = \"mzo\"", "preset = \"leefstijlwijzer\"");
+    });
+    let r = complaint(&app);
+    let notice = last_to(&app, RECEIVER, &r);
+    let reply = outlook_reply(
+        RECEIVER,
+        &notice,
+        "#oplossing Wij halen de gemiste lessen in.\n#klaar oplossing",
+        "lsw-solution@example.org",
+    );
+    receive(&app, &reply.build(), "2026-11-24T10:00:00+01:00");
+    let solution = last_to(&app, PARENT, "gemiste lessen");
+    let disagree = solution
+        .text
+        .lines()
+        .find(|l| l.trim_start().starts_with("- niet akkoord: "))
+        .and_then(|l| l.split(": ").nth(1))
+        .unwrap_or_else(|| panic!("{}", solution.text))
+        .trim()
+        .to_string();
+    let answer = Mail::new(PARENT, &format!("Niet akkoord [{r}]"))
+        .header("To", &disagree)
+        .message_id("lsw-no@example.nl")
+        .body("");
+    receive(&app, &answer.build(), "2026-11-25T10:00:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["agreement"], "no");
+    let appeal = last_to(&app, PARENT, "niet eens");
+    assert!(appeal.text.contains("examencommissie"), "{}", appeal.text);
+    assert!(app.outbox().iter().any(|o| o["template"] == "escalation"));
+}

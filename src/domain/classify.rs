@@ -544,14 +544,22 @@ fn strip_comments(v: &str) -> String {
 /// Addresses the mail was delivered to, as the receiving side recorded them: where a bounce
 /// addressed to our VERP envelope sender shows up.
 pub fn delivery_addresses(m: &MailFacts) -> Vec<String> {
+    addresses_in(
+        m,
+        &[
+            "delivered-to",
+            "x-original-to",
+            "envelope-to",
+            "x-envelope-to",
+            "to",
+        ],
+    )
+}
+
+/// The addresses in the named headers (`Name <a@b>, c@d` lists), lower case, in order.
+pub fn addresses_in(m: &MailFacts, names: &[&str]) -> Vec<String> {
     let mut out = Vec::new();
-    for h in [
-        "delivered-to",
-        "x-original-to",
-        "envelope-to",
-        "x-envelope-to",
-        "to",
-    ] {
+    for h in names {
         for v in m.headers_named(h) {
             for piece in v.split(',') {
                 let piece = piece.trim();

@@ -328,6 +328,9 @@ pub struct Procedure {
     pub milestones: Vec<MilestoneDef>,
     pub actions: Vec<Action>,
     pub serious: Option<Serious>,
+    /// Where a complainant who does not agree with the outcome can go next (seed 001: the
+    /// OOA; 004: the examencommissie), told to them when they say they do not agree.
+    pub appeal: Option<String>,
     pub origin: String,
 }
 
@@ -398,6 +401,8 @@ struct RawProcedure {
     #[serde(default)]
     action: Vec<Spanned<RawAction>>,
     serious: Option<Spanned<RawSerious>>,
+    #[serde(default)]
+    appeal: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -844,6 +849,10 @@ impl Procedure {
             milestones,
             actions,
             serious,
+            appeal: raw
+                .appeal
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty()),
             origin: origin.to_string(),
         })
     }

@@ -360,6 +360,7 @@ pub fn sample_context() -> Value {
             "reference": "Opdrachten voor medewerkers\n...",
             "intake_address": "service+i-0a1b2c3d4e5f60718293a4@example.org",
         },
+        "appeal": { "text": "Bent u het niet eens met de afhandeling, dan kunt u in beroep gaan bij de onafhankelijke examencommissie." },
         "answer": { "text": "Beste heer Jansen,\n\nDe lessen worden vanaf volgende week ingehaald." },
         "staff": {
             "address": "marieke@example.nl",

@@ -1356,6 +1356,7 @@ pub async fn apply_event(
                         now,
                     )
                     .await?;
+                    tell_appeal(ctx, tx, &after_state, &procedure, &after_progress, now).await?;
                 }
             }
             Effect::Reply { text } => {
@@ -1583,7 +1584,26 @@ pub async fn record_agreement(
         };
         if tx.mark_action_done(id, &planned.key, now, now).await? {
             execute(ctx, tx, &state, &procedure, &progress, &planned, now).await?;
+            tell_appeal(ctx, tx, &state, &procedure, &progress, now).await?;
         }
     }
     Ok(())
+}
+
+/// A complainant who does not agree hears where they can go next, where the procedure names
+/// it (`appeal`: seed 001's OOA, seed 004's examencommissie).
+async fn tell_appeal(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    state: &ComplaintState,
+    procedure: &Procedure,
+    progress: &Progress,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let Some(appeal) = &procedure.appeal else {
+        return Ok(());
+    };
+    let mut context = template_context(ctx, state, procedure, progress, None, &state.language);
+    context["appeal"] = json!({ "text": appeal });
+    send_to_complainant(ctx, tx, state, "appeal_info", &context, now).await
 }

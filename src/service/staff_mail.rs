@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::outbound::{MailSpec, queue, queue_to_role};
 use super::scheduler::{self, MessageNotice};
 use super::{Context, ServiceError};
-use crate::domain::classify::{MailFacts, domain_authenticated};
+use crate::domain::classify::{MailFacts, addresses_in, domain_authenticated};
 use crate::domain::command::{
     self, Command, CommandContext, CommandError, Commands, VerdictReading,
 };
@@ -77,26 +77,6 @@ impl Tokens {
             .windows(2)
             .any(|w| w[0].complaint_id != w[1].complaint_id)
     }
-}
-
-/// Addresses in the named headers (`Name <a@b>` lists), lower case.
-fn addresses_in(facts: &MailFacts, names: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in names {
-        for v in facts.headers_named(name) {
-            for piece in v.split(',') {
-                let piece = piece.trim();
-                let addr = match (piece.rfind('<'), piece.rfind('>')) {
-                    (Some(a), Some(b)) if a < b => &piece[a + 1..b],
-                    _ => piece,
-                };
-                if addr.contains('@') {
-                    out.push(addr.trim().to_ascii_lowercase());
-                }
-            }
-        }
-    }
-    out
 }
 
 /// A recipient a token of a complaint may have been issued to.
