@@ -394,6 +394,10 @@ pub struct ProcedureChoice {
     /// Where presets are looked up by name.
     #[serde(default = "default_procedure_dir")]
     pub dir: PathBuf,
+    /// The categories of the register (`#categorie`, `klachtd set REF category`). Empty: any
+    /// text. Listed: only these (compared without regard to case; stored as written here).
+    #[serde(default)]
+    pub categories: Vec<String>,
 }
 
 impl Default for ProcedureChoice {
@@ -401,6 +405,7 @@ impl Default for ProcedureChoice {
         Self {
             preset: default_preset(),
             dir: default_procedure_dir(),
+            categories: Vec::new(),
         }
     }
 }
@@ -928,6 +933,14 @@ impl Settings {
         }
         if let Err(problem) = self.digest_schedule() {
             p.push(problem);
+        }
+        for (i, c) in self.procedure.categories.iter().enumerate() {
+            if c.trim().is_empty() {
+                p.push(Problem::new(
+                    format!("procedure.categories[{i}]"),
+                    "must not be empty",
+                ));
+            }
         }
         if let Err(routing) = self.routing_rules() {
             p.extend(routing);

@@ -1138,3 +1138,95 @@ fn not_agreeing_points_the_complainant_to_the_appeal_body_the_procedure_names() 
     assert!(appeal.text.contains("examencommissie"), "{}", appeal.text);
     assert!(app.outbox().iter().any(|o| o["template"] == "escalation"));
 }
+
+#[test]
+fn a_complaint_forwarded_as_an_attachment_is_registered_for_its_original_sender() {
+    let app = TestApp::spawn();
+    complaint(&app);
+    let intake = intake_address(&app);
+    for name in ["outlook-desktop-nl-attachment", "thunderbird-en-attachment"] {
+        let dir = common::repo().join("tests/fixtures/forwards");
+        let raw = String::from_utf8_lossy(&std::fs::read(dir.join(format!("{name}.eml"))).unwrap())
+            .into_owned();
+        let expected = std::fs::read_to_string(dir.join(format!("{name}.expected.toml"))).unwrap();
+        let from = expected
+            .lines()
+            .find_map(|l| l.strip_prefix("from = "))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .expect("expected sender");
+        let mail = with_headers(
+            &raw,
+            &[
+                ("From", RECEIVER.to_string()),
+                ("Return-Path", format!("<{RECEIVER}>")),
+                ("To", intake.clone()),
+                ("Message-ID", format!("<{name}@example.org>")),
+            ],
+        );
+        receive(&app, mail.as_bytes(), "2026-12-02T09:00:00+01:00");
+        let c = complaint_by(&app, &from).unwrap_or_else(|| panic!("{name}: {:?}", app.list()));
+        assert_eq!(c["received_by"], RECEIVER, "{name}");
+        assert!(
+            !app.sent_to(&from).is_empty(),
+            "{name}: the original sender is acknowledged"
+        );
+    }
+}
+
+#[test]
+fn confirmations_can_be_turned_off() {
+    let app = TestApp::spawn();
+    app.set_env("KLACHTD__STAFF__CONFIRM_COMMANDS", "false");
+    let r = complaint(&app);
+    let notice = last_to(&app, RECEIVER, &r);
+    let reply = outlook_reply(RECEIVER, &notice, "#categorie Stil", "quiet@example.org");
+    receive(&app, &reply.build(), "2026-11-23T11:00:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["category"], "Stil");
+    assert!(
+        app.outbox()
+            .iter()
+            .all(|o| o["template"] != "command_confirmation"),
+        "{:?}",
+        app.outbox()
+    );
+    // An error is still answered: the sender must know nothing happened.
+    let bad = outlook_reply(
+        RECEIVER,
+        &notice,
+        "#ernst heel erg",
+        "quiet-bad@example.org",
+    );
+    receive(&app, &bad.build(), "2026-11-23T11:05:00+01:00");
+    assert!(
+        app.outbox()
+            .iter()
+            .any(|o| o["template"] == "command_refused")
+    );
+}
+
+#[test]
+fn listed_categories_are_the_only_ones_by_mail_and_on_the_command_line() {
+    let app = TestApp::spawn();
+    app.set_env(
+        "KLACHTD__PROCEDURE__CATEGORIES",
+        "[\"Roostering\", \"Vervoer\"]",
+    );
+    let r = complaint(&app);
+    let notice = last_to(&app, RECEIVER, &r);
+    let reply = outlook_reply(RECEIVER, &notice, "#categorie vervoer", "cat1@example.org");
+    receive(&app, &reply.build(), "2026-11-23T11:00:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["category"], "Vervoer");
+    let other = outlook_reply(RECEIVER, &notice, "#categorie Catering", "cat2@example.org");
+    receive(&app, &other.build(), "2026-11-23T11:05:00+01:00");
+    assert_eq!(complaint_json(&app, &r)["category"], "Vervoer");
+    let error = last_to(&app, RECEIVER, "Niet uitgevoerd");
+    assert!(
+        error.text.contains("Roostering"),
+        "lists them: {}",
+        error.text
+    );
+    let out = app.cmd(&["set", &r, "category", "Catering"]);
+    assert_eq!(out.status.code(), Some(2));
+    app.cmd_ok(&["set", &r, "category", "roostering"]);
+    assert_eq!(complaint_json(&app, &r)["category"], "Roostering");
+}

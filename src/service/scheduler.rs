@@ -1151,7 +1151,22 @@ pub async fn set_field_in(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<String, ServiceError> {
-    let event = field_event(field, value.trim())?;
+    let mut value = value.trim().to_string();
+    let categories = &ctx.settings.procedure.categories;
+    if field == "category" && !categories.is_empty() {
+        // The register's categories are the config's: written as listed there.
+        value = categories
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(&value))
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::Invalid(format!(
+                    "category must be one of procedure.categories: {}",
+                    categories.join(", ")
+                ))
+            })?;
+    }
+    let event = field_event(field, &value)?;
     let notes = apply_event(ctx, tx, id, &event, actor, now).await?;
     Ok(notes.join("; "))
 }

@@ -453,6 +453,12 @@ async fn refuse(
     Ok(())
 }
 
+/// `procedure.categories`, when the config lists them.
+fn configured_categories(ctx: &Context) -> Option<Vec<String>> {
+    let list = &ctx.settings.procedure.categories;
+    (!list.is_empty()).then(|| list.clone())
+}
+
 /// The command context for a staff mail on this complaint.
 fn command_context(
     ctx: &Context,
@@ -471,7 +477,7 @@ fn command_context(
     CommandContext {
         sender: sender.clone(),
         staff: Some(staff),
-        categories: None,
+        categories: configured_categories(ctx),
         kinds: procedure.kinds.clone(),
         milestones: procedure.milestones.iter().map(|m| m.id).collect(),
     }
@@ -1097,7 +1103,7 @@ pub async fn intake(
     let cctx = CommandContext {
         sender: from.clone(),
         staff: Some(s.typed.all_staff()),
-        categories: None,
+        categories: configured_categories(ctx),
         kinds: procedure.kinds.clone(),
         milestones: procedure.milestones.iter().map(|m| m.id).collect(),
     };
