@@ -668,7 +668,23 @@ async fn send_to_sender(
     let mut context = scheduler::template_context(ctx, &st, &procedure, &progress, None, &lang);
     context["commands"] = extra;
     context["message"] = json!({ "subject": facts.subject });
-    let context = super::outbound::staff_context(ctx, &context, &facts.from);
+    answer_sender(ctx, tx, parsed, template, &context, Some(state.id), now).await
+}
+
+/// Queue `template` to the sender of `parsed`, in the thread of their mail (RFC 5322 3.6.4:
+/// In-Reply-To their Message-ID, References theirs and it), as an auto-reply (RFC 3834), with
+/// the staff footer.
+async fn answer_sender(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    parsed: &ParsedMail,
+    template: &str,
+    context: &Value,
+    complaint_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let facts = &parsed.facts;
+    let context = super::outbound::staff_context(ctx, context, &facts.from);
     let mut references = facts.references.clone();
     if let Some(m) = &facts.message_id {
         references.push(m.clone());
@@ -678,9 +694,9 @@ async fn send_to_sender(
         tx,
         MailSpec {
             template,
-            lang: &lang,
+            lang: &ctx.settings.organisation.language,
             context: &context,
-            complaint_id: Some(state.id),
+            complaint_id,
             to: vec![(None, facts.from.clone())],
             role: Some("staff"),
             in_reply_to: facts.message_id.clone(),
@@ -1333,38 +1349,13 @@ async fn reply_without_complaint(
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
     let facts = &parsed.facts;
-    let lang = ctx.settings.organisation.language.clone();
     let context = json!({
         "organisation": { "name": ctx.settings.organisation.name },
         "complaint": { "reference": "", "subject": facts.subject },
         "commands": extra,
         "message": { "subject": facts.subject },
     });
-    let context = super::outbound::staff_context(ctx, &context, &facts.from);
-    let mut references = facts.references.clone();
-    if let Some(m) = &facts.message_id {
-        references.push(m.clone());
-    }
-    queue(
-        ctx,
-        tx,
-        MailSpec {
-            template,
-            lang: &lang,
-            context: &context,
-            complaint_id: None,
-            to: vec![(None, facts.from.clone())],
-            role: Some("staff"),
-            in_reply_to: facts.message_id.clone(),
-            references,
-            auto: AutoKind::Replied,
-            now,
-            not_before: None,
-            recipient_key: None,
-        },
-    )
-    .await?;
-    Ok(())
+    answer_sender(ctx, tx, parsed, template, &context, None, now).await
 }
 
 #[cfg(test)]
