@@ -270,6 +270,8 @@ pub enum Command {
     Status(Status),
     Reopen(String),
     Link(ComplaintRef),
+    /// A recommendation or measure against new complaints (seeds 003, 004).
+    Measure(String),
     Help,
 }
 
@@ -290,6 +292,7 @@ impl Command {
             Command::Done(..) => CommandName::Done,
             Command::Status(_) => CommandName::Status,
             Command::Reopen(_) => CommandName::Reopen,
+            Command::Measure(_) => CommandName::Measure,
             Command::Link(_) => CommandName::Link,
             Command::Help => CommandName::Help,
         }
@@ -309,9 +312,11 @@ impl Command {
         };
         let value = match self {
             Command::Assign(a) => a.resolve(sender).to_string(),
-            Command::Category(t) | Command::Cause(t) | Command::Note(t) | Command::Reopen(t) => {
-                short(t)
-            }
+            Command::Category(t)
+            | Command::Cause(t)
+            | Command::Note(t)
+            | Command::Reopen(t)
+            | Command::Measure(t) => short(t),
             Command::Solution(t) | Command::Reply(t) => short(t),
             Command::Severity(v) => v.label(lang).to_string(),
             Command::Kind(v) => v.label(lang).to_string(),
@@ -395,6 +400,7 @@ pub enum CommandName {
     Status,
     Reopen,
     Link,
+    Measure,
     Help,
     New,
     Name,
@@ -570,6 +576,17 @@ const SPECS: &[Spec] = &[
         example_en: "#reopen complainant reports the problem is back",
     },
     Spec {
+        name: CommandName::Measure,
+        nl: "maatregel",
+        en: "measure",
+        value_nl: "<tekst>",
+        value_en: "<text>",
+        what_nl: "legt een aanbeveling of maatregel vast om nieuwe klachten te voorkomen; alleen op de regel: de tekst eronder",
+        what_en: "records a recommendation or measure against new complaints; alone on its line: the text below it",
+        example_nl: "#maatregel roosterwijzigingen voortaan een week vooraf mailen",
+        example_en: "#measure mail timetable changes a week ahead from now on",
+    },
+    Spec {
         name: CommandName::Link,
         nl: "koppel",
         en: "link",
@@ -683,7 +700,7 @@ impl CommandName {
     fn takes_block(self) -> bool {
         matches!(
             self,
-            CommandName::Solution | CommandName::Note | CommandName::Reply
+            CommandName::Solution | CommandName::Note | CommandName::Reply | CommandName::Measure
         )
     }
 
@@ -715,7 +732,11 @@ impl CommandName {
     fn repeatable(self) -> bool {
         matches!(
             self,
-            CommandName::Note | CommandName::Link | CommandName::Done | CommandName::Help
+            CommandName::Note
+                | CommandName::Link
+                | CommandName::Done
+                | CommandName::Measure
+                | CommandName::Help
         )
     }
 }
@@ -1519,6 +1540,7 @@ fn read_value(raw: &Raw, ctx: &CommandContext) -> Result<Command, CommandErrorKi
         CommandName::Done => read_done(v, ctx)?,
         CommandName::Status => Command::Status(Status::parse(v).ok_or_else(invalid)?),
         CommandName::Reopen => Command::Reopen(v.to_string()),
+        CommandName::Measure => Command::Measure(v.to_string()),
         CommandName::Link => {
             let r = v.trim_matches(|c: char| matches!(c, '[' | ']') || c.is_whitespace());
             Command::Link(ComplaintRef::parse(r).map_err(|_| invalid())?)
@@ -2391,6 +2413,18 @@ mod tests {
             }
             .describe("en"),
             "10 working days"
+        );
+    }
+
+    #[test]
+    fn measure() {
+        assert_eq!(
+            one("#maatregel roosters een week vooraf mailen"),
+            Command::Measure("roosters een week vooraf mailen".into())
+        );
+        assert_eq!(
+            one("#Measure: mail timetables ahead"),
+            Command::Measure("mail timetables ahead".into())
         );
     }
 

@@ -218,6 +218,8 @@ pub struct Complaint {
     /// Why staff last reopened it.
     pub reopen_reason: Option<String>,
     pub linked: Vec<ComplaintRef>,
+    /// Recommendations and measures against new complaints, one per line (seeds 003, 004).
+    pub measure: Option<String>,
 }
 
 /// Everything staff (by mail or CLI) and admins can do to a complaint.
@@ -247,6 +249,8 @@ pub enum Event {
         reason: String,
     },
     AddNote(String),
+    /// A recommendation or measure, added to those recorded (`#maatregel`).
+    AddMeasure(String),
     ReplyToComplainant(String),
     CompleteMilestone {
         milestone: Milestone,
@@ -280,6 +284,7 @@ pub enum Field {
     Satisfaction,
     SubjectPerson,
     ExtensionAgreement,
+    Measure,
 }
 
 impl Field {
@@ -297,6 +302,7 @@ impl Field {
             Field::Satisfaction => "satisfaction",
             Field::SubjectPerson => "subject_person",
             Field::ExtensionAgreement => "extension_agreement",
+            Field::Measure => "measure",
         }
     }
 }
@@ -426,6 +432,7 @@ pub enum Needs {
     Note,
     Reply,
     ExtensionAgreement,
+    Measure,
 }
 
 impl Needs {
@@ -455,6 +462,8 @@ impl Needs {
             (Needs::ExtensionAgreement, false) => {
                 "leg vast waarmee de klager instemde, en waar (bijvoorbeeld: e-mail van 12 mei: akkoord met 2 weken extra)"
             }
+            (Needs::Measure, true) => "the measure needs a text",
+            (Needs::Measure, false) => "de maatregel heeft een tekst nodig",
         }
     }
 }
@@ -779,6 +788,7 @@ impl Step {
             Field::Satisfaction => c.satisfaction = v.and_then(|x| x.parse().ok()),
             Field::SubjectPerson => c.subject_person = v.and_then(|a| EmailAddress::parse(&a).ok()),
             Field::ExtensionAgreement => c.extension_agreement = v,
+            Field::Measure => c.measure = v,
         }
         self.changes.push(Change::Field { field, value });
     }
@@ -906,6 +916,15 @@ pub fn apply(
             let v = text(v, Needs::Cause)?;
             s.history(HistoryEvent::Set, format!("cause set: {v}"));
             s.field(Field::Cause, Some(v));
+        }
+        Event::AddMeasure(v) => {
+            let v = text(v, Needs::Measure)?;
+            s.history(HistoryEvent::Set, format!("measure recorded: {v}"));
+            let all = match &c.measure {
+                Some(earlier) if !earlier.is_empty() => format!("{earlier}\n{v}"),
+                _ => v,
+            };
+            s.field(Field::Measure, Some(all));
         }
         Event::SetSolution(v) => {
             let v = text(v, Needs::Solution)?;
@@ -1308,6 +1327,28 @@ mod tests {
     }
 
     #[test]
+    fn measures_add_up_one_per_line() {
+        let mzo = preset("mzo");
+        let c = fresh();
+        let t = apply(&mzo, &c, &Event::AddMeasure("eerder bellen".into()), now()).unwrap();
+        let t = apply(
+            &mzo,
+            &t.after,
+            &Event::AddMeasure("rooster mailen".into()),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.after.measure.as_deref(),
+            Some("eerder bellen\nrooster mailen")
+        );
+        assert_eq!(
+            apply(&mzo, &c, &Event::AddMeasure("  ".into()), now()).unwrap_err(),
+            Refusal::Missing(Needs::Measure)
+        );
+    }
+
+    #[test]
     fn a_complaint_is_not_done_while_a_milestone_after_handling_is_open() {
         // mzo: the follow-up three weeks after receipt comes after handling.
         let mzo = preset("mzo");
@@ -1351,6 +1392,7 @@ mod tests {
             },
             reopen_reason: None,
             linked: Vec::new(),
+            measure: None,
         }
     }
 
@@ -1434,6 +1476,7 @@ mod tests {
                         Field::Satisfaction => c.satisfaction = v.map(|x| x.parse().unwrap()),
                         Field::SubjectPerson => c.subject_person = v.map(|a| addr(&a)),
                         Field::ExtensionAgreement => c.extension_agreement = v,
+                        Field::Measure => c.measure = v,
                     }
                 }
                 Change::Completed { milestone, at } => {

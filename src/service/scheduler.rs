@@ -1196,6 +1196,7 @@ fn field_event(field: &str, value: &str) -> Result<Event, ServiceError> {
         "reopen" => Event::Reopen {
             reason: value.to_string(),
         },
+        "measure" => Event::AddMeasure(value.to_string()),
         "agreement" => match value {
             "yes" => Event::SetAgreement(true),
             "no" => Event::SetAgreement(false),
@@ -1245,7 +1246,7 @@ fn field_event(field: &str, value: &str) -> Result<Event, ServiceError> {
         }
         other => {
             return Err(invalid(format!(
-                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, severity, agreement, satisfaction, status, reopen, extension, extension_agreement, subject_person"
+                "unknown field {other}; fields: handler, category, cause, solution, kind, incident_kind, severity, agreement, satisfaction, status, reopen, measure, extension, extension_agreement, subject_person"
             )));
         }
     })
@@ -1290,6 +1291,7 @@ fn snapshot(state: &ComplaintState, progress: &Progress) -> Result<Complaint, Se
             .and_then(|r| ComplaintRef::parse(r).ok())
             .into_iter()
             .collect(),
+        measure: state.measure.clone(),
     })
 }
 

@@ -749,6 +749,7 @@ async fn apply_command(
             reason: reason.clone(),
         },
         Command::Link(other) => Event::Link(other.clone()),
+        Command::Measure(t) => Event::AddMeasure(t.clone()),
         Command::Help => return Ok(()),
     };
     scheduler::apply_event(ctx, tx, id, &event, actor, now).await?;

@@ -177,6 +177,8 @@ pub struct ComplaintRow {
     pub channel: Option<String>,
     /// The staff member who registered it on someone's behalf.
     pub received_by: Option<String>,
+    /// Recommendations and measures recorded on it, one per line.
+    pub measure: Option<String>,
     pub messages: i64,
     /// Where this row stands in the register's order, to read the next page after it.
     #[serde(skip)]
@@ -682,6 +684,7 @@ pub struct ComplaintState {
     pub reopen_reason: Option<String>,
     pub kind: String,
     pub related_reference: Option<String>,
+    pub measure: Option<String>,
 }
 
 /// One kind of mail we sent about a complaint (see [`StoreTx::complaint_mail_recipients`]).
@@ -714,6 +717,7 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "channel",
     "received_by",
     "reopen_reason",
+    "measure",
 ];
 
 /// An unfiled message, enough to register it as a complaint.

@@ -126,7 +126,7 @@ const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.
     c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
     c.handler, c.void_reason, c.subject_person, c.extended_weeks,
     c.incident_kind, c.agreement, CAST(c.satisfaction AS TEXT) AS satisfaction,
-    c.channel, c.received_by, c.status AS stored_status,
+    c.channel, c.received_by, c.measure, c.status AS stored_status,
     CASE
       WHEN c.status = 'voided' THEN 'voided'
       WHEN c.status = 'closed' THEN 'closed'
@@ -172,6 +172,7 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
         satisfaction: r.try_get("satisfaction")?,
         channel: r.try_get("channel")?,
         received_by: r.try_get("received_by")?,
+        measure: r.try_get("measure")?,
         messages: r.try_get("message_count")?,
         position: RegisterPosition {
             year: r.try_get("ref_year")?,
@@ -1230,7 +1231,7 @@ impl StoreTx for SqliteTx {
                     c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
                     c.extended_weeks, c.subject_person, c.extension_agreement, c.routed_roles,
                     c.category, c.cause, c.incident_kind, c.agreement,
-                    CAST(c.satisfaction AS TEXT) AS satisfaction, c.reopen_reason, c.kind,
+                    CAST(c.satisfaction AS TEXT) AS satisfaction, c.reopen_reason, c.kind, c.measure,
                     (SELECT r.reference FROM complaints r WHERE r.id = c.related_id) AS related_reference,
                     (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
                     (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
@@ -1278,6 +1279,7 @@ impl StoreTx for SqliteTx {
                 reopen_reason: r.try_get("reopen_reason")?,
                 kind: r.try_get("kind")?,
                 related_reference: r.try_get("related_reference")?,
+                measure: r.try_get("measure")?,
             })
         })
         .transpose()
