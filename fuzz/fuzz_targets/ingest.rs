@@ -120,8 +120,9 @@ fn build(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> App {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("fuzz: cannot create the data dir");
     let settings = Settings::from_text(&config(dir), "fuzz.toml", &[]).expect("fuzz: config");
-    let problems = settings.problems();
-    assert!(problems.is_empty(), "fuzz: config problems {problems:?}");
+    let settings = settings
+        .validate()
+        .unwrap_or_else(|problems| panic!("fuzz: config problems {problems:?}"));
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 11, 0, 0).unwrap();
     let clock = Arc::new(FixedClock::new(now));
     rt.block_on(App::build(settings, clock))
