@@ -348,7 +348,7 @@ impl App {
             (result, index, _) = futures_util::future::select_all(tasks.iter_mut().map(|(_, t)| t)) => {
                 let reason = match result {
                     Ok(()) => "it returned".to_string(),
-                    Err(e) if e.is_panic() => format!("it panicked: {}", crate::service::ingest::panic_message(e.into_panic())),
+                    Err(e) if e.is_panic() => format!("it panicked: {}", crate::panics::panic_message(e.into_panic())),
                     Err(e) => e.to_string(),
                 };
                 Some((tasks[index].0, reason))

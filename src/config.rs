@@ -111,6 +111,8 @@ pub struct Settings {
     /// Who hears first of a new complaint: tried in order, the first match wins.
     #[serde(default)]
     pub routing: Vec<RoutingSetting>,
+    #[serde(default)]
+    pub register: RegisterSettings,
 }
 
 /// One `[[routing]]` rule as written; [`Settings::routing_rules`] validates it.
@@ -648,6 +650,28 @@ impl Default for RuntimeSettings {
     }
 }
 
+/// `klachtd register`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterSettings {
+    /// Between the fields of `register --format csv`: `;` is what Excel and LibreOffice
+    /// expect with a Dutch locale (where `,` is the decimal separator); `,` for an English one.
+    #[serde(default = "default_csv_separator")]
+    pub csv_separator: char,
+}
+
+impl Default for RegisterSettings {
+    fn default() -> Self {
+        Self {
+            csv_separator: default_csv_separator(),
+        }
+    }
+}
+
+fn default_csv_separator() -> char {
+    ';'
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
@@ -933,6 +957,12 @@ impl Settings {
         }
         if let Err(problem) = self.digest_schedule() {
             p.push(problem);
+        }
+        if !matches!(self.register.csv_separator, ';' | ',' | '\t' | '|') {
+            p.push(Problem::new(
+                "register.csv_separator",
+                "must be \";\", \",\", \"|\" or a tab",
+            ));
         }
         for (i, c) in self.procedure.categories.iter().enumerate() {
             if c.trim().is_empty() {

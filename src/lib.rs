@@ -28,6 +28,7 @@ pub mod mail;
 pub mod mailbox;
 pub mod oauth2;
 pub mod outgoing;
+pub mod panics;
 pub mod procedure_runtime;
 pub mod service;
 pub mod store;

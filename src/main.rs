@@ -78,6 +78,17 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let app = open(settings, problems, now).await?;
             cli::list::list(&app.ctx, status.as_deref(), format, limit, offset).await
         }
+        Command::Register {
+            from,
+            to,
+            status,
+            format,
+            output,
+        } => {
+            let app = open(settings, problems, now).await?;
+            let filter = klachtd::service::register_export::RegisterFilter { from, to, status };
+            cli::register::register(&app.ctx, filter, format, output.as_deref()).await
+        }
         Command::Show { reference, format } => {
             let app = open(settings, problems, now).await?;
             cli::show::show(&app.ctx, &reference, format).await

@@ -33,6 +33,17 @@ pub enum Format {
     Json,
 }
 
+/// `klachtd register --format`.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RegisterFormat {
+    Table,
+    /// UTF-8 with a byte-order mark, `register.csv_separator` (default `;`) between fields.
+    Csv,
+    Json,
+    /// An Excel workbook; needs `--output FILE.xlsx`.
+    Xlsx,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the daemon: watch the mailbox, send the outbox (SIGTERM/SIGINT stop it cleanly).
@@ -57,6 +68,24 @@ pub enum Command {
         /// Skip this many complaints first.
         #[arg(long, default_value_t = 0)]
         offset: u64,
+    },
+    /// The complaint register: one row per complaint with the fields of seed 004 (handler,
+    /// cause, solution, agreement, date handled) and each milestone's due and done date.
+    Register {
+        /// Received on or after this day (YYYY-MM-DD, organisation time).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Received on or before this day.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// As `list --status`.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: RegisterFormat,
+        /// Write to this file instead of standard output (required for xlsx).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
     },
     /// One complaint with its messages and full history.
     Show {

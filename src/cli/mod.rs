@@ -10,6 +10,7 @@ pub mod list;
 pub mod outbox;
 pub mod procedure;
 pub mod quarantine;
+pub mod register;
 pub mod route;
 pub mod run;
 pub mod schedule;

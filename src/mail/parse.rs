@@ -66,6 +66,10 @@ pub enum ParseFailure {
     NoHeaders,
     #[error("no usable sender: {0}")]
     NoSender(String),
+    /// mail-parser panicked on it (a `debug_assert!` on a malformed multipart nesting, in
+    /// debug builds): the mail is quarantined with this reason, like any unreadable mail.
+    #[error("the mail parser failed on this mail: {0}")]
+    ParserFailed(String),
 }
 
 /// Headers a real message has at least one of; a file without any of them is not a mail.
@@ -125,8 +129,11 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
     // A copy is parsed only when the header block needs rewriting (see rewrite_header_block);
     // the caller stores the raw bytes as they came.
     let rewritten = rewrite_header_block(raw);
-    let msg = MessageParser::default()
-        .parse(rewritten.as_deref().unwrap_or(raw))
+    let input = rewritten.as_deref().unwrap_or(raw);
+    // A dependency that panics on hostile bytes must not decide what happens to the mail:
+    // here it is an unreadable mail, with the reason.
+    let msg = std::panic::catch_unwind(|| MessageParser::default().parse(input))
+        .map_err(|panic| ParseFailure::ParserFailed(crate::panics::panic_message(panic)))?
         .ok_or(ParseFailure::NotAMessage)?;
     let headers: Vec<(String, String)> = msg
         .headers_raw()
@@ -699,6 +706,16 @@ fn find_message_id_in_header_text(bytes: &[u8]) -> Option<MessageId> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_mail_that_makes_the_parser_panic_is_an_unreadable_mail() {
+        // Found by the parse fuzz target: mail-parser's debug assertion on multipart nesting.
+        let raw = include_bytes!("../../fuzz/regressions/parse/mail-parser-debug-assert-multipart");
+        // Release builds compile the assertion out; then any outcome but a panic is fine.
+        if let Err(ParseFailure::ParserFailed(m)) = parse(raw) {
+            assert!(m.contains("multipart"), "{m}");
+        }
+    }
     use super::*;
 
     use crate::domain::classify::automatic_reason;

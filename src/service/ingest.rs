@@ -211,16 +211,7 @@ fn crash_point_after_commit() {
     }
 }
 
-/// The text of a caught panic.
-pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
+use crate::panics::panic_message;
 
 /// Attachments kept per mail; a mail of 50,000 parts must not become 50,000 rows and files.
 /// The rest are named in the history as not kept.

@@ -2,7 +2,7 @@
 //! transaction (ingest, scheduler steps). SQLite is the embedded default; a PostgreSQL
 //! implementation can be added behind the same traits without touching the services.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -340,6 +340,12 @@ pub trait Store: Send + Sync {
         }
     }
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError>;
+    /// What the register adds to a page of complaints: their milestones, escalations sent and
+    /// round, in three statements for the whole page.
+    async fn register_extras(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, RegisterExtras>, StoreError>;
     async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError>;
     async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError>;
     /// Pages of the other listings: up to `limit` rows with an id above `after_id`.
@@ -685,6 +691,14 @@ pub struct ComplaintState {
     pub kind: String,
     pub related_reference: Option<String>,
     pub measure: Option<String>,
+}
+
+/// See [`Store::register_extras`].
+#[derive(Debug, Clone, Default)]
+pub struct RegisterExtras {
+    pub milestones: std::collections::BTreeMap<String, DateTime<Utc>>,
+    pub escalations: i64,
+    pub round: u32,
 }
 
 /// One kind of mail we sent about a complaint (see [`StoreTx::complaint_mail_recipients`]).

@@ -337,6 +337,60 @@ impl Store for SqliteStore {
         rows.iter().map(complaint_row).collect()
     }
 
+    async fn register_extras(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, RegisterExtras>, StoreError> {
+        let mut out: std::collections::HashMap<i64, RegisterExtras> = ids
+            .iter()
+            .map(|id| (*id, RegisterExtras::default()))
+            .collect();
+        // SQLite allows 32766 parameters a statement; pages are far smaller.
+        for chunk in ids.chunks(5000) {
+            let list = marks(chunk.len());
+            let sql = format!(
+                "SELECT complaint_id, milestone, completed_at FROM milestones WHERE complaint_id IN ({list})"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: i64 = r.try_get("complaint_id")?;
+                let at = parse_ts(&r.try_get::<String, _>("completed_at")?)?;
+                if let Some(e) = out.get_mut(&id) {
+                    e.milestones.insert(r.try_get("milestone")?, at);
+                }
+            }
+            let sql = format!(
+                "SELECT complaint_id, COUNT(*) AS n FROM outbox
+                 WHERE template = 'escalation' AND complaint_id IN ({list}) GROUP BY complaint_id"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: i64 = r.try_get("complaint_id")?;
+                if let Some(e) = out.get_mut(&id) {
+                    e.escalations = r.try_get("n")?;
+                }
+            }
+            let sql = format!("SELECT id, round FROM complaints WHERE id IN ({list})");
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: i64 = r.try_get("id")?;
+                if let Some(e) = out.get_mut(&id) {
+                    e.round = u32::try_from(r.try_get::<i64, _>("round")?).unwrap_or(0);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
         let sql = format!(
             "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
