@@ -9,7 +9,8 @@
 #      finding 20, which is not what is measured here); each registration writes what it
 #      always writes (complaint, message, history, milestones, actions, acknowledgement and
 #      receiver notice in the outbox, sent to an outbox directory on tmpfs when there is one);
-#   2. times `list --limit 50`, the full `list` (table) and `list --format json`, `show REF`,
+#   2. times `list --limit 50`, the full `list` (table) and `list --format json`, `register
+#      --format csv` (with its peak RSS), `show REF`,
 #      `due`, `tick --at` (the scheduler's scan and the outbox run), and the daemon's
 #      scheduler wake-up (`next_wakeup`, from its debug log line);
 #   3. ingest of BENCH_SCALE_INGEST (5,000) more mails (`run --once`, its "mailbox drained"
@@ -132,6 +133,8 @@ say "timing the read commands"
 t_limit=$(secs k list --limit 50)
 t_list=$(secs k list)
 t_json=$(secs k list --format json)
+t_register=$(secs k register --format csv --output "$WORK/register.csv")
+rss_register=$( { KLACHTD_NOW=$NOW /usr/bin/time -v "$BIN" --config "$WORK/klachtd.toml" register --format csv > /dev/null; } 2>&1 | awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}')
 t_show=$(secs k show "$REF")
 t_due=$(secs k due)
 # The first tick of the day also sends the daily digest (08:00), which reads every open
@@ -211,6 +214,7 @@ one run each, on a shared machine ($host). Target: each under 1 s.
 | \`list --limit 50\` | $t_limit |
 | \`list\` (table, all $N rows) | $t_list |
 | \`list --format json\` (all, $rows_json rows) | $t_json |
+| \`register --format csv\` (all $N rows, every milestone; peak RSS ${rss_register} MB, target < 5 s and < 128 MB) | $t_register |
 | \`show $REF\` | $t_show |
 | \`due\` | $t_due |
 | \`tick --at\`, first of the day (scan, daily digest over every open complaint, outbox) | $t_tick1 |
