@@ -1666,6 +1666,12 @@ fn staff_cfg(preset: &str) -> Cfg {
     Cfg {
         preset: preset.into(),
         service_prefix: "s",
+        // The daemon runs on the wall clock: staff notices would wait for the next working
+        // moment when the test runs in the evening or at the weekend.
+        env: vec![(
+            "KLACHTD__SCHEDULE__NOTIFY_STAFF_AT_ONCE".into(),
+            "true".into(),
+        )],
         ..Cfg::default()
     }
 }
