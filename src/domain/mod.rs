@@ -11,6 +11,7 @@ pub mod greeting;
 pub mod language;
 pub mod procedure;
 pub mod quote;
+pub mod retention;
 pub mod routing;
 pub mod text;
 pub mod token;

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod outbound;
 pub mod outbox;
 pub mod register;
+pub mod retention;
 pub mod scheduler;
 pub mod staff_mail;
 
