@@ -2,7 +2,9 @@
 //! at debug or trace level are capped, because that traffic holds secrets: async-imap logs
 //! every command it encodes (`LOGIN "user" "password"`, `AUTHENTICATE PLAIN` with the base64
 //! of the password, XOAUTH2 with the access token), and the HTTP stack under the OAuth2 token
-//! refresh can log request bodies. Our own code never logs a secret.
+//! refresh can log request bodies. Our own code never logs a secret. Handlebars logs, at
+//! debug level, every value it renders into a mail: the complainant's name, subject and text,
+//! which must not outlive their retention period in a log file (issue #11).
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +19,7 @@ pub const CAPPED_TARGETS: &[&str] = &[
     "hyper",
     "hyper_util",
     "h2",
+    "handlebars",
 ];
 
 /// The filter for `directives` (RUST_LOG syntax, or the config's `logging.level`), with the
@@ -48,5 +51,13 @@ mod tests {
             assert!(shown.contains("async_imap=info"), "{user}: {shown}");
             assert!(!shown.contains("async_imap=trace"), "{user}: {shown}");
         }
+    }
+
+    /// Handlebars logs the values it renders (names, text of complaints) at debug level.
+    #[test]
+    fn template_values_stay_out_of_the_log() {
+        let shown = filter("trace,handlebars=trace").to_string();
+        assert!(shown.contains("handlebars=info"), "{shown}");
+        assert!(!shown.contains("handlebars=trace"), "{shown}");
     }
 }

@@ -126,6 +126,20 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let app = open(settings, problems, now).await?;
             cli::set::set(&app, &reference, &field, &value).await
         }
+        Command::Purge { dry_run, format } => {
+            let app = open(settings, problems, now).await?;
+            cli::purge::purge(&app.ctx, dry_run, format).await
+        }
+        Command::Export { email, output } => {
+            let app = open(settings, problems, now).await?;
+            cli::privacy::export(&app.ctx, &email, output.as_deref()).await
+        }
+        Command::Erase { email, reason, yes } => {
+            // Refused before anything is opened: no terminal to ask on, and no --yes.
+            let address = cli::privacy::confirmable(&email, yes)?;
+            let app = open(settings, problems, now).await?;
+            cli::privacy::erase(&app.ctx, &address, reason.as_deref(), yes).await
+        }
         Command::Complete {
             reference,
             milestone,

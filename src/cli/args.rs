@@ -156,6 +156,38 @@ pub enum Command {
         field: String,
         value: String,
     },
+    /// Remove the personal data of complaints whose retention period has passed (each
+    /// procedure's `retention`; the daemon does this once a day). A statistics row without
+    /// personal data stays, so the register and reports over past years still add up.
+    Purge {
+        /// Only list what would go and why; nothing is removed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Everything stored about one person (AVG/GDPR art. 15): export.json with their
+    /// complaints, messages and history, and their mails as .eml. The address matches in any
+    /// case, also on complaints entered on their behalf.
+    Export {
+        #[arg(long)]
+        email: String,
+        /// The directory to write, new or empty (default: klachtd-export-ADDRESS-DATE).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Remove everything stored about one person (AVG/GDPR art. 17), as purge does; the
+    /// history records it without their data. Asks first on a terminal.
+    Erase {
+        #[arg(long)]
+        email: String,
+        /// Why, for the history (their name and address are taken out of it).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Do not ask (for scripts; required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Complete a milestone (one done by staff, by an email we send, or the complainant's verdict).
     Complete {
         reference: String,

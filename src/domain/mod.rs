@@ -12,6 +12,7 @@ pub mod language;
 pub mod procedure;
 pub mod quote;
 pub mod report;
+pub mod retention;
 pub mod routing;
 pub mod text;
 pub mod token;

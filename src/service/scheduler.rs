@@ -1,8 +1,9 @@
 //! The scheduler: runs each complaint's due procedure actions exactly once (persisted in
 //! `actions_done`, in the same transaction as the mail it queues), catches up after downtime
 //! with one late run per missed action, keeps mail to people within working hours, and fires
-//! the periodic jobs (the daily digest). Also the staff steps (`set`, `complete`) that move a
-//! complaint along, with the validation the mail commands will share.
+//! the periodic jobs (the daily digest, the daily retention purge). Also the staff steps
+//! (`set`, `complete`) that move a complaint along, with the validation the mail commands will
+//! share.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -917,6 +918,10 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
         }
     }
     if let Some(job) = run_digest(ctx, now).await? {
+        report.jobs.push(job);
+    }
+    // Once a day: personal data past its procedure's retention period goes (issue #11).
+    if let Some(job) = super::retention::run_daily(ctx, now).await? {
         report.jobs.push(job);
     }
     Ok(report)

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 pub mod lease;
+pub mod retention;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
@@ -303,7 +304,7 @@ pub struct SentRef {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + retention::RetentionStore {
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
     /// concurrent writers queue instead of failing on a lock upgrade.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
@@ -465,7 +466,7 @@ pub trait Store: Send + Sync {
 }
 
 #[async_trait]
-pub trait StoreTx: Send {
+pub trait StoreTx: Send + retention::RetentionTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
     /// Marks a point inside the transaction to roll back to: the staff commands of one mail
     /// are applied together or not at all, while the mail itself is kept either way.

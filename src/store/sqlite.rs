@@ -11,6 +11,8 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::*;
 
+mod retention;
+
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -27,6 +29,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Personal data is removed for good (issue #11): deleted and overwritten content is
+            // zeroed in the file, not left in free space (see sqlite/retention.rs).
+            .pragma("secure_delete", "ON")
             // Several processes (a cron `run --once` beside the daemon) may write at once.
             .busy_timeout(Duration::from_secs(30));
         if let Some(parent) = options.get_filename().parent()
