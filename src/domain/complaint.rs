@@ -1281,26 +1281,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
-    const PRESETS: [(&str, &str); 6] = [
-        ("mzo", include_str!("../../config/procedures/mzo.toml")),
-        (
-            "academie",
-            include_str!("../../config/procedures/academie.toml"),
-        ),
-        (
-            "korein",
-            include_str!("../../config/procedures/korein.toml"),
-        ),
-        (
-            "gelukwerkt",
-            include_str!("../../config/procedures/gelukwerkt.toml"),
-        ),
-        (
-            "leefstijlwijzer",
-            include_str!("../../config/procedures/leefstijlwijzer.toml"),
-        ),
-        ("awb", include_str!("../../config/procedures/awb.toml")),
-    ];
+    use crate::domain::procedure::TEST_PRESETS as PRESETS;
 
     fn preset(name: &str) -> Procedure {
         let (_, text) = PRESETS.iter().find(|(n, _)| *n == name).unwrap();

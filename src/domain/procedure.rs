@@ -1737,31 +1737,35 @@ fn words_of(keyword: &str) -> Vec<String> {
     words(keyword)
 }
 
+/// The shipped presets, for the unit tests of every module that works on procedures.
+#[cfg(test)]
+pub(crate) const TEST_PRESETS: [(&str, &str); 6] = [
+    ("mzo", include_str!("../../config/procedures/mzo.toml")),
+    (
+        "academie",
+        include_str!("../../config/procedures/academie.toml"),
+    ),
+    (
+        "korein",
+        include_str!("../../config/procedures/korein.toml"),
+    ),
+    (
+        "gelukwerkt",
+        include_str!("../../config/procedures/gelukwerkt.toml"),
+    ),
+    (
+        "leefstijlwijzer",
+        include_str!("../../config/procedures/leefstijlwijzer.toml"),
+    ),
+    ("awb", include_str!("../../config/procedures/awb.toml")),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono_tz::Europe::Amsterdam;
 
-    const PRESETS: [(&str, &str); 6] = [
-        ("mzo", include_str!("../../config/procedures/mzo.toml")),
-        (
-            "academie",
-            include_str!("../../config/procedures/academie.toml"),
-        ),
-        (
-            "korein",
-            include_str!("../../config/procedures/korein.toml"),
-        ),
-        (
-            "gelukwerkt",
-            include_str!("../../config/procedures/gelukwerkt.toml"),
-        ),
-        (
-            "leefstijlwijzer",
-            include_str!("../../config/procedures/leefstijlwijzer.toml"),
-        ),
-        ("awb", include_str!("../../config/procedures/awb.toml")),
-    ];
+    use super::TEST_PRESETS as PRESETS;
 
     const TEMPLATES: [&str; 17] = [
         "acknowledgement",
