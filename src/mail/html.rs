@@ -9,8 +9,17 @@
 //! linear scan measures the document first, and only a document inside every limit goes to
 //! html2text; anything else goes to a plain, linear tag stripper that still keeps the text
 //! readable. The text is bounded either way.
+//!
+//! The scan bounds the cost of the shapes we know; html2text can also loop forever on a small
+//! document (0.13 did on a tab in a full `<pre>` line: `fuzz/regressions/html/`), so it runs on
+//! a thread of its own with a wall-clock deadline ([`RENDER_DEADLINE`]). A render past its
+//! deadline is abandoned for the stripper, and while one is still running every document goes
+//! to the stripper: a run of hostile mails costs at most one core and never stops intake.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 /// Bytes of HTML html2text is given at most (1 MB of ordinary paragraphs and links took
 /// 0.12 s in release).
@@ -37,6 +46,11 @@ pub const ELEMENT_WORK: usize = 8;
 pub const MAX_TEXT_BYTES: usize = 512 * 1024;
 /// Marks text cut at [`MAX_TEXT_BYTES`].
 pub const TRUNCATED: &str = "\n[…]";
+/// Wall-clock time html2text gets for one document: every document inside the limits took
+/// under 1 s of CPU in release (`fuzz/fuzz_targets/html_amplified.rs` fails at 1 s).
+pub const RENDER_DEADLINE: Duration = Duration::from_secs(5);
+/// Stack of the render thread: html2text recurses over the tree (at most [`MAX_DEPTH`] deep).
+const RENDER_STACK_BYTES: usize = 16 * 1024 * 1024;
 
 const WIDTH: usize = 78;
 /// A link target longer than this is not repeated in the stripped text.
@@ -58,6 +72,9 @@ pub enum Limit {
     Indent,
     Rebuilt,
     Work,
+    /// html2text did not finish within [`RENDER_DEADLINE`], or an earlier render past its
+    /// deadline is still running.
+    Time,
 }
 
 /// The text of an HTML body: html2text's rendering at 78 columns when the document is inside
@@ -69,17 +86,97 @@ pub fn html_to_text(html: &str) -> String {
 
 /// [`html_to_text`] and the converter it chose (for tests and measurements).
 pub fn html_to_text_with(html: &str) -> (String, Converter) {
-    let converter = choose(html);
+    let mut converter = choose(html);
     let text = match converter {
-        Converter::Html2Text => match html2text::from_read(html.as_bytes(), WIDTH) {
-            Ok(t) => t,
-            // Too narrow (indentation or list numbers wider than the page): the stripped
-            // text, never the raw HTML.
-            Err(_) => strip(html),
-        },
+        Converter::Html2Text => {
+            let owned = html.to_owned();
+            let rendered = render_guarded(&WATCHDOG, RENDER_DEADLINE, move || {
+                html2text::from_read(owned.as_bytes(), WIDTH).ok()
+            });
+            match rendered {
+                Rendered::Text(t) => t,
+                // Too narrow (indentation or list numbers wider than the page), or html2text
+                // panicked: the stripped text, never the raw HTML.
+                Rendered::Failed => strip(html),
+                Rendered::Overdue => {
+                    converter = Converter::Strip(Limit::Time);
+                    strip(html)
+                }
+            }
+        }
         Converter::Strip(_) => strip(html),
     };
     (bound(text), converter)
+}
+
+/// The renders of one process that ran past their deadline and are still running.
+struct Watchdog {
+    overdue: AtomicUsize,
+}
+
+static WATCHDOG: Watchdog = Watchdog {
+    overdue: AtomicUsize::new(0),
+};
+
+enum Rendered {
+    Text(String),
+    /// The renderer gave no text (an error or a panic) or no thread could be started.
+    Failed,
+    /// Past the deadline, or an earlier overdue render is still running: not started.
+    Overdue,
+}
+
+const RUNNING: u8 = 0;
+const DONE: u8 = 1;
+const ABANDONED: u8 = 2;
+
+/// Run `render` on a thread of its own and wait at most `deadline` for it. A thread past its
+/// deadline cannot be stopped (Rust has no thread cancellation); it is left to finish, counted
+/// in `watchdog`, and no new render starts until it has.
+fn render_guarded<F>(watchdog: &'static Watchdog, deadline: Duration, render: F) -> Rendered
+where
+    F: FnOnce() -> Option<String> + Send + 'static,
+{
+    if watchdog.overdue.load(Ordering::Acquire) > 0 {
+        return Rendered::Overdue;
+    }
+    let state = Arc::new(AtomicU8::new(RUNNING));
+    let thread_state = Arc::clone(&state);
+    let (send, receive) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("html2text".into())
+        .stack_size(RENDER_STACK_BYTES)
+        .spawn(move || {
+            let text = render();
+            // The receiver may be gone (abandoned): the text is then of no use.
+            let _ = send.send(text);
+            if thread_state.swap(DONE, Ordering::AcqRel) == ABANDONED {
+                watchdog.overdue.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
+    if spawned.is_err() {
+        return Rendered::Failed;
+    }
+    match receive.recv_timeout(deadline) {
+        Ok(Some(text)) => Rendered::Text(text),
+        // A panic in the renderer drops the sender.
+        Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => Rendered::Failed,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // Counted before it is marked, so that the thread's decrement never comes first.
+            watchdog.overdue.fetch_add(1, Ordering::AcqRel);
+            match state.compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => Rendered::Overdue,
+                // It finished just now: not overdue after all.
+                Err(_) => {
+                    watchdog.overdue.fetch_sub(1, Ordering::AcqRel);
+                    match receive.try_recv() {
+                        Ok(Some(text)) => Rendered::Text(text),
+                        _ => Rendered::Failed,
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Decide by one linear scan whether html2text may have the document.
@@ -1264,6 +1361,62 @@ mod tests {
         assert_eq!(choose(&html), Converter::Html2Text);
         let text = html_to_text(&html);
         assert!(text.contains("breed") && !text.contains('<'), "{text:?}");
+    }
+
+    #[test]
+    fn a_tab_in_a_full_preformatted_line_is_rendered() {
+        // html2text 0.13 looped forever here (found by the html fuzz target in CI): a tab in
+        // `<pre>` once the line is full, at 78 columns or in a narrow table cell.
+        let full_line = format!("<pre>{}\tA</pre>", "x".repeat(78));
+        let in_a_cell = format!(
+            "<table><tr><td><pre>abc\tdef\tghi\tjkl</pre><td>{}</table>",
+            "woord ".repeat(40)
+        );
+        for html in [full_line, in_a_cell] {
+            let (text, converter) = html_to_text_with(&html);
+            assert_eq!(converter, Converter::Html2Text, "{html:?}");
+            assert!(text.contains("A") || text.contains("jkl"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_render_past_its_deadline_is_abandoned_and_blocks_the_next_until_it_ends() {
+        static WATCHDOG: Watchdog = Watchdog {
+            overdue: AtomicUsize::new(0),
+        };
+        let (release, wait) = mpsc::channel::<()>();
+        let stuck = render_guarded(&WATCHDOG, Duration::from_millis(50), move || {
+            let _ = wait.recv();
+            Some("te laat".to_string())
+        });
+        assert!(matches!(stuck, Rendered::Overdue));
+        assert_eq!(WATCHDOG.overdue.load(Ordering::Acquire), 1);
+        // While it runs, no second render starts.
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&started);
+        let next = render_guarded(&WATCHDOG, Duration::from_secs(5), move || {
+            flag.store(true, Ordering::Release);
+            Some("x".to_string())
+        });
+        assert!(matches!(next, Rendered::Overdue));
+        assert!(!started.load(Ordering::Acquire));
+        // Once it ends, renders start again.
+        release.send(()).unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        while WATCHDOG.overdue.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(WATCHDOG.overdue.load(Ordering::Acquire), 0);
+        let again = render_guarded(&WATCHDOG, Duration::from_secs(5), || Some("op tijd".into()));
+        assert!(matches!(again, Rendered::Text(t) if t == "op tijd"));
+        // A renderer that panics or gives up is a failure, not overdue.
+        let failed = render_guarded(&WATCHDOG, Duration::from_secs(5), || None);
+        assert!(matches!(failed, Rendered::Failed));
+        let panicked = render_guarded(&WATCHDOG, Duration::from_secs(5), || -> Option<String> {
+            panic!("renderer panics")
+        });
+        assert!(matches!(panicked, Rendered::Failed));
+        assert_eq!(WATCHDOG.overdue.load(Ordering::Acquire), 0);
     }
 
     #[test]
