@@ -466,9 +466,15 @@ fn value_of(content: &str) -> &str {
     while !value.is_char_boundary(cut) {
         cut -= 1;
     }
-    value[..cut]
+    let value = value[..cut]
         .trim_start_matches(|c: char| is_value_edge(c) || c == '*')
-        .trim_end_matches(is_value_edge)
+        .trim_end_matches(is_value_edge);
+    // html2text 0.17 closes a bold label's `**` after the value (`**Subject: **Text**`): a
+    // lone closing `**` belongs to the label, not to the value.
+    match value.strip_suffix("**") {
+        Some(rest) if !rest.contains("**") => rest.trim_end_matches(is_value_edge),
+        _ => value,
+    }
 }
 
 /// The display name and address of a From value as clients write it: `Jan Jansen

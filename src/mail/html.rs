@@ -94,7 +94,7 @@ pub fn html_to_text_with(html: &str) -> (String, Converter) {
                 html2text::from_read(owned.as_bytes(), WIDTH).ok()
             });
             match rendered {
-                Rendered::Text(t) => t,
+                Rendered::Text(t) => tidy_blank_lines(&t),
                 // Too narrow (indentation or list numbers wider than the page), or html2text
                 // panicked: the stripped text, never the raw HTML.
                 Rendered::Failed => strip(html),
@@ -107,6 +107,27 @@ pub fn html_to_text_with(html: &str) -> (String, Converter) {
         Converter::Strip(_) => strip(html),
     };
     (bound(text), converter)
+}
+
+/// html2text 0.17 keeps Outlook's empty paragraphs (`<p>&nbsp;</p>`) as lines of a no-break
+/// space: white-space-only lines become empty, and at most two empty lines follow each other.
+fn tidy_blank_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut empty_run = 0;
+    for line in text.lines() {
+        let line = if line.trim().is_empty() { "" } else { line };
+        if line.is_empty() {
+            empty_run += 1;
+            if empty_run > 2 {
+                continue;
+            }
+        } else {
+            empty_run = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The renders of one process that ran past their deadline and are still running.
@@ -1157,8 +1178,7 @@ mod tests {
 
     /// What `parse::html_to_text` did before: html2text alone.
     fn html2text_alone(html: &str) -> String {
-        html2text::from_read(html.as_bytes(), 78)
-            .unwrap()
+        tidy_blank_lines(&html2text::from_read(html.as_bytes(), 78).unwrap())
             .trim_end()
             .to_string()
     }
