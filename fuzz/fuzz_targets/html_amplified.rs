@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     let started = cpu_time();
     let (_, converter) = html_to_text_with(&html);
     let took = cpu_time() - started;
-    assert_ne!(converter, Converter::Strip(Limit::Time), "html2text ran past its deadline");
+    assert_ne!(
+        converter,
+        Converter::Strip(Limit::Time),
+        "html2text ran past its deadline"
+    );
     assert!(
         took < Duration::from_secs(1),
         "{} bytes took {took:?} of CPU",
