@@ -113,6 +113,8 @@ pub struct Settings {
     pub routing: Vec<RoutingSetting>,
     #[serde(default)]
     pub register: RegisterSettings,
+    #[serde(default)]
+    pub reports: ReportSettings,
 }
 
 /// One `[[routing]]` rule as written; [`Settings::routing_rules`] validates it.
@@ -672,6 +674,76 @@ fn default_csv_separator() -> char {
     ';'
 }
 
+/// `klachtd report` and the reports mailed on a schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Counts from 1 to this minus one are not shown in the public report.
+    #[serde(default = "default_public_threshold")]
+    pub public_threshold: u32,
+    /// A public body (Awb chapter 9): the public report cites article 9:12a. Unset: true
+    /// under the `awb` procedure.
+    #[serde(default)]
+    pub public_body: Option<bool>,
+    /// `[[reports.mail]]`: a report mailed on a schedule.
+    #[serde(default)]
+    pub mail: Vec<ReportMailSetting>,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        Self {
+            public_threshold: default_public_threshold(),
+            public_body: None,
+            mail: Vec::new(),
+        }
+    }
+}
+
+fn default_public_threshold() -> u32 {
+    5
+}
+
+/// One `[[reports.mail]]` as written; [`Settings::report_mailings`] reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportMailSetting {
+    /// When, as a cron expression with seconds first in the organisation's time zone
+    /// (`"0 0 8 15 1 *"`: 15 January, 08:00).
+    pub schedule: String,
+    /// Which period the report covers: the last full `year`, `quarter` or `month` before the
+    /// moment it is sent.
+    pub period: String,
+    /// The staff role it goes to.
+    pub to: String,
+    /// The public annual report (HTML and Markdown attached) instead of the analysis.
+    #[serde(default)]
+    pub public: bool,
+    /// `nl` or `en`; default the organisation's language.
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+/// The period a scheduled report covers, relative to when it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportSpan {
+    Year,
+    Quarter,
+    Month,
+}
+
+/// `[[reports.mail]]`, read.
+#[derive(Debug, Clone)]
+pub struct ReportMailing {
+    /// Its position in the file: the job's name (`report-N`).
+    pub index: usize,
+    pub schedule: cron::Schedule,
+    pub span: ReportSpan,
+    pub role: String,
+    pub public: bool,
+    pub lang: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
@@ -958,6 +1030,9 @@ impl Settings {
         if let Err(problem) = self.digest_schedule() {
             p.push(problem);
         }
+        if let Err(problem) = self.report_mailings() {
+            p.push(problem);
+        }
         if !matches!(self.register.csv_separator, ';' | ',' | '\t' | '|') {
             p.push(Problem::new(
                 "register.csv_separator",
@@ -1144,6 +1219,68 @@ impl Settings {
         })
     }
 
+    /// `[[reports.mail]]`, read: the first problem names its key.
+    pub fn report_mailings(&self) -> Result<Vec<ReportMailing>, Problem> {
+        let mut out = Vec::new();
+        for (i, m) in self.reports.mail.iter().enumerate() {
+            let key = |k: &str| format!("reports.mail[{i}].{k}");
+            let schedule = m.schedule.trim().parse::<cron::Schedule>().map_err(|e| {
+                Problem::new(
+                    key("schedule"),
+                    format!("not a cron expression (seconds first, e.g. \"0 0 8 15 1 *\"): {e}"),
+                )
+            })?;
+            let span = match m.period.trim().to_ascii_lowercase().as_str() {
+                "year" | "jaar" => ReportSpan::Year,
+                "quarter" | "kwartaal" => ReportSpan::Quarter,
+                "month" | "maand" => ReportSpan::Month,
+                other => {
+                    return Err(Problem::new(
+                        key("period"),
+                        format!("expected \"year\", \"quarter\" or \"month\", got {other:?}"),
+                    ));
+                }
+            };
+            if !self.staff.roles.contains_key(m.to.trim()) {
+                return Err(Problem::new(
+                    key("to"),
+                    format!(
+                        "no staff role {:?} (roles: {})",
+                        m.to,
+                        self.staff
+                            .roles
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let lang = m
+                .lang
+                .clone()
+                .unwrap_or_else(|| self.organisation.language.clone());
+            if !matches!(lang.as_str(), "nl" | "en") {
+                return Err(Problem::new(key("lang"), "must be \"nl\" or \"en\""));
+            }
+            out.push(ReportMailing {
+                index: i,
+                schedule,
+                span,
+                role: m.to.trim().to_string(),
+                public: m.public,
+                lang,
+            });
+        }
+        if self.reports.public_threshold > 1000 {
+            return Err(Problem::new(
+                "reports.public_threshold",
+                "must be at most 1000",
+            ));
+        }
+        Ok(out)
+    }
+
     /// The settings once every check passed, with their values read into types: what the
     /// application is built from (see [`Valid`]). Every problem at once otherwise.
     pub fn validate(self) -> Result<Valid, Vec<Problem>> {
@@ -1180,6 +1317,8 @@ pub struct Typed {
     pub time_zone: chrono_tz::Tz,
     pub working_hours: (chrono::NaiveTime, chrono::NaiveTime),
     pub digest: Option<cron::Schedule>,
+    /// `[[reports.mail]]`.
+    pub report_mailings: Vec<ReportMailing>,
     /// `outgoing.from`: our address, and the service mailbox tokens are made on.
     pub service_address: EmailAddress,
     /// `[staff]` roles and their addresses.
@@ -1206,6 +1345,7 @@ impl Typed {
             time_zone: s.time_zone()?,
             working_hours: s.working_hours()?,
             digest: s.digest_schedule()?,
+            report_mailings: s.report_mailings()?,
             service_address: address("outgoing.from".into(), &s.outgoing.from)?,
             staff,
             web_form_senders: s

@@ -89,6 +89,32 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let filter = klachtd::service::register_export::RegisterFilter { from, to, status };
             cli::register::register(&app.ctx, filter, format, output.as_deref()).await
         }
+        Command::Report {
+            period,
+            from,
+            to,
+            public,
+            format,
+            output,
+            lang,
+            mail_to,
+        } => {
+            let app = open(settings, problems, now).await?;
+            cli::report::report(
+                &app.ctx,
+                cli::report::ReportRequest {
+                    period,
+                    from,
+                    to,
+                    public,
+                    format,
+                    output,
+                    lang,
+                    mail_to,
+                },
+            )
+            .await
+        }
         Command::Show { reference, format } => {
             let app = open(settings, problems, now).await?;
             cli::show::show(&app.ctx, &reference, format).await

@@ -44,6 +44,21 @@ pub enum RegisterFormat {
     Xlsx,
 }
 
+/// `klachtd report --format`.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// The plain-text report (the mail's text part).
+    Text,
+    /// The HTML report with its charts embedded.
+    Html,
+    /// The public report as Markdown (with --public only).
+    Markdown,
+    /// The figures, `register.csv_separator` between fields, UTF-8 with a byte-order mark.
+    Csv,
+    /// The figures as computed (the analysis, or with --public the public report's cells).
+    Json,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the daemon: watch the mailbox, send the outbox (SIGTERM/SIGINT stop it cleanly).
@@ -86,6 +101,37 @@ pub enum Command {
         /// Write to this file instead of standard output (required for xlsx).
         #[arg(long)]
         output: Option<std::path::PathBuf>,
+    },
+    /// The analysis report of a period: counts by kind, category, severity, channel and
+    /// incident/structural against the period before, times and deadlines in working days,
+    /// escalations, verdicts, satisfaction, causes and measures. With --public: the anonymised
+    /// annual report (aggregates only, small counts shown as "< 5").
+    Report {
+        /// A year (2026), a quarter (2026-Q3), a month (2026-11); or use --from/--to.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        period: Option<String>,
+        /// First day (YYYY-MM-DD, organisation time), with --to.
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// Last day, included, with --from.
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        /// The public annual report instead of the analysis.
+        #[arg(long)]
+        public: bool,
+        /// What to print on standard output (ignored with --output).
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        /// Write the report to this directory: report.html (charts embedded), report.txt and
+        /// report.csv; with --public report.html and report.md.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// nl or en (default: the organisation's language).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Queue the report as a mail to this staff role now (sent by the outbox).
+        #[arg(long)]
+        mail_to: Option<String>,
     },
     /// One complaint with its messages and full history.
     Show {

@@ -14,6 +14,7 @@ pub mod progress;
 pub mod purge;
 pub mod quarantine;
 pub mod register;
+pub mod report;
 pub mod route;
 pub mod run;
 pub mod schedule;

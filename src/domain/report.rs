@@ -902,16 +902,21 @@ fn months(period: &Period, current: &[&ComplaintFacts], tz: Tz) -> Vec<MonthCoun
 // The public report
 // ---------------------------------------------------------------------------------------------
 
-/// What a suppressed cell shows: the mark Statistics Netherlands uses for "geheim". Not "< 5":
-/// a cell suppressed to protect another (complementary suppression) usually holds 5 or more,
-/// and "< 5" on two cells whose sum the total gives away (4 + 4 = 8) would tell both values.
+/// What a cell hidden to protect another shows (complementary suppression): the mark Statistics
+/// Netherlands uses for "geheim". Such a cell usually holds the threshold or more, so it cannot
+/// say "< 5"; and a reader cannot tell its value apart from any other.
 pub const SUPPRESSED_MARK: &str = "x";
 
 /// One count in the public report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
     Count(u32),
-    /// Below the threshold, or hidden so that such a count cannot be computed back.
+    /// A count from 1 to the threshold minus one, shown as "< threshold" (the value is the
+    /// threshold). Only where no other hidden entry of its lines is an `x`, and where the
+    /// bounds 1 and threshold - 1 tell nothing more (see [`public_report`]).
+    Below(u32),
+    /// Hidden so that a small count cannot be computed back, or small in a line that has such a
+    /// cell: shown as [`SUPPRESSED_MARK`].
     Suppressed,
 }
 
@@ -919,18 +924,18 @@ impl Cell {
     pub fn count(self) -> Option<u32> {
         match self {
             Cell::Count(n) => Some(n),
-            Cell::Suppressed => None,
+            Cell::Below(_) | Cell::Suppressed => None,
         }
     }
 
     pub fn is_suppressed(self) -> bool {
-        self == Cell::Suppressed
+        !matches!(self, Cell::Count(_))
     }
 
     /// A count on its own (no total it adds up to): hidden when below the threshold.
     fn primary(n: u32, threshold: u32) -> Cell {
         if n > 0 && n < threshold {
-            Cell::Suppressed
+            Cell::Below(threshold)
         } else {
             Cell::Count(n)
         }
@@ -941,16 +946,19 @@ impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cell::Count(n) => write!(f, "{n}"),
+            Cell::Below(t) => write!(f, "< {t}"),
             Cell::Suppressed => f.write_str(SUPPRESSED_MARK),
         }
     }
 }
 
-/// A number, or the string [`SUPPRESSED_MARK`], so a template prints either as it comes.
+/// A number, or the text shown ("< 5", [`SUPPRESSED_MARK`]), so a template prints either as
+/// it comes.
 impl Serialize for Cell {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Cell::Count(n) => s.serialize_u32(*n),
+            Cell::Below(_) => s.collect_str(self),
             Cell::Suppressed => s.serialize_str(SUPPRESSED_MARK),
         }
     }
@@ -1055,11 +1063,11 @@ impl PublicReport {
         let t = self.threshold;
         if lang.eq_ignore_ascii_case("en") {
             format!(
-                "{SUPPRESSED_MARK}: not shown. Counts below {t} are not shown, and where needed neither is a second count, so that no such count can be worked out from the totals."
+                "< {t}: fewer than {t}, not shown. {SUPPRESSED_MARK}: not shown, so that no count below {t} can be worked out from the totals (it may be any number)."
             )
         } else {
             format!(
-                "{SUPPRESSED_MARK}: niet getoond. Aantallen kleiner dan {t} worden niet getoond, en waar nodig ook een tweede aantal, zodat zo'n aantal niet uit de totalen is terug te rekenen."
+                "< {t}: minder dan {t}, niet getoond. {SUPPRESSED_MARK}: niet getoond, zodat geen aantal kleiner dan {t} uit de totalen is terug te rekenen (het kan elk aantal zijn)."
             )
         }
     }
@@ -1076,7 +1084,9 @@ impl PublicReport {
 ///    smallest other non-zero cell is suppressed too (if there is none, the total);
 /// 3. where the total is shown, the suppressed cells of a line add up to at least `threshold`
 ///    and are not all 1 (else, the reader knowing a hidden count is at least 1, they would
-///    follow from the total): if not, the next smallest cell is suppressed;
+///    follow from the total), nor, when all of them are below the threshold, all
+///    `threshold - 1` (4 + 4 = 8 under "< 5" tells both): if not, the next smallest cell is
+///    suppressed;
 /// 4. no suppressed entry may follow from all the table's lines together (solved exactly, by
 ///    Gauss-Jordan elimination): while one does, another cell of its line is suppressed.
 ///
@@ -1085,7 +1095,10 @@ impl PublicReport {
 /// is shown only over at least `threshold` complaints.
 ///
 /// What a reader knows is taken to be: the shown entries, the lines, and that a hidden count
-/// is at least 1. Rule 3 covers that lower bound line by line; bounds a reader could get by
+/// is at least 1, and at most `threshold - 1` where it says "< threshold". A hidden count
+/// says "< threshold" only when it is below the threshold and every line it is in hides only
+/// such counts; else it is an `x`, and the reader knows nothing of its size. Rule 3 covers
+/// those bounds line by line (exactly: the bounds of one line are intervals); bounds a reader could get by
 /// combining several lines with it (linear programming) are not checked. A threshold of 0 or 1
 /// suppresses nothing.
 pub fn public_report(a: &Analysis, threshold: u32) -> PublicReport {
@@ -1333,14 +1346,29 @@ impl Lines {
 
 fn protect_one_way(cells: &[u32], threshold: u32) -> Vec<Cell> {
     let t = Lines::one_way(cells);
-    to_cells(&t, &protect(&t, threshold, false))
+    to_cells(&t, &protect(&t, threshold, false), threshold)
 }
 
-fn to_cells(t: &Lines, hidden: &[bool]) -> Vec<Cell> {
-    t.values
-        .iter()
-        .zip(hidden)
-        .map(|(&v, &h)| if h { Cell::Suppressed } else { Cell::Count(v) })
+/// The shown form of each entry: a count, "< threshold" for a small hidden count whose lines
+/// hide only small counts, else `x`.
+fn to_cells(t: &Lines, hidden: &[bool], threshold: u32) -> Vec<Cell> {
+    let small = |i: usize| t.values[i] > 0 && t.values[i] < threshold;
+    // Entries in a line that hides an entry of any size: these show `x`.
+    let mut mixed = vec![false; t.values.len()];
+    for line in &t.lines {
+        let entries: Vec<usize> = line.entries().filter(|&e| hidden[e]).collect();
+        if entries.iter().any(|&e| !small(e)) {
+            for e in entries {
+                mixed[e] = true;
+            }
+        }
+    }
+    (0..t.values.len())
+        .map(|i| match (hidden[i], small(i) && !mixed[i]) {
+            (false, _) => Cell::Count(t.values[i]),
+            (true, true) => Cell::Below(threshold),
+            (true, false) => Cell::Suppressed,
+        })
         .collect()
 }
 
@@ -1356,7 +1384,7 @@ fn protect_sharing_total(tables: &[&Lines], threshold: u32) -> Vec<Vec<Cell>> {
     tables
         .iter()
         .zip(&hidden)
-        .map(|(t, h)| to_cells(t, h))
+        .map(|(t, h)| to_cells(t, h, threshold))
         .collect()
 }
 
@@ -1416,7 +1444,14 @@ fn line_needs(line: &Line, values: &[u32], hidden: &[bool], threshold: u32) -> O
         _ if total_hidden => false,
         _ => {
             let sum: u64 = hidden_members.iter().map(|&i| u64::from(values[i])).sum();
-            sum < u64::from(threshold) || sum <= hidden_members.len() as u64
+            let k = hidden_members.len() as u64;
+            // Shown as "< threshold", each is at most threshold - 1: all at that bound follow
+            // from the total too.
+            let all_small = hidden_members
+                .iter()
+                .all(|&i| values[i] > 0 && values[i] < threshold);
+            let all_at_upper_bound = all_small && sum == k * u64::from(threshold.saturating_sub(1));
+            sum < u64::from(threshold) || sum <= k || all_at_upper_bound
         }
     };
     if short {
@@ -2296,8 +2331,18 @@ mod tests {
         let x = "x";
         // A 1 and its total: the next smallest cell goes too.
         assert_eq!(shown(&protect_one_way(&[1, 7, 9], 5)), [x, x, "9", "17"]);
-        // 4 + 4 hidden: the total tells they are 8 together, not what each is.
-        assert_eq!(shown(&protect_one_way(&[4, 4, 10], 5)), [x, x, "10", "18"]);
+        // 2 + 3 hidden: the total tells they are 5 together, each "< 5", not what each is.
+        let below = "< 5";
+        assert_eq!(
+            shown(&protect_one_way(&[2, 3, 10], 5)),
+            [below, below, "10", "15"]
+        );
+        // 4 + 4 = 8 under "< 5": both would be 4, so the 10 goes too, and all show x.
+        assert_eq!(shown(&protect_one_way(&[4, 4, 10], 5)), [x, x, x, "18"]);
+        assert_eq!(
+            shown(&protect_one_way(&[4, 3, 10], 5)),
+            [below, below, "10", "17"]
+        );
         // 1 + 1 would follow from the total (both at least 1, together 2): a third cell goes.
         assert_eq!(shown(&protect_one_way(&[1, 1, 10], 5)), [x, x, x, "12"]);
         // Five ones add up to five: the cells tell nothing more only when the total goes too.
@@ -2313,13 +2358,13 @@ mod tests {
         );
         assert_eq!(shown(&protect_one_way(&[5, 6], 5)), ["5", "6", "11"]);
         // A small total goes with its cells.
-        assert_eq!(shown(&protect_one_way(&[3, 0], 5)), [x, "0", x]);
+        assert_eq!(shown(&protect_one_way(&[3, 0], 5)), [below, "0", below]);
         // Threshold 1: nothing is suppressed.
         assert_eq!(shown(&protect_one_way(&[1, 2], 1)), ["1", "2", "3"]);
         assert_eq!(Cell::Suppressed.to_string(), SUPPRESSED_MARK);
         assert_eq!(
-            serde_json::to_string(&[Cell::Count(7), Cell::Suppressed]).unwrap(),
-            "[7,\"x\"]"
+            serde_json::to_string(&[Cell::Count(7), Cell::Suppressed, Cell::Below(5)]).unwrap(),
+            "[7,\"x\",\"< 5\"]"
         );
     }
 
@@ -2327,7 +2372,7 @@ mod tests {
     fn two_way_rules() {
         // [[1, 6], [7, 8]]: the 1 takes the 6 (row) and the 7 (column), which takes the 8.
         let t = Lines::two_way(&[vec![1, 6], vec![7, 8]], 2);
-        let cells = to_cells(&t, &protect(&t, 5, false));
+        let cells = to_cells(&t, &protect(&t, 5, false), 5);
         // cells, row totals, column totals, grand total
         assert_eq!(
             shown(&cells),
@@ -2473,6 +2518,13 @@ mod tests {
             if !hidden_members.is_empty() {
                 let sum: u32 = hidden_members.iter().map(|&i| t.values[i]).sum();
                 prop_assert!(sum >= threshold && sum as usize > hidden_members.len());
+                // All shown as "< threshold": not all at threshold - 1 either.
+                let k = hidden_members.len() as u32;
+                let all_small = hidden_members.iter().all(|&i| t.values[i] < threshold);
+                prop_assert!(
+                    !(all_small && sum == k * (threshold - 1)),
+                    "all at the upper bound"
+                );
             }
         }
         Ok(())
@@ -2615,18 +2667,18 @@ mod tests {
                 .current
         };
         assert_eq!(p.total.current, Cell::Count(41));
-        assert_eq!(cur(&p.by_category, "Integriteit"), Cell::Suppressed);
-        assert_eq!(cur(&p.by_severity, "serious"), Cell::Suppressed);
-        assert_eq!(cur(&p.by_channel, "phone"), Cell::Suppressed);
-        assert_eq!(p.kind_by_month.months[2].total, Cell::Suppressed, "March");
-        assert_eq!(p.not_agreed, Cell::Suppressed);
-        assert_eq!(p.satisfaction.distribution[0], Cell::Suppressed);
+        assert!(cur(&p.by_category, "Integriteit").is_suppressed());
+        assert!(cur(&p.by_severity, "serious").is_suppressed());
+        assert!(cur(&p.by_channel, "phone").is_suppressed());
+        assert!(p.kind_by_month.months[2].total.is_suppressed(), "March");
+        assert!(p.not_agreed.is_suppressed());
+        assert!(p.satisfaction.distribution[0].is_suppressed());
         assert_eq!(p.satisfaction.mean, None);
         // The breakdowns with two rows hide both; the total stays.
-        assert_eq!(cur(&p.by_severity, "normal"), Cell::Suppressed);
-        assert_eq!(cur(&p.by_channel, "email"), Cell::Suppressed);
+        assert!(cur(&p.by_severity, "normal").is_suppressed());
+        assert!(cur(&p.by_channel, "email").is_suppressed());
         // Categories: the lone one and the next smallest (20 each: the first, Bejegening) go.
-        assert_eq!(cur(&p.by_category, "Bejegening"), Cell::Suppressed);
+        assert!(cur(&p.by_category, "Bejegening").is_suppressed());
         assert_eq!(cur(&p.by_category, "Facturen"), Cell::Count(20));
 
         // Nothing can be solved back: every table of the report through the elimination.
@@ -2713,7 +2765,7 @@ mod tests {
             utc("2027-01-10T10:00:00Z"),
         );
         let p = public_report(&a, 5);
-        assert_eq!(p.total.current, Cell::Suppressed);
+        assert!(p.total.current.is_suppressed());
         assert!(
             p.by_category
                 .rows
@@ -2727,7 +2779,7 @@ mod tests {
             &p.by_channel,
             &p.by_nature,
         ] {
-            assert_eq!(b.total.current, Cell::Suppressed, "{b:?}");
+            assert!(b.total.current.is_suppressed(), "{b:?}");
             // The one-row tables hide their single cell too, or it would be the total.
             let shown_rows = b
                 .rows
@@ -2736,8 +2788,8 @@ mod tests {
                 .count();
             assert!(shown_rows == 0 || b.rows.len() > 1, "{b:?}");
         }
-        assert_eq!(p.kind_by_month.total, Cell::Suppressed);
-        assert_eq!(p.kind_by_month.months[0].total, Cell::Suppressed);
+        assert!(p.kind_by_month.total.is_suppressed());
+        assert!(p.kind_by_month.months[0].total.is_suppressed());
         check_public_consistency(&p).unwrap();
     }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use rand::Rng;
 
 use crate::domain::classify::sign;
@@ -126,7 +126,36 @@ fn raw_header(name: &str, value: &str) -> Result<HeaderValue, ComposeError> {
     Ok(HeaderValue::new(name, value.to_string()))
 }
 
+/// An image the HTML part shows by `cid:` (RFC 2392), sent in a multipart/related with it.
+#[derive(Debug, Clone)]
+pub struct InlineImage {
+    pub content_id: String,
+    pub png: Vec<u8>,
+}
+
+/// A file attached to the mail.
+#[derive(Debug, Clone)]
+pub struct FileAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// What a report mail carries besides its text and HTML parts.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub inline: Vec<InlineImage>,
+    pub attachments: Vec<FileAttachment>,
+}
+
 pub fn build(mail: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
+    build_with(mail, &Parts::default())
+}
+
+/// [`build`] with inline images and attachments: multipart/mixed (RFC 2046 5.1.3) around
+/// multipart/alternative (text, then multipart/related (RFC 2387): the HTML and its images),
+/// then the files. Without any, the plain multipart/alternative of [`build`].
+pub fn build_with(mail: &OutgoingMail, parts: &Parts) -> Result<Vec<u8>, ComposeError> {
     let recipients = mail
         .to
         .iter()
@@ -161,17 +190,40 @@ pub fn build(mail: &OutgoingMail) -> Result<Vec<u8>, ComposeError> {
         .raw_header(raw_header("Auto-Submitted", auto)?)
         .raw_header(raw_header("X-Auto-Response-Suppress", "All")?)
         .raw_header(raw_header("Precedence", "auto_reply")?);
-    let body = MultiPart::alternative()
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(mail.text.clone()),
-        )
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_HTML)
-                .body(mail.html.clone()),
-        );
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(mail.text.clone());
+    let html = SinglePart::builder()
+        .header(ContentType::TEXT_HTML)
+        .body(mail.html.clone());
+    let alternative = if parts.inline.is_empty() {
+        MultiPart::alternative().singlepart(text).singlepart(html)
+    } else {
+        let png =
+            ContentType::parse("image/png").map_err(|e| ComposeError::Build(e.to_string()))?;
+        let mut related = MultiPart::related().singlepart(html);
+        for image in &parts.inline {
+            related = related.singlepart(
+                Attachment::new_inline(image.content_id.clone())
+                    .body(image.png.clone(), png.clone()),
+            );
+        }
+        MultiPart::alternative().singlepart(text).multipart(related)
+    };
+    let body = if parts.attachments.is_empty() {
+        alternative
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(alternative);
+        for file in &parts.attachments {
+            let content_type = ContentType::parse(&file.content_type)
+                .map_err(|e| ComposeError::Build(e.to_string()))?;
+            mixed = mixed.singlepart(
+                Attachment::new(single_line(&file.filename, MAX_NAME_CHARS))
+                    .body(file.body.clone(), content_type),
+            );
+        }
+        mixed
+    };
     let msg = b
         .multipart(body)
         .map_err(|e| ComposeError::Build(e.to_string()))?;

@@ -322,7 +322,7 @@ fn localise_partials(src: &str, lang: &str) -> String {
 
 /// Complete sample data: every variable any shipped template may use (see templates/README.md).
 pub fn sample_context() -> Value {
-    json!({
+    let mut sample = json!({
         "organisation": { "name": "Muziekcentrum Zuidoost" },
         "complaint": {
             "reference": "KL-2026-0001",
@@ -384,7 +384,12 @@ pub fn sample_context() -> Value {
         "bounce": { "recipient": "jan@example.nl", "reason": "mailbox unavailable" },
         "outbox": { "subject": "[KL-2026-0001] Les gaat niet door", "recipient": "jan@example.nl", "error": "550 5.1.1 user unknown" },
         "alert": { "subject": "Inloggen op de mailbox mislukt", "text": "cannot log in to mail server imap.example.org" },
-    })
+    });
+    // The reports' templates take their data under `report` and `public`.
+    let (report, public) = super::report::sample_views("nl");
+    sample["report"] = report;
+    sample["public"] = public;
+    sample
 }
 
 #[cfg(test)]

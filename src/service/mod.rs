@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod register;
 pub mod register_export;
+pub mod report;
 pub mod retention;
 pub mod scheduler;
 pub mod staff_mail;

@@ -8,7 +8,7 @@ use super::{Context, ServiceError};
 use crate::domain::classify::verp_address;
 use crate::domain::token::{self, TokenError, TokenPurpose};
 use crate::domain::types::{ComplaintRef, EmailAddress, MessageId};
-use crate::mail::compose::{AutoKind, OutgoingMail, build, new_message_id};
+use crate::mail::compose::{AutoKind, OutgoingMail, Parts, build_with, new_message_id};
 use crate::store::{NewOutbox, StoreTx};
 
 pub struct MailSpec<'a> {
@@ -37,6 +37,17 @@ pub async fn queue(
     let rendered = ctx
         .templates
         .render(spec.lang, spec.template, spec.context)?;
+    queue_rendered(ctx, tx, spec, rendered, &Parts::default()).await
+}
+
+/// [`queue`] of a mail already rendered, with inline images and attachments (the reports).
+pub async fn queue_rendered(
+    ctx: &Context,
+    tx: &mut dyn StoreTx,
+    spec: MailSpec<'_>,
+    rendered: crate::mail::templates::Rendered,
+    parts: &Parts,
+) -> Result<(i64, MessageId), ServiceError> {
     let from = ctx.from_address()?;
     let reference = match spec.complaint_id {
         Some(id) => Some(
@@ -60,7 +71,7 @@ pub async fn queue(
         date: spec.now,
         auto: spec.auto,
     };
-    let raw = build(&mail)?;
+    let raw = build_with(&mail, parts)?;
     let id = tx.reserve_outbox_id().await?;
     tx.enqueue(&NewOutbox {
         id,

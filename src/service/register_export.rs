@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{Context, ServiceError};
 use crate::domain::calendar::local_date;
-use crate::domain::procedure::{Milestone, Progress};
+use crate::domain::procedure::{Deadline, Milestone, Progress};
 use crate::store::{ComplaintRow, PAGE_ROWS, RegisterPosition};
 
 /// Which complaints: received from `from` up to and including `to` (organisation dates), in
@@ -85,8 +85,28 @@ pub async fn for_each_row(
     filter: &RegisterFilter,
     mut row: impl FnMut(RegisterRow) -> Result<(), ServiceError>,
 ) -> Result<usize, ServiceError> {
+    for_each_complaint(ctx, filter, |c| row(make_row(ctx, c))).await
+}
+
+/// One complaint as the register and the reports read it: its row, the extras of the other
+/// tables, and its deadlines under the procedure version it runs under.
+pub struct ComplaintRecord {
+    pub complaint: ComplaintRow,
+    pub extras: crate::store::RegisterExtras,
+    pub received: DateTime<Utc>,
+    pub deadlines: Vec<Deadline>,
+}
+
+/// Hands every complaint matching `filter` to `each`, in register order, a page at a time.
+/// Returns how many.
+pub async fn for_each_complaint(
+    ctx: &Context,
+    filter: &RegisterFilter,
+    mut each: impl FnMut(ComplaintRecord) -> Result<(), ServiceError>,
+) -> Result<usize, ServiceError> {
     let mut after: Option<RegisterPosition> = None;
     let mut count = 0;
+    let tz = ctx.procedure.tz;
     loop {
         let page = ctx
             .store
@@ -110,7 +130,21 @@ pub async fn for_each_row(
                 .procedure
                 .for_complaint(tx.as_mut(), &c.procedure, &c.procedure_version)
                 .await?;
-            row(make_row(ctx, &procedure, c, extra)?)?;
+            let received = crate::store::parse_ts(&c.received_at)?;
+            let progress = Progress {
+                received_at: received,
+                completed: extra.milestones.clone(),
+                round: extra.round,
+                serious: c.severity == "serious",
+                extended_weeks: u32::try_from(c.extended_weeks).unwrap_or(0),
+            };
+            let deadlines = procedure.deadlines(&ctx.procedure.calendar, tz, &progress);
+            each(ComplaintRecord {
+                complaint: c,
+                extras: extra,
+                received,
+                deadlines,
+            })?;
             count += 1;
         }
         if !full {
@@ -128,24 +162,16 @@ fn received_in(ctx: &Context, c: &ComplaintRow, filter: &RegisterFilter) -> bool
     filter.from.is_none_or(|f| day >= f) && filter.to.is_none_or(|t| day <= t)
 }
 
-fn make_row(
-    ctx: &Context,
-    procedure: &crate::domain::procedure::Procedure,
-    c: ComplaintRow,
-    extra: crate::store::RegisterExtras,
-) -> Result<RegisterRow, ServiceError> {
+fn make_row(ctx: &Context, record: ComplaintRecord) -> RegisterRow {
     let tz = ctx.procedure.tz;
     let cal = &ctx.procedure.calendar;
-    let received = crate::store::parse_ts(&c.received_at)?;
+    let ComplaintRecord {
+        complaint: c,
+        extras: extra,
+        received,
+        deadlines,
+    } = record;
     let received_date = local_date(received, tz);
-    let progress = Progress {
-        received_at: received,
-        completed: extra.milestones,
-        round: extra.round,
-        serious: c.severity == "serious",
-        extended_weeks: u32::try_from(c.extended_weeks).unwrap_or(0),
-    };
-    let deadlines = procedure.deadlines(cal, tz, &progress);
     let milestones = COLUMNS
         .iter()
         .filter_map(|m| deadlines.iter().find(|d| d.milestone == *m))
@@ -160,8 +186,8 @@ fn make_row(
             }
         })
         .collect();
-    let handled = progress
-        .completed
+    let handled = extra
+        .milestones
         .get(Milestone::Handled.as_str())
         .map(|t| local_date(*t, tz));
     // The complainant's answer to the proposal is what the register keeps as agreement.
@@ -170,7 +196,7 @@ fn make_row(
         Some("no") => Some("disagree".to_string()),
         _ => None,
     };
-    Ok(RegisterRow {
+    RegisterRow {
         reference: c.reference,
         received,
         received_date,
@@ -191,5 +217,5 @@ fn make_row(
         measure: c.measure,
         received_by: c.received_by,
         milestones,
-    })
+    }
 }

@@ -281,7 +281,7 @@ pub async fn context_for(
     ))
 }
 
-fn in_working_hours(ctx: &Context, now: DateTime<Utc>) -> bool {
+pub(crate) fn in_working_hours(ctx: &Context, now: DateTime<Utc>) -> bool {
     let rt = &ctx.procedure;
     let day = local_date(now, rt.tz);
     rt.calendar.is_working_day(day)
@@ -290,7 +290,7 @@ fn in_working_hours(ctx: &Context, now: DateTime<Utc>) -> bool {
 }
 
 /// The next moment mail to people may go out, at or after `t`.
-fn next_working_moment(ctx: &Context, t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn next_working_moment(ctx: &Context, t: DateTime<Utc>) -> DateTime<Utc> {
     if in_working_hours(ctx, t) {
         return t;
     }
@@ -920,6 +920,10 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
     if let Some(job) = run_digest(ctx, now).await? {
         report.jobs.push(job);
     }
+    // The reports of `[[reports.mail]]` whose time has come.
+    report
+        .jobs
+        .extend(super::report::run_scheduled(ctx, now).await?);
     // Once a day: personal data past its procedure's retention period goes (issue #11).
     if let Some(job) = super::retention::run_daily(ctx, now).await? {
         report.jobs.push(job);
@@ -956,6 +960,9 @@ pub async fn next_wakeup(ctx: &Context) -> Result<Option<DateTime<Utc>>, Service
         Some(now)
     };
     if let Some(t) = next_digest_fire(ctx, now) {
+        next = Some(next.map_or(t, |n| n.min(t)));
+    }
+    if let Some(t) = super::report::next_fire(ctx, now) {
         next = Some(next.map_or(t, |n| n.min(t)));
     }
     tracing::debug!(

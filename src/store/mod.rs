@@ -440,6 +440,8 @@ pub trait Store: Send + Sync + retention::RetentionStore {
 
     /// Ids of complaints whose procedure still runs (status open).
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError>;
+    /// How many complaints the register holds, voided ones not counted (for progress bars).
+    async fn complaint_count(&self) -> Result<u64, StoreError>;
     /// Open complaints whose stored next scheduler time is unknown or at or before `at`, in
     /// id order: one range of an index, as long as the answer (not the register).
     async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
@@ -700,6 +702,10 @@ pub struct RegisterExtras {
     pub milestones: std::collections::BTreeMap<String, DateTime<Utc>>,
     pub escalations: i64,
     pub round: u32,
+    /// The complainant was pointed to the appeal body (an `appeal_info` mail was queued).
+    pub appeal_pointed: bool,
+    /// When the last measure was recorded (from the history; gone after a purge).
+    pub measure_recorded: Option<DateTime<Utc>>,
 }
 
 /// One kind of mail we sent about a complaint (see [`StoreTx::complaint_mail_recipients`]).

@@ -368,8 +368,12 @@ impl Store for SqliteStore {
                 }
             }
             let sql = format!(
-                "SELECT complaint_id, COUNT(*) AS n FROM outbox
-                 WHERE template = 'escalation' AND complaint_id IN ({list}) GROUP BY complaint_id"
+                "SELECT complaint_id,
+                        SUM(template = 'escalation') AS escalations,
+                        SUM(template = 'appeal_info') AS appeals
+                 FROM outbox
+                 WHERE template IN ('escalation', 'appeal_info') AND complaint_id IN ({list})
+                 GROUP BY complaint_id"
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -378,7 +382,25 @@ impl Store for SqliteStore {
             for r in q.fetch_all(&self.pool).await? {
                 let id: i64 = r.try_get("complaint_id")?;
                 if let Some(e) = out.get_mut(&id) {
-                    e.escalations = r.try_get("n")?;
+                    e.escalations = r.try_get("escalations")?;
+                    e.appeal_pointed = r.try_get::<i64, _>("appeals")? > 0;
+                }
+            }
+            // The line a recorded measure leaves in the history (domain::complaint, AddMeasure).
+            let sql = format!(
+                "SELECT complaint_id, MAX(at) AS at FROM history
+                 WHERE complaint_id IN ({list}) AND detail LIKE 'measure recorded:%'
+                 GROUP BY complaint_id"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: i64 = r.try_get("complaint_id")?;
+                let at: Option<String> = r.try_get("at")?;
+                if let (Some(e), Some(at)) = (out.get_mut(&id), at) {
+                    e.measure_recorded = Some(parse_ts(&at)?);
                 }
             }
             let sql = format!("SELECT id, round FROM complaints WHERE id IN ({list})");
@@ -692,6 +714,13 @@ impl Store for SqliteStore {
                 .fetch_all(&self.pool)
                 .await?,
         )
+    }
+
+    async fn complaint_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM complaints WHERE status <> 'voided'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
