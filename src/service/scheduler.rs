@@ -998,8 +998,8 @@ fn digest_row(
     lang: &str,
 ) -> (digest::Entry, Value) {
     let deadlines = procedure.deadlines(&ctx.procedure.calendar, ctx.procedure.tz, progress);
-    // Stored references are always well formed; a broken one still gets its row (sorted last
-    // among its light), not a digest that fails for everyone.
+    // Stored references are always well formed; a broken one still gets its row (after the
+    // well-formed ones of its prefix), not a digest that fails for everyone.
     let reference = ComplaintRef::parse(&state.reference).unwrap_or_else(|_| {
         tracing::warn!(complaint = state.id, reference = %state.reference, "digest: stored reference cannot be read");
         ComplaintRef {
