@@ -3,8 +3,9 @@
 //! and 17:00 every day (a fresh process each time), with the daily digest on. Every mail is
 //! compared with `tests/fixtures/lives/<preset>.txt`, which an independent implementation
 //! (`tests/fixtures/lives/oracle.py`: its own calendar, its own reading of the preset) wrote:
-//! recipient, template and day. And for every mail: nothing goes to a person on a weekend, a
-//! holiday or outside working hours except the acknowledgement and a serious alert.
+//! recipient, template and day, and for each digest how many complaints it counted red, amber
+//! and green. And for every mail: nothing goes to a person on a weekend, a holiday or outside
+//! working hours except the acknowledgement and a serious alert.
 
 mod common;
 
@@ -126,6 +127,11 @@ fn live(preset: &str) {
             "{preset}: {template} to {to} at {when}: mail to people waits for working hours"
         );
         if template == "digest" {
+            // The digest is about every open complaint: its day and the lights it counted
+            // ("1 rood, 0 oranje, 2 groen", the end of its subject).
+            let subject = o["subject"].as_str().unwrap_or("");
+            let counts = subject.rsplit_once(": ").map_or(subject, |(_, c)| c);
+            seen.push(format!("D {day} digest {to} {counts}"));
             continue;
         }
         let r = o["reference"]

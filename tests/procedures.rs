@@ -653,14 +653,19 @@ fn daily_digest_runs_once_per_morning_and_once_after_downtime() {
         "klacht",
     );
     s.new_mails();
-    // Thu 24 Dec 08:00: first reaction (Thu 31 Dec) is not within 3 working days yet, so the
-    // digest has nothing to say and sends nothing.
-    assert!(s.tick("2026-12-24T08:30:00+01:00").is_empty());
-    // Tue 29 Dec 08:00: 31 Dec is within 3 working days.
+    // Thu 24 Dec 08:00: the one open complaint is in the digest, green: its first reaction
+    // (Thu 31 Dec) is not within 3 working days yet.
+    assert_eq!(
+        s.tick("2026-12-24T08:30:00+01:00"),
+        pairs(&[("digest", common::RECEIVER)])
+    );
+    assert!(last_digest_subject(&s).ends_with(": 0 rood, 0 oranje, 1 groen"));
+    // Tue 29 Dec 08:00: 31 Dec is within 3 working days (30, 31, 4 Jan): amber.
     assert_eq!(
         s.tick("2026-12-29T08:30:00+01:00"),
         pairs(&[("digest", common::RECEIVER)])
     );
+    assert!(last_digest_subject(&s).ends_with(": 0 rood, 1 oranje, 0 groen"));
     assert!(
         s.tick("2026-12-29T09:30:00+01:00").is_empty(),
         "once per fire time"
@@ -673,6 +678,391 @@ fn daily_digest_runs_once_per_morning_and_once_after_downtime() {
         1,
         "{mails:?}"
     );
+    // The first reaction (Thu 31 Dec) was missed: red.
+    assert!(last_digest_subject(&s).ends_with(": 1 rood, 0 oranje, 0 groen"));
+}
+
+/// The subject of the last digest queued (the outbox in queue order).
+fn last_digest_subject(s: &Scenario) -> String {
+    s.app
+        .outbox()
+        .iter()
+        .rfind(|o| o["template"] == "digest")
+        .and_then(|o| o["subject"].as_str())
+        .expect("a digest was queued")
+        .to_string()
+}
+
+/// The one digest in the outbox directory (file names do not follow the queue order).
+fn the_digest(s: &Scenario) -> common::SentMail {
+    let mut d: Vec<common::SentMail> = s
+        .app
+        .sent_to(common::RECEIVER)
+        .into_iter()
+        .filter(|m| {
+            m.subject.starts_with("Overzicht klachten")
+                || m.subject.starts_with("Complaints overview")
+        })
+        .collect();
+    assert_eq!(d.len(), 1, "one digest");
+    d.remove(0)
+}
+
+#[test]
+fn an_empty_register_gets_no_digest_and_a_closed_or_voided_complaint_is_not_in_it() {
+    let s = Scenario::new("mzo");
+    s.app
+        .set_env("KLACHTD__SCHEDULE__DIGEST", "0 0 8 * * Mon-Fri");
+    // Mon 21 Dec: nothing registered yet, nothing to show: no mail.
+    assert!(s.tick("2026-12-21T08:30:00+01:00").is_empty());
+    let r = s.receive(
+        "2026-12-21T10:00:00+01:00",
+        "school@example.nl",
+        "Les",
+        "klacht",
+    );
+    s.app.set_now("2026-12-21T11:00:00+01:00");
+    s.app
+        .cmd_ok(&["void", &r, "--reason", "per ongeluk geregistreerd"]);
+    s.new_mails();
+    // Tue 22 Dec: the only complaint is voided: again no mail.
+    assert!(s.tick("2026-12-22T08:30:00+01:00").is_empty());
+    let open = s.receive(
+        "2026-12-22T10:00:00+01:00",
+        "ouder@example.nl",
+        "Rooster",
+        "klacht",
+    );
+    s.new_mails();
+    // Wed 23 Dec: one open complaint, one row; the voided one is not in it.
+    assert_eq!(
+        s.tick("2026-12-23T08:30:00+01:00"),
+        pairs(&[("digest", common::RECEIVER)])
+    );
+    let d = the_digest(&s);
+    assert!(
+        d.subject.ends_with(": 0 rood, 0 oranje, 1 groen"),
+        "{}",
+        d.subject
+    );
+    assert!(d.text.contains(&format!("[{open}]")), "{}", d.text);
+    assert!(!d.text.contains(&format!("[{r}]")), "{}", d.text);
+}
+
+/// The HTML part of a sent mail.
+fn html_of(m: &common::SentMail) -> String {
+    mail_parser::MessageParser::default()
+        .parse(&m.raw)
+        .and_then(|p| p.body_html(0).map(|h| h.into_owned()))
+        .unwrap_or_default()
+}
+
+/// Issue #11, the digest at a glance, through the binary. On Tue 8 Dec 2026 (3 working days
+/// ahead: Fri 11 Dec), mzo (first reaction 5, solution 7, handled 14 working days):
+/// - KL-2026-0001, Mon 23 Nov, assigned, reaction and solution done: handling Fri 11 Dec, at
+///   the horizon: amber, resolved;
+/// - KL-2026-0002, Thu 26 Nov, nobody assigned: reaction was due Thu 3 Dec: red, new;
+/// - KL-2026-0003, Wed 2 Dec, assigned: reaction due Wed 9 Dec: amber, in progress;
+/// - KL-2026-0004, Mon 7 Dec, assigned: reaction due Mon 14 Dec: green, in progress.
+///
+/// Red first, then amber by due date (0003 before 0001), then green.
+fn digest_at_a_glance(lang: &str) -> common::SentMail {
+    let s = Scenario::new("mzo");
+    if lang == "en" {
+        s.app.set_env("KLACHTD__ORGANISATION__LANGUAGE", "en");
+    }
+    let body = "De les is niet doorgegaan.";
+    let a = s.receive(
+        "2026-11-23T10:00:00+01:00",
+        "school1@example.nl",
+        "Les niet doorgegaan",
+        body,
+    );
+    s.cli(
+        "2026-11-23T11:00:00+01:00",
+        &["set", &a, "handler", "docent@example.org"],
+    );
+    s.cli(
+        "2026-11-24T10:00:00+01:00",
+        &["complete", &a, "first_reaction"],
+    );
+    s.cli(
+        "2026-11-25T10:00:00+01:00",
+        &["complete", &a, "solution_proposed"],
+    );
+    let b = s.receive(
+        "2026-11-26T10:00:00+01:00",
+        "school2@example.nl",
+        "Rooster klopt niet",
+        body,
+    );
+    let c = s.receive(
+        "2026-12-02T10:00:00+01:00",
+        "school3@example.nl",
+        "Geen antwoord",
+        body,
+    );
+    s.cli(
+        "2026-12-02T11:00:00+01:00",
+        &["set", &c, "handler", "docent@example.org"],
+    );
+    let d = s.receive(
+        "2026-12-07T10:00:00+01:00",
+        "school4@example.nl",
+        "Lokaal te koud",
+        body,
+    );
+    s.cli(
+        "2026-12-07T11:00:00+01:00",
+        &["set", &d, "handler", "docent@example.org"],
+    );
+    assert_eq!(
+        [&a, &b, &c, &d].map(|r| r.as_str()),
+        [
+            "KL-2026-0001",
+            "KL-2026-0002",
+            "KL-2026-0003",
+            "KL-2026-0004"
+        ]
+    );
+    s.new_mails();
+    s.app
+        .set_env("KLACHTD__SCHEDULE__DIGEST", "0 0 8 * * Mon-Fri");
+    let mails = s.tick("2026-12-08T08:30:00+01:00");
+    assert_eq!(
+        mails.iter().filter(|(t, _)| t == "digest").count(),
+        1,
+        "{mails:?}"
+    );
+    the_digest(&s)
+}
+
+/// The rows of the HTML table, in order: (reference, the row's HTML).
+fn html_rows(html: &str) -> Vec<(String, String)> {
+    html.split("<tr>")
+        .skip(1)
+        .filter_map(|row| {
+            let start = row.find("<td>KL-")? + 4;
+            let end = start + row[start..].find('<')?;
+            Some((row[start..end].to_string(), row.to_string()))
+        })
+        .collect()
+}
+
+/// Text blocks, in order: (reference, the block).
+fn text_blocks(text: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(i) = line.find("  [KL-")
+            && !line.starts_with(' ')
+        {
+            let r = line[i + 3..].split(']').next().unwrap_or("").to_string();
+            out.push((r, format!("{line}\n")));
+        } else if line.starts_with("  ")
+            && let Some((_, block)) = out.last_mut()
+        {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn the_digest_is_a_table_of_every_open_complaint_red_first_in_dutch() {
+    let m = digest_at_a_glance("nl");
+    assert_eq!(
+        m.subject,
+        "Overzicht klachten Muziekcentrum Zuidoost: 1 rood, 2 oranje, 1 groen"
+    );
+    let order = [
+        "KL-2026-0002",
+        "KL-2026-0003",
+        "KL-2026-0001",
+        "KL-2026-0004",
+    ];
+
+    let html = html_of(&m);
+    assert!(html.contains("1 rood</span>"), "{html}");
+    assert!(html.contains("2 oranje</span>"), "{html}");
+    assert!(html.contains("1 groen</span>"), "{html}");
+    assert!(!html.contains("<style"), "inline styles only: {html}");
+    let rows = html_rows(&html);
+    assert_eq!(
+        rows.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        order
+    );
+    let colour = |row: &str, bg: &str, word: &str| {
+        assert!(
+            row.contains(&format!("bgcolor=\"{bg}\" style=\"background-color: {bg};"))
+                && row.contains(&format!(">{word}</td>")),
+            "{bg} {word}: {row}"
+        );
+    };
+    colour(&rows[0].1, "#c62828", "ROOD");
+    colour(&rows[1].1, "#f9a825", "ORANJE");
+    colour(&rows[2].1, "#f9a825", "ORANJE");
+    colour(&rows[3].1, "#2e7d32", "GROEN");
+    assert!(rows[0].1.contains("niet toegewezen"), "{}", rows[0].1);
+    assert!(rows[0].1.contains("<td>nieuw</td>"), "{}", rows[0].1);
+    assert!(
+        rows[0]
+            .1
+            .contains("eerste reactie: donderdag 3 december 2026 <strong>(verstreken)</strong>"),
+        "{}",
+        rows[0].1
+    );
+    assert!(
+        rows[1].1.contains("<td>in behandeling</td>"),
+        "{}",
+        rows[1].1
+    );
+    assert!(
+        rows[1].1.contains("<td>docent@example.org</td>"),
+        "{}",
+        rows[1].1
+    );
+    assert!(
+        rows[1]
+            .1
+            .contains("eerste reactie: woensdag 9 december 2026</td>"),
+        "{}",
+        rows[1].1
+    );
+    assert!(rows[2].1.contains("<td>opgelost</td>"), "{}", rows[2].1);
+    assert!(
+        rows[2]
+            .1
+            .contains("afhandeling: vrijdag 11 december 2026</td>"),
+        "{}",
+        rows[2].1
+    );
+    assert!(
+        rows[3]
+            .1
+            .contains("eerste reactie: maandag 14 december 2026</td>"),
+        "{}",
+        rows[3].1
+    );
+    for (r, row) in &rows[1..] {
+        assert!(!row.contains("niet toegewezen"), "{r}: {row}");
+    }
+
+    let blocks = text_blocks(&m.text);
+    assert_eq!(
+        blocks.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        order,
+        "{}",
+        m.text
+    );
+    let words: Vec<&str> = blocks
+        .iter()
+        .map(|(_, b)| b.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(words, ["ROOD", "ORANJE", "ORANJE", "GROEN"], "{}", m.text);
+    assert!(
+        blocks[0].1.contains("behandelaar: NIET TOEGEWEZEN"),
+        "{}",
+        blocks[0].1
+    );
+    assert!(blocks[0].1.contains("status: nieuw"), "{}", blocks[0].1);
+    assert!(blocks[0].1.contains("(verstreken)"), "{}", blocks[0].1);
+    assert!(
+        blocks[2]
+            .1
+            .contains("status: opgelost; behandelaar: docent@example.org"),
+        "{}",
+        blocks[2].1
+    );
+    assert_eq!(m.text.matches("NIET TOEGEWEZEN").count(), 1, "{}", m.text);
+    assert!(
+        m.text.contains("1 rood, 2 oranje, 1 groen (4 open)"),
+        "{}",
+        m.text
+    );
+    // Each row keeps its own tokened address for commands on that complaint.
+    for (r, b) in &blocks {
+        let line = b
+            .lines()
+            .find(|l| l.contains("opdrachten: antwoord aan"))
+            .unwrap_or_else(|| panic!("{r}: no reply address: {b}"));
+        assert!(
+            line.contains(&format!("+c-{}-", r.to_ascii_lowercase())),
+            "{line}"
+        );
+    }
+    for (r, row) in &rows {
+        assert!(
+            row.contains(&format!("+c-{}-", r.to_ascii_lowercase())),
+            "{r}: {row}"
+        );
+    }
+}
+
+#[test]
+fn the_digest_is_a_table_of_every_open_complaint_red_first_in_english() {
+    let m = digest_at_a_glance("en");
+    assert_eq!(
+        m.subject,
+        "Complaints overview Muziekcentrum Zuidoost: 1 red, 2 amber, 1 green"
+    );
+    let order = [
+        "KL-2026-0002",
+        "KL-2026-0003",
+        "KL-2026-0001",
+        "KL-2026-0004",
+    ];
+    let html = html_of(&m);
+    let rows = html_rows(&html);
+    assert_eq!(
+        rows.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        order
+    );
+    assert!(
+        rows[0].1.contains("bgcolor=\"#c62828\"") && rows[0].1.contains(">RED</td>"),
+        "{}",
+        rows[0].1
+    );
+    assert!(
+        rows[1].1.contains("bgcolor=\"#f9a825\"") && rows[1].1.contains(">AMBER</td>"),
+        "{}",
+        rows[1].1
+    );
+    assert!(
+        rows[3].1.contains("bgcolor=\"#2e7d32\"") && rows[3].1.contains(">GREEN</td>"),
+        "{}",
+        rows[3].1
+    );
+    assert!(rows[0].1.contains("unassigned"), "{}", rows[0].1);
+    assert!(rows[0].1.contains("<td>new</td>"), "{}", rows[0].1);
+    assert!(rows[2].1.contains("<td>resolved</td>"), "{}", rows[2].1);
+    assert!(rows[1].1.contains("<td>in progress</td>"), "{}", rows[1].1);
+    let blocks = text_blocks(&m.text);
+    assert_eq!(
+        blocks.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+        order,
+        "{}",
+        m.text
+    );
+    let words: Vec<&str> = blocks
+        .iter()
+        .map(|(_, b)| b.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(words, ["RED", "AMBER", "AMBER", "GREEN"], "{}", m.text);
+    assert!(
+        blocks[0].1.contains("handler: UNASSIGNED"),
+        "{}",
+        blocks[0].1
+    );
+    assert!(blocks[0].1.contains("(missed)"), "{}", blocks[0].1);
+    assert_eq!(m.text.matches("UNASSIGNED").count(), 1, "{}", m.text);
+    for (r, b) in &blocks {
+        assert!(
+            b.contains("commands: reply to ")
+                && b.contains(&format!("+c-{}-", r.to_ascii_lowercase())),
+            "{r}: {b}"
+        );
+    }
 }
 
 #[test]
@@ -732,9 +1122,11 @@ fn the_digest_goes_out_on_working_days_inside_working_hours_only() {
     s.new_mails();
     let digests =
         |mails: Vec<(String, String)>| mails.iter().filter(|(t, _)| t == "digest").count();
-    // Thu 24 Dec: a working day; the reaction (Thu 31 Dec) is not within 3 working days yet.
-    assert_eq!(digests(s.tick("2026-12-24T08:30:00+01:00")), 0);
-    // Tue 29 Dec: it is, and the digest goes out.
+    // Thu 24 Dec: a working day, and one complaint is open.
+    assert_eq!(digests(s.tick("2026-12-24T08:30:00+01:00")), 1);
+    // Fri 25 Dec, Eerste Kerstdag: none.
+    assert_eq!(digests(s.tick("2026-12-25T08:30:00+01:00")), 0);
+    // Tue 29 Dec: the digest goes out.
     assert_eq!(digests(s.tick("2026-12-29T08:30:00+01:00")), 1);
     // Eerste Kerstdag was Friday; Nieuwjaarsdag Fri 1 Jan, then a weekend: no digest.
     assert_eq!(digests(s.tick("2027-01-01T08:30:00+01:00")), 0);

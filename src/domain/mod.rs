@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod classify;
 pub mod command;
 pub mod complaint;
+pub mod digest;
 pub mod display;
 pub mod forward;
 pub mod greeting;

@@ -377,9 +377,16 @@ pub fn sample_context() -> Value {
         "handler": { "name": "Marieke de Vries", "address": "marieke@example.nl" },
         "serious": { "keywords": "veiligheid, letsel" },
         "solution": { "text": "We plannen de gemiste lessen in overleg opnieuw in." },
-        "digest": { "items": [
-            { "reference": "KL-2026-0001", "subject": "Les gaat niet door", "what": "afgehandeld", "due": "vrijdag 11 december 2026", "reply_address": "service+c-kl-2026-0001-0a1b2c3d4e5f60718293a4@example.org" }
-        ] },
+        "digest": {
+            "items": [
+                { "reference": "KL-2026-0001", "subject": "Les gaat niet door", "status": "in behandeling", "status_id": "in_progress", "handler": "marieke@example.nl", "unassigned": false, "light": "red", "light_word": "ROOD", "what": "afgehandeld", "due": "vrijdag 11 december 2026", "missed": true, "reply_address": "service+c-kl-2026-0001-0a1b2c3d4e5f60718293a4@example.org" },
+                { "reference": "KL-2026-0002", "subject": "Rooster klopt niet", "status": "nieuw", "status_id": "new", "handler": "", "unassigned": true, "light": "amber", "light_word": "ORANJE", "what": "eerste reactie", "due": "maandag 14 december 2026", "missed": false, "reply_address": "service+c-kl-2026-0002-0a1b2c3d4e5f60718293a4@example.org" },
+                { "reference": "KL-2026-0003", "subject": "Geen antwoord op mijn mail", "status": "opgelost", "status_id": "resolved", "handler": "marieke@example.nl", "unassigned": false, "light": "green", "light_word": "GROEN", "what": "", "due": "", "missed": false, "reply_address": "service+c-kl-2026-0003-0a1b2c3d4e5f60718293a4@example.org" }
+            ],
+            "counts": { "red": 1, "amber": 1, "green": 1, "total": 3 },
+            "date": "vrijdag 11 december 2026",
+            "days_ahead": 3,
+        },
         "links": { "reply_hint": "Antwoord op deze e-mail; laat het nummer in het onderwerp staan." },
         "bounce": { "recipient": "jan@example.nl", "reason": "mailbox unavailable" },
         "outbox": { "subject": "[KL-2026-0001] Les gaat niet door", "recipient": "jan@example.nl", "error": "550 5.1.1 user unknown" },

@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::outbound::{MailSpec, queue, queue_to_staff};
 use super::{Context, ServiceError};
 use crate::domain::calendar::{at_local, end_of_day, local_date};
-use crate::domain::complaint::{Change, Complaint, Effect, Event, Stored};
+use crate::domain::complaint::{Change, Complaint, Effect, Event, Stored, lifecycle};
+use crate::domain::digest;
 use crate::domain::procedure::{
     Milestone, PlannedAction, Procedure, Progress, Recipients, SUBJECT_PERSON_ROLE, Trigger,
 };
@@ -990,32 +991,59 @@ fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>
 /// Open complaints read per read transaction by the digest.
 const DIGEST_READ_CHUNK: usize = 500;
 
-/// The digest lines of one complaint: its open deadlines up to `horizon`.
-#[allow(clippy::too_many_arguments)]
-fn digest_items(
+/// Subjects in the digest's table are cut to this many characters.
+const DIGEST_SUBJECT_CHARS: usize = 60;
+
+/// One open complaint's row in the digest: its traffic light and next open deadline (from the
+/// one planner, `Procedure::deadlines`), and what the table shows of it.
+fn digest_row(
     ctx: &Context,
     state: &ComplaintState,
     procedure: &Procedure,
     progress: &Progress,
-    today: chrono::NaiveDate,
-    horizon: chrono::NaiveDate,
+    (today, horizon): (chrono::NaiveDate, chrono::NaiveDate),
     lang: &str,
-    items: &mut Vec<(chrono::NaiveDate, Value)>,
-) {
-    for d in procedure.deadlines(&ctx.procedure.calendar, ctx.procedure.tz, progress) {
-        if d.completed_at.is_none()
-            && let Some(due) = d.due
-            && due <= horizon
-        {
-            let overdue = due < today;
-            items.push((due, json!({
-                "reference": state.reference,
-                "subject": state.subject,
-                "what": format!("{}{}", d.milestone.label(lang), if overdue { if lang == "en" { " (OVERDUE)" } else { " (VERLOPEN)" } } else { "" }),
-                "due": crate::domain::calendar::format_date(due, lang),
-            })));
+) -> (digest::Entry, Value) {
+    let deadlines = procedure.deadlines(&ctx.procedure.calendar, ctx.procedure.tz, progress);
+    // Stored references are always well formed; a broken one still gets its row (after the
+    // well-formed ones of its prefix), not a digest that fails for everyone.
+    let reference = ComplaintRef::parse(&state.reference).unwrap_or_else(|_| {
+        tracing::warn!(complaint = state.id, reference = %state.reference, "digest: stored reference cannot be read");
+        ComplaintRef {
+            prefix: state.reference.clone(),
+            year: i32::MAX,
+            number: u32::MAX,
         }
-    }
+    });
+    let entry = digest::entry(
+        reference,
+        state.handler.as_deref(),
+        &deadlines,
+        today,
+        horizon,
+    );
+    let status = match snapshot(state, progress) {
+        Ok(c) => Some(lifecycle(&c)),
+        Err(e) => {
+            tracing::warn!(complaint = state.id, error = %e, "digest: status cannot be derived");
+            None
+        }
+    };
+    let next = entry.next;
+    let row = json!({
+        "reference": state.reference,
+        "subject": digest::short_subject(&state.subject, DIGEST_SUBJECT_CHARS),
+        "status": status.map_or("?", |s| s.label(lang)),
+        "status_id": status.map_or("", |s| s.as_str()),
+        "handler": if entry.unassigned { "" } else { state.handler.as_deref().unwrap_or_default().trim() },
+        "unassigned": entry.unassigned,
+        "light": entry.light.as_str(),
+        "light_word": entry.light.word(lang),
+        "what": next.map_or("", |n| n.milestone.label(lang)),
+        "due": next.map(|n| crate::domain::calendar::format_date(n.due, lang)).unwrap_or_default(),
+        "missed": next.is_some_and(|n| n.missed),
+    });
+    (entry, row)
 }
 
 /// The digest fires for the latest scheduled time at or before `now` that has not fired yet:
@@ -1049,7 +1077,7 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         .calendar
         .add_working_days(today, ctx.settings.schedule.digest_days_ahead);
     let lang = ctx.settings.organisation.language.clone();
-    let mut items = Vec::new();
+    let mut rows = Vec::new();
     // Read in short read transactions of a few hundred complaints, not inside the write
     // transaction below: holding the write lock while every open complaint is loaded would
     // stop intake for as long.
@@ -1058,19 +1086,25 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
         let mut rx = ctx.store.begin_read().await?;
         for &id in chunk {
             let (state, procedure, progress) = load(ctx, rx.as_mut(), id).await?;
-            digest_items(
-                ctx, &state, &procedure, &progress, today, horizon, &lang, &mut items,
-            );
+            rows.push(digest_row(
+                ctx,
+                &state,
+                &procedure,
+                &progress,
+                (today, horizon),
+                &lang,
+            ));
         }
     }
+    rows.sort_by(|a, b| digest::order(&a.0, &b.0));
+    let counts = digest::counts(rows.iter().map(|(e, _)| e));
     let mut tx = ctx.store.begin().await?;
     // Exactly once: whoever marks the job first sends it.
     if !tx.mark_job_done("digest", fire, now).await? {
         return Ok(None);
     }
-    items.sort_by_key(|(d, _)| *d);
-    let n = items.len();
-    if n > 0 {
+    // An empty register has nothing to show: no mail.
+    if counts.total > 0 {
         let context = json!({
             "organisation": { "name": ctx.settings.organisation.name },
             "complaint": { "reference": "", "subject": "", "received_date": "", "summary": "" },
@@ -1081,22 +1115,36 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
             "handler": { "name": "", "address": "" },
             "serious": { "keywords": "" },
             "solution": { "text": "" },
-            "digest": { "items": items.into_iter().map(|(_, v)| v).collect::<Vec<_>>() },
+            // `items`: one row per open complaint, red first; outbound::staff_context adds each
+            // row's tokened `reply_address` for the recipient.
+            "digest": {
+                "items": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+                "counts": counts,
+                "date": crate::domain::calendar::format_date(today, &lang),
+                "days_ahead": ctx.settings.schedule.digest_days_ahead,
+            },
             "links": { "reply_hint": "" },
         });
         super::outbound::queue_to_role(ctx, tx.as_mut(), "receiver", "digest", &context, None, now)
             .await?;
     }
+    let n = counts.total;
     tx.history(
         None,
         now,
         SCHEDULER,
         "digest",
-        &format!("digest for {} with {n} item(s)", crate::store::ts(fire)),
+        &format!(
+            "digest for {} with {n} open complaint(s): {} red, {} amber, {} green",
+            crate::store::ts(fire),
+            counts.red,
+            counts.amber,
+            counts.green
+        ),
     )
     .await?;
     tx.commit().await?;
-    Ok(Some(format!("digest ({n} items)")))
+    Ok(Some(format!("digest ({n} complaints)")))
 }
 
 /// After a complaint is registered (inside the intake transaction): remember the procedure
