@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the real mail servers the tests use (Dovecot,
-# Postfix: idempotent apt-get), checks formatting and lints, then runs every test against them.
+# Postfix) and Chromium for the report screenshot (idempotent apt-get), checks formatting and
+# lints, then runs every test against them.
 # Fails loudly (non-zero exit) when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +9,11 @@ command -v cargo >/dev/null || { echo "test.sh: cargo is needed" >&2; exit 1; }
 # Tests that need the mail servers fail instead of skipping when they cannot start them.
 export KLACHTD_REQUIRE_STACK=1
 bash scripts/mailstack.sh install
+# Headless Chromium renders the analysis report in tests/reports.rs (idempotent).
+if ! command -v chromium >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium >&2 || { apt-get update -q >&2 && apt-get install -y -q chromium >&2; }
+fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

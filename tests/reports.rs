@@ -725,6 +725,104 @@ fn every_figure_of_the_report_matches_an_independent_count() {
     assert!(text.contains(&format!("Ontvangen: {total} (")), "{text}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), 3);
+
+    // Looked at as a person would: rendered by headless Chromium, with its charts.
+    if let Some(browser) = chromium() {
+        let shot = app.root.join("report.png");
+        screenshot(&browser, &app.root, &dir.join("report.html"), &shot);
+        let (w, h, blue) = bar_pixels(&shot);
+        assert!(w >= 700 && h >= 2000, "{w}x{h}");
+        // Three charts of 720 px wide with a year of bars: tens of thousands of bar pixels.
+        assert!(
+            blue > 20_000,
+            "the charts are not rendered: {blue} bar-coloured pixels"
+        );
+        // The same page without its images has none: the count is of the charts.
+        let bare = dir.join("bare.html");
+        std::fs::write(
+            &bare,
+            html.replace("src=\"data:image/png;base64,", "src=\"data:,"),
+        )
+        .unwrap();
+        let bare_shot = app.root.join("bare.png");
+        screenshot(&browser, &app.root, &bare, &bare_shot);
+        let (_, _, none) = bar_pixels(&bare_shot);
+        assert!(none < 100, "{none} bar-coloured pixels without images");
+        // KLACHTD_SCREENSHOT_TO=docs/report.png keeps the screenshot for the README.
+        if let Ok(to) = std::env::var("KLACHTD_SCREENSHOT_TO") {
+            std::fs::copy(&shot, common::repo().join(to)).unwrap();
+        }
+    }
+}
+
+/// Headless Chromium, or None when it is missing and the full stack is not required (CI sets
+/// KLACHTD_REQUIRE_STACK, and scripts/test.sh installs Debian's `chromium`).
+fn chromium() -> Option<String> {
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = std::process::Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if found {
+            return Some(name.to_string());
+        }
+    }
+    assert!(
+        std::env::var_os("KLACHTD_REQUIRE_STACK").is_none(),
+        "chromium is needed for the report screenshot test (apt-get install chromium)"
+    );
+    eprintln!("chromium not installed: the screenshot check is skipped");
+    None
+}
+
+fn screenshot(
+    browser: &str,
+    root: &std::path::Path,
+    html: &std::path::Path,
+    png: &std::path::Path,
+) {
+    let profile = root.join(format!(
+        "chromium-profile-{}",
+        png.file_stem().unwrap().to_string_lossy()
+    ));
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+            "--window-size=800,3400",
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("--screenshot={}", png.display()),
+            &format!("file://{}", html.display()),
+        ])
+        .output()
+        .expect("run chromium");
+    assert!(
+        out.status.success() && png.exists(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Size of a screenshot and how many of its pixels are the charts' bar colour (give or take
+/// a little for colour management).
+fn bar_pixels(png_path: &std::path::Path) -> (u32, u32, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    let (r, g, b) = klachtd::mail::charts::BAR_COLOUR;
+    let near = |x: u8, y: u8| x.abs_diff(y) <= 8;
+    let n = buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| near(p[0], r) && near(p[1], g) && near(p[2], b))
+        .count();
+    (info.width, info.height, n)
 }
 
 /// The shown cells of one public breakdown (the period's column) and its total.

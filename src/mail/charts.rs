@@ -12,8 +12,6 @@ use plotters::prelude::*;
 /// The colour of every bar: a blue that reads on white and in grey print. The Chromium test
 /// finds the rendered charts by this colour.
 pub const BAR_COLOUR: (u8, u8, u8) = (31, 95, 160);
-/// The target line of the deadline chart.
-const TARGET_COLOUR: (u8, u8, u8) = (200, 60, 40);
 
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 300;
@@ -58,10 +56,20 @@ fn short(label: &str) -> String {
     }
 }
 
-/// A nice upper end for a count axis: at least 1, a little above the largest value.
-fn axis_top(bars: &[Bar]) -> f64 {
+/// The upper end of a count axis: a little above the largest value, at least 1.
+fn axis_top(bars: &[Bar]) -> u32 {
     let max = bars.iter().map(|b| b.value).fold(0.0f64, f64::max);
-    if max <= 0.0 { 1.0 } else { (max * 1.15).ceil() }
+    if max <= 0.0 {
+        1
+    } else {
+        // Counts of a register fit in u32; the cast saturates.
+        (max * 1.15).ceil() as u32
+    }
+}
+
+/// A bar's length on a whole-number axis.
+fn height_of(v: f64, top: u32) -> u32 {
+    (v.max(0.0).round() as u32).min(top)
 }
 
 fn encode(chart: &'static str, rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, ChartError> {
@@ -81,12 +89,12 @@ fn encode(chart: &'static str, rgb: &[u8], width: u32, height: u32) -> Result<Ve
 }
 
 /// Vertical bars (one per month, or per milestone), with the title above. `percent`: the axis
-/// runs from 0 to 100 and a line marks `target`.
+/// runs from 0 to 100 %.
 pub fn vertical_bars(
     chart: &'static str,
     title: &str,
     bars: &[Bar],
-    percent: Option<f64>,
+    percent: bool,
 ) -> Result<Vec<u8>, ChartError> {
     let fail = |e: String| ChartError::Draw { chart, reason: e };
     if !font_ready() {
@@ -97,17 +105,13 @@ pub fn vertical_bars(
         let root = BitMapBackend::with_buffer(&mut buffer, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
         let n = bars.len().max(1);
-        let top = if percent.is_some() {
-            100.0
-        } else {
-            axis_top(bars)
-        };
+        let top = if percent { 100 } else { axis_top(bars) };
         let mut c = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18).into_font().style(FontStyle::Bold))
             .margin(12)
             .x_label_area_size(34)
             .y_label_area_size(44)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+            .build_cartesian_2d((0..n).into_segmented(), 0u32..top)
             .map_err(|e| fail(e.to_string()))?;
         let labels: Vec<String> = bars.iter().map(|b| short(&b.label)).collect();
         let label_font = ("sans-serif", if n > 8 { 11 } else { 13 });
@@ -120,11 +124,12 @@ pub fn vertical_bars(
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
+            .y_labels(top.min(10) as usize + 1)
             .y_label_formatter(&|v| {
-                if percent.is_some() {
-                    format!("{v:.0}%")
+                if percent {
+                    format!("{v}%")
                 } else {
-                    format!("{v:.0}")
+                    v.to_string()
                 }
             })
             .draw()
@@ -132,23 +137,13 @@ pub fn vertical_bars(
         c.draw_series(bars.iter().enumerate().map(|(i, b)| {
             Rectangle::new(
                 [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), b.value.clamp(0.0, top)),
+                    (SegmentValue::Exact(i), 0),
+                    (SegmentValue::Exact(i + 1), height_of(b.value, top)),
                 ],
                 rgb(BAR_COLOUR).filled(),
             )
         }))
         .map_err(|e| fail(e.to_string()))?;
-        if let Some(target) = percent {
-            c.draw_series(std::iter::once(PathElement::new(
-                vec![
-                    (SegmentValue::Exact(0), target),
-                    (SegmentValue::Exact(n), target),
-                ],
-                rgb(TARGET_COLOUR).stroke_width(2),
-            )))
-            .map_err(|e| fail(e.to_string()))?;
-        }
         root.present().map_err(|e| fail(e.to_string()))?;
     }
     encode(chart, &buffer, WIDTH, HEIGHT)
@@ -177,7 +172,7 @@ pub fn horizontal_bars(
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(220)
-            .build_cartesian_2d(0.0..top, (0..n).into_segmented())
+            .build_cartesian_2d(0u32..top, (0..n).into_segmented())
             .map_err(|e| fail(e.to_string()))?;
         // Segment 0 is at the bottom: the first bar goes on top.
         let labels: Vec<String> = bars.iter().rev().map(|b| short(&b.label)).collect();
@@ -190,14 +185,15 @@ pub fn horizontal_bars(
                 SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_labels(top.min(10) as usize + 1)
+            .x_label_formatter(&|v| v.to_string())
             .draw()
             .map_err(|e| fail(e.to_string()))?;
         c.draw_series(bars.iter().rev().enumerate().map(|(i, b)| {
             Rectangle::new(
                 [
-                    (0.0, SegmentValue::Exact(i)),
-                    (b.value.clamp(0.0, top), SegmentValue::Exact(i + 1)),
+                    (0, SegmentValue::Exact(i)),
+                    (height_of(b.value, top), SegmentValue::Exact(i + 1)),
                 ],
                 rgb(BAR_COLOUR).filled(),
             )
@@ -239,12 +235,12 @@ mod tests {
 
     #[test]
     fn bars_are_drawn_in_proportion_to_their_values() {
-        let small = vertical_bars("t", "Klachten", &bars(&[1.0, 1.0, 1.0]), None).unwrap();
+        let small = vertical_bars("t", "Klachten", &bars(&[1.0, 1.0, 1.0]), false).unwrap();
         let (w, h, one) = bar_pixels(&small);
         assert_eq!((w, h), (WIDTH, HEIGHT));
         assert!(one > 0);
         // Against an axis of the same height, twice the values draw about twice the blue.
-        let mixed = vertical_bars("t", "Klachten", &bars(&[2.0, 1.0, 1.0]), None).unwrap();
+        let mixed = vertical_bars("t", "Klachten", &bars(&[2.0, 1.0, 1.0]), false).unwrap();
         let (_, _, more) = bar_pixels(&mixed);
         assert!(
             more < one,
@@ -254,7 +250,7 @@ mod tests {
 
     #[test]
     fn an_empty_period_still_draws_a_chart() {
-        let png_bytes = vertical_bars("t", "Klachten", &[], None).unwrap();
+        let png_bytes = vertical_bars("t", "Klachten", &[], false).unwrap();
         let (_, _, n) = bar_pixels(&png_bytes);
         assert_eq!(n, 0);
         let png_bytes = horizontal_bars("t", "Categorie", &[]).unwrap();
@@ -263,8 +259,8 @@ mod tests {
 
     #[test]
     fn percentages_are_drawn_against_a_fixed_axis() {
-        let full = vertical_bars("t", "Op tijd", &bars(&[100.0]), Some(80.0)).unwrap();
-        let half = vertical_bars("t", "Op tijd", &bars(&[50.0]), Some(80.0)).unwrap();
+        let full = vertical_bars("t", "Op tijd", &bars(&[100.0]), true).unwrap();
+        let half = vertical_bars("t", "Op tijd", &bars(&[50.0]), true).unwrap();
         let (_, _, f) = bar_pixels(&full);
         let (_, _, h) = bar_pixels(&half);
         let ratio = h as f64 / f as f64;

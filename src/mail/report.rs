@@ -15,6 +15,8 @@ use crate::domain::report::{
 
 /// How many causes the report lists.
 pub const TOP_CAUSES: usize = 10;
+/// How many missed deadlines the report lists by reference (the register has them all).
+pub const MISSED_LISTED: usize = 40;
 
 /// What the view needs besides the figures.
 #[derive(Debug, Clone)]
@@ -370,7 +372,7 @@ pub fn analysis_charts(a: &Analysis, lang: &str) -> Result<Vec<ChartImage>, Char
     Ok(vec![
         ChartImage {
             name: "months",
-            png: charts::vertical_bars("months", &months_title, &months, None)?,
+            png: charts::vertical_bars("months", &months_title, &months, false)?,
             title: months_title,
         },
         ChartImage {
@@ -380,7 +382,7 @@ pub fn analysis_charts(a: &Analysis, lang: &str) -> Result<Vec<ChartImage>, Char
         },
         ChartImage {
             name: "deadlines",
-            png: charts::vertical_bars("deadlines", &deadlines_title, &deadlines, Some(100.0))?,
+            png: charts::vertical_bars("deadlines", &deadlines_title, &deadlines, true)?,
             title: deadlines_title,
         },
     ])
@@ -480,8 +482,13 @@ pub fn analysis_view(
             .collect::<Vec<_>>(),
     );
     let mut missed: Vec<Value> = Vec::new();
+    let missed_total: usize = a.milestones.iter().map(|m| m.missed_list.len()).sum();
     for m in &a.milestones {
-        for x in &m.missed_list {
+        for x in m
+            .missed_list
+            .iter()
+            .take(MISSED_LISTED.saturating_sub(missed.len()))
+        {
             missed.push(json!({
                 "reference": x.reference,
                 "milestone": m.milestone.label(lang),
@@ -581,6 +588,7 @@ pub fn analysis_view(
         "breakdowns": breakdowns,
         "milestones": milestones,
         "milestones_text": milestone_text,
+        "missed_more": missed_total.saturating_sub(missed.len()),
         "missed": missed,
         "escalations": a.escalations,
         "escalated": a.escalated,
@@ -668,7 +676,7 @@ pub fn analysis_csv(a: &Analysis, lang: &str, separator: char) -> Result<Vec<u8>
             ),
             (if e { "met" } else { "op tijd" }, m.met.to_string()),
             (if e { "missed" } else { "te laat" }, m.missed.to_string()),
-            (if e { "open" } else { "open" }, m.pending.to_string()),
+            ("open", m.pending.to_string()),
             (
                 if e {
                     "share met (%)"
@@ -910,7 +918,7 @@ pub fn public_view(p: &PublicReport, s: &ViewSettings<'_>) -> Value {
         .map(|(i, c)| vec![format!("{}", i + 1), cell_text(*c)])
         .collect();
     let sat_head: Vec<String> = vec![
-        if e { "score" } else { "score" }.into(),
+        "score".into(),
         if e { "answers" } else { "antwoorden" }.into(),
     ];
     let month_head: Vec<String> = vec![

@@ -73,7 +73,7 @@ pub async fn load_facts(
     let mut read = 0usize;
     for_each_complaint(ctx, &filter, |r| {
         read += 1;
-        if read % 1000 == 0 {
+        if read.is_multiple_of(1000) {
             progress(read);
         }
         if local_date(r.received, tz) >= previous_start || r.complaint.measure.is_some() {
