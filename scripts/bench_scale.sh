@@ -135,6 +135,10 @@ t_list=$(secs k list)
 t_json=$(secs k list --format json)
 t_register=$(secs k register --format csv --output "$WORK/register.csv")
 rss_register=$( { KLACHTD_NOW=$NOW /usr/bin/time -v "$BIN" --config "$WORK/klachtd.toml" register --format csv > /dev/null; } 2>&1 | awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}')
+# The analysis report of the year every complaint came in (all N read, charts drawn).
+t_report=$(secs k report --period 2026 --output "$WORK/report")
+rss_report=$( { KLACHTD_NOW=$NOW /usr/bin/time -v "$BIN" --config "$WORK/klachtd.toml" report --period 2026 --format json > /dev/null; } 2>&1 | awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}')
+t_public=$(secs k report --period 2026 --public --output "$WORK/public")
 t_show=$(secs k show "$REF")
 t_due=$(secs k due)
 # The first tick of the day also sends the daily digest (08:00), which reads every open
@@ -215,6 +219,8 @@ one run each, on a shared machine ($host). Target: each under 1 s.
 | \`list\` (table, all $N rows) | $t_list |
 | \`list --format json\` (all, $rows_json rows) | $t_json |
 | \`register --format csv\` (all $N rows, every milestone; peak RSS ${rss_register} MB, target < 5 s and < 128 MB) | $t_register |
+| \`report --period 2026 --output DIR\` (all $N complaints, three charts, HTML/text/CSV; peak RSS ${rss_report} MB, target < 5 s and < 128 MB) | $t_report |
+| \`report --period 2026 --public --output DIR\` | $t_public |
 | \`show $REF\` | $t_show |
 | \`due\` | $t_due |
 | \`tick --at\`, first of the day (scan, daily digest over every open complaint, outbox) | $t_tick1 |

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Amsterdam;
 use common::{Mail, TestApp};
+use mail_parser::MimeHeaders;
 use serde_json::Value;
 
 /// A small deterministic generator (xorshift), so every run makes the same register.
@@ -953,4 +954,164 @@ fn the_public_report_gives_nobody_away() {
                 .as_str()
                 .is_some_and(|l| l.contains("Integriteit")))
     );
+}
+
+/// A small register for the mail tests: a few complaints in 2026, one with a cause.
+fn small_register(config: &str) -> TestApp {
+    let app = TestApp::spawn_with_config(|c| c.push_str(config));
+    for i in 0..6 {
+        let at = Amsterdam
+            .with_ymd_and_hms(2026, 3 + i, 10, 10, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let mail = Mail::new(
+            &format!("klager{i}@example.nl"),
+            &format!("Klacht {i} lesrooster"),
+        )
+        .message_id(&format!("small{i}@example.nl"))
+        .body(&format!("Klacht nummer {i} over het rooster."));
+        app.deliver_eml(&mail.build(), at);
+    }
+    app.set_now("2026-11-30T10:00:00+01:00");
+    app.run_once();
+    let first = app.references()[0].clone();
+    app.cmd_ok(&["set", &first, "cause", "Rooster te laat"]);
+    app.cmd_ok(&["set", &first, "measure", "Rooster een week vooruit"]);
+    app
+}
+
+const YEARLY_TO_DIRECTOR: &str =
+    "\n[[reports.mail]]\nschedule = \"0 0 8 15 1 *\"\nperiod = \"year\"\nto = \"director\"\n";
+
+fn reports_to(app: &TestApp, to: &str) -> Vec<common::SentMail> {
+    app.sent_to(to)
+        .into_iter()
+        .filter(|m| m.subject.starts_with("Klachtenrapportage"))
+        .collect()
+}
+
+#[test]
+fn the_yearly_report_is_mailed_once_with_its_charts_inline_and_the_csv_attached() {
+    let app = small_register(YEARLY_TO_DIRECTOR);
+    // The day before: nothing; 15 January 2027 is a Friday, 08:30 is in working hours.
+    app.cmd_ok(&["tick", "--at", "2027-01-14T12:00:00+01:00"]);
+    assert!(reports_to(&app, common::DIRECTOR).is_empty());
+    app.cmd_ok(&["tick", "--at", "2027-01-15T08:30:00+01:00"]);
+    app.cmd_ok(&["tick", "--at", "2027-01-15T09:30:00+01:00"]);
+    let mails = reports_to(&app, common::DIRECTOR);
+    assert_eq!(mails.len(), 1, "once");
+    let mail = &mails[0];
+    assert!(mail.subject.contains("2026"), "{}", mail.subject);
+    assert!(mail.text.contains("Ontvangen: 6 (+6)"), "{}", mail.text);
+    assert!(mail.text.contains("Rooster te laat"));
+
+    // The structure: text, and HTML with three images by Content-ID, then the CSV.
+    let msg = mail_parser::MessageParser::default()
+        .parse(&mail.raw)
+        .unwrap();
+    let html = msg.body_html(0).unwrap().into_owned();
+    let mut cids = Vec::new();
+    let mut csv = None;
+    for part in msg.parts.iter() {
+        let ct = part
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or_default()));
+        match ct.as_deref() {
+            Some("image/png") => {
+                let cid = part.content_id().unwrap().to_string();
+                assert!(part.contents().starts_with(b"\x89PNG"), "a PNG");
+                cids.push(cid);
+            }
+            Some("text/csv") => {
+                assert!(part.attachment_name().unwrap().ends_with(".csv"));
+                csv = Some(part.contents().to_vec());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(cids.len(), 3, "three charts");
+    for cid in &cids {
+        assert!(
+            html.contains(&format!("src=\"cid:{cid}\"")),
+            "{cid} not shown"
+        );
+    }
+    let csv = csv.expect("the figures attached");
+    assert!(csv.starts_with("\u{feff}".as_bytes()));
+    assert!(String::from_utf8_lossy(&csv).contains("totaal;;6;0"));
+
+    // A fire missed by more than a week (klachtd was down) is not sent late.
+    let late = small_register(YEARLY_TO_DIRECTOR);
+    late.cmd_ok(&["tick", "--at", "2027-02-01T10:00:00+01:00"]);
+    assert!(reports_to(&late, common::DIRECTOR).is_empty());
+}
+
+#[test]
+fn a_report_config_with_a_bad_line_is_named_by_its_key() {
+    let app = TestApp::spawn_with_config(|c| {
+        c.push_str("\n[[reports.mail]]\nschedule = \"0 0 8 15 1 *\"\nperiod = \"decade\"\nto = \"director\"\n")
+    });
+    let out = app.cmd(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(err.contains("reports.mail[0].period"), "{err}");
+    let app = TestApp::spawn_with_config(|c| {
+        c.push_str(
+            "\n[[reports.mail]]\nschedule = \"0 0 8 15 1 *\"\nperiod = \"year\"\nto = \"nobody\"\n",
+        )
+    });
+    let out = app.cmd(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(err.contains("reports.mail[0].to"), "{err}");
+}
+
+#[test]
+fn report_usage_errors_and_mail_to() {
+    let app = small_register("");
+    for args in [
+        &["report"][..],
+        &["report", "--period", "2026-Q5"],
+        &["report", "--period", "2026", "--format", "markdown"],
+        &["report", "--period", "2026", "--lang", "de"],
+        &["report", "--period", "2026", "--mail-to", "nobody"],
+    ] {
+        let out = app.cmd(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    // English, and a quarter.
+    let text = app.cmd_ok(&["report", "--period", "2026-Q2", "--lang", "en"]);
+    assert!(text.contains("COMPLAINTS REPORT Q2 2026"), "{text}");
+    // April to June against one in March.
+    assert!(text.contains("Received: 3 (+2)"), "{text}");
+    // --mail-to queues it now; run --once delivers it.
+    app.cmd_ok(&["report", "--period", "2026", "--mail-to", "director"]);
+    app.run_once();
+    assert_eq!(reports_to(&app, common::DIRECTOR).len(), 1);
+    // The public one by mail: HTML and Markdown attached.
+    app.cmd_ok(&[
+        "report",
+        "--period",
+        "2026",
+        "--public",
+        "--mail-to",
+        "receiver",
+    ]);
+    app.run_once();
+    let public: Vec<_> = app
+        .sent_to(common::RECEIVER)
+        .into_iter()
+        .filter(|m| m.subject.starts_with("Openbaar jaarverslag"))
+        .collect();
+    assert_eq!(public.len(), 1);
+    let raw = String::from_utf8_lossy(&public[0].raw);
+    assert!(raw.contains("jaarverslag-2026.md") && raw.contains("jaarverslag-2026.html"));
 }
