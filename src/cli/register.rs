@@ -10,6 +10,8 @@ use klachtd::service::register_export::{COLUMNS, RegisterFilter, RegisterRow, fo
 
 use super::UsageError;
 use super::args::RegisterFormat;
+use super::progress::CliProgress;
+use klachtd::service::retention::Progress;
 
 /// The fixed columns, then four per milestone.
 fn header(lang: &str) -> Vec<String> {
@@ -136,6 +138,31 @@ pub async fn register(
     format: RegisterFormat,
     output: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
+    // Only to a file: on standard output the rows are the output, and a bar on stderr would
+    // mix with them on a terminal.
+    let progress = output.map(|_| CliProgress::new());
+    if let Some(p) = &progress {
+        p.begin("register", ctx.store.complaint_count().await?);
+    }
+    let result = write_register(ctx, filter, format, output, progress.as_ref()).await;
+    if let Some(p) = &progress {
+        p.finish();
+    }
+    result
+}
+
+async fn write_register(
+    ctx: &Context,
+    filter: RegisterFilter,
+    format: RegisterFormat,
+    output: Option<&Path>,
+    progress: Option<&CliProgress>,
+) -> anyhow::Result<ExitCode> {
+    let tick = || {
+        if let Some(p) = progress {
+            p.advance();
+        }
+    };
     let lang = ctx.settings.organisation.language.clone();
     let mut sink: Box<dyn Write> = match output {
         Some(path) if format != RegisterFormat::Xlsx => Box::new(std::io::BufWriter::new(
@@ -152,6 +179,7 @@ pub async fn register(
                 "REFERENCE", "RECEIVED", "STATUS", "CATEGORY", "HANDLER", "AGREEMENT"
             )?;
             let n = for_each_row(ctx, &filter, |r| {
+                tick();
                 writeln!(
                     sink,
                     "{:<14} {:<10} {:<11} {:<24} {:<30} {:<10} {}",
@@ -181,6 +209,7 @@ pub async fn register(
                 .from_writer(sink);
             csv.write_record(header(&lang))?;
             for_each_row(ctx, &filter, |r| {
+                tick();
                 csv.write_record(cells(&r, &lang).iter().map(Cell::as_text))
                     .map_err(|e| io_error(e.into()))
             })
@@ -193,6 +222,7 @@ pub async fn register(
             sink.write_all(b"[")?;
             let mut first = true;
             let n = for_each_row(ctx, &filter, |r| {
+                tick();
                 if !first {
                     sink.write_all(b",").map_err(io_error)?;
                 }
@@ -207,7 +237,7 @@ pub async fn register(
             let Some(path) = output else {
                 return Err(UsageError("--format xlsx needs --output FILE.xlsx".into()).into());
             };
-            let n = write_xlsx(ctx, &filter, &lang, path).await?;
+            let n = write_xlsx(ctx, &filter, &lang, path, &tick).await?;
             eprintln!("{n} complaint(s) written to {}", path.display());
             return Ok(ExitCode::SUCCESS);
         }
@@ -230,6 +260,7 @@ async fn write_xlsx(
     filter: &RegisterFilter,
     lang: &str,
     path: &Path,
+    tick: &dyn Fn(),
 ) -> anyhow::Result<usize> {
     use rust_xlsxwriter::{Format, Workbook};
     let mut book = Workbook::new();
@@ -248,6 +279,7 @@ async fn write_xlsx(
     let mut row_index: u32 = 0;
     let mut failure: Option<String> = None;
     let n = for_each_row(ctx, filter, |r| {
+        tick();
         row_index += 1;
         for (col, cell) in cells(&r, lang).iter().enumerate() {
             let col = col as u16;
