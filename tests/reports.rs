@@ -1115,3 +1115,33 @@ fn report_usage_errors_and_mail_to() {
     let raw = String::from_utf8_lossy(&public[0].raw);
     assert!(raw.contains("jaarverslag-2026.md") && raw.contains("jaarverslag-2026.html"));
 }
+
+#[test]
+fn a_broken_report_template_does_not_stop_the_scheduler_and_the_report_follows_when_fixed() {
+    let app = small_register(YEARLY_TO_DIRECTOR);
+    // The admin's copy of the templates, with a variable the report does not have.
+    let templates = app.root.join("templates");
+    let copy = std::process::Command::new("cp")
+        .args(["-r"])
+        .arg(common::repo().join("templates"))
+        .arg(&templates)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let txt = templates.join("nl/report.txt.hbs");
+    let good = std::fs::read_to_string(&txt).unwrap();
+    std::fs::write(&txt, format!("{{{{report.no_such_figure}}}}\n{good}")).unwrap();
+    app.set_env("KLACHTD__TEMPLATES__DIR", templates.to_str().unwrap());
+    let out = app.cmd(&["tick", "--at", "2027-01-15T08:30:00+01:00"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(reports_to(&app, common::DIRECTOR).is_empty());
+    // Fixed: the next tick sends it, once.
+    std::fs::write(&txt, good).unwrap();
+    app.cmd_ok(&["tick", "--at", "2027-01-15T10:00:00+01:00"]);
+    app.cmd_ok(&["tick", "--at", "2027-01-15T11:00:00+01:00"]);
+    assert_eq!(reports_to(&app, common::DIRECTOR).len(), 1);
+}

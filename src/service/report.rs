@@ -270,58 +270,75 @@ pub fn next_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 /// Send every scheduled report whose time has come, once (like the digest: a fire outside
-/// working hours goes out at the next working moment). Returns what was sent.
-pub async fn run_scheduled(ctx: &Context, now: DateTime<Utc>) -> Result<Vec<String>, ServiceError> {
+/// working hours goes out at the next working moment). Returns what was sent. A report that
+/// cannot be made (a template the admin broke) is logged and tried again at the next tick;
+/// the others still go.
+pub async fn run_scheduled(ctx: &Context, now: DateTime<Utc>) -> Vec<String> {
     let mut sent = Vec::new();
     if ctx.settings.typed.report_mailings.is_empty()
         || !super::scheduler::in_working_hours(ctx, now)
     {
-        return Ok(sent);
+        return sent;
     }
-    let tz = ctx.procedure.tz;
     for m in &ctx.settings.typed.report_mailings {
-        let from = (now - Duration::days(CATCH_UP_DAYS)).with_timezone(&tz);
-        let Some(fire) = m
-            .schedule
-            .after(&from)
-            .take_while(|t| t.with_timezone(&Utc) <= now)
-            .map(|t| super::scheduler::next_working_moment(ctx, t.with_timezone(&Utc)))
-            .filter(|t| *t <= now)
-            .last()
-        else {
-            continue;
-        };
-        let job = job_name(m);
-        if ctx.store.job_done(&job, fire).await? {
-            continue;
-        }
-        let period = last_full(m.span, local_date(fire, tz));
-        // Read and render before the write transaction, so intake is not held up.
-        let facts = load_facts(ctx, &period, |_| {}).await?;
-        let mail = report_mail(ctx, &facts, &period, &m.lang, m.public)?;
-        let mut tx = ctx.store.begin().await?;
-        if !tx.mark_job_done(&job, fire, now).await? {
-            continue;
-        }
-        let n = queue_report(ctx, tx.as_mut(), &m.role, &mail, now).await?;
-        tx.history(
-            None,
-            now,
-            super::scheduler::SCHEDULER,
-            "report",
-            &format!(
-                "{} report {period} for {} sent to {} ({})",
-                if m.public { "public" } else { "analysis" },
-                crate::store::ts(fire),
-                m.role,
-                n
+        match run_mailing(ctx, m, now).await {
+            Ok(Some(done)) => sent.push(done),
+            Ok(None) => {}
+            Err(e) => tracing::error!(
+                report = %job_name(m),
+                error = %e,
+                "scheduled report not sent; tried again at the next tick"
             ),
-        )
-        .await?;
-        tx.commit().await?;
-        sent.push(format!("report {period} to {}", m.role));
+        }
     }
-    Ok(sent)
+    sent
+}
+
+async fn run_mailing(
+    ctx: &Context,
+    m: &ReportMailing,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, ServiceError> {
+    let tz = ctx.procedure.tz;
+    let from = (now - Duration::days(CATCH_UP_DAYS)).with_timezone(&tz);
+    let Some(fire) = m
+        .schedule
+        .after(&from)
+        .take_while(|t| t.with_timezone(&Utc) <= now)
+        .map(|t| super::scheduler::next_working_moment(ctx, t.with_timezone(&Utc)))
+        .filter(|t| *t <= now)
+        .last()
+    else {
+        return Ok(None);
+    };
+    let job = job_name(m);
+    if ctx.store.job_done(&job, fire).await? {
+        return Ok(None);
+    }
+    let period = last_full(m.span, local_date(fire, tz));
+    // Read and render before the write transaction, so intake is not held up.
+    let facts = load_facts(ctx, &period, |_| {}).await?;
+    let mail = report_mail(ctx, &facts, &period, &m.lang, m.public)?;
+    let mut tx = ctx.store.begin().await?;
+    if !tx.mark_job_done(&job, fire, now).await? {
+        return Ok(None);
+    }
+    let n = queue_report(ctx, tx.as_mut(), &m.role, &mail, now).await?;
+    tx.history(
+        None,
+        now,
+        super::scheduler::SCHEDULER,
+        "report",
+        &format!(
+            "{} report {period} for {} sent to {} ({n})",
+            if m.public { "public" } else { "analysis" },
+            crate::store::ts(fire),
+            m.role,
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(format!("report {period} to {}", m.role)))
 }
 
 /// A report as a mail: rendered, with its images and attachments.

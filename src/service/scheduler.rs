@@ -924,7 +924,7 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
     // The reports of `[[reports.mail]]` whose time has come.
     report
         .jobs
-        .extend(super::report::run_scheduled(ctx, now).await?);
+        .extend(super::report::run_scheduled(ctx, now).await);
     // Once a day: personal data past its procedure's retention period goes (issue #11).
     if let Some(job) = super::retention::run_daily(ctx, now).await? {
         report.jobs.push(job);
