@@ -453,6 +453,16 @@ const MONTHS_EN: [&str; 12] = [
     "December",
 ];
 
+/// The name of month `m` (1 to 12): Dutch unless `lang` is `en`.
+pub fn month_name(m: u32, lang: &str) -> &'static str {
+    let i = (m.clamp(1, 12) - 1) as usize;
+    if lang.eq_ignore_ascii_case("en") {
+        MONTHS_EN[i]
+    } else {
+        MONTHS_NL[i]
+    }
+}
+
 /// A date as people write it: nl `donderdag 31 december 2026`, en `Thursday 31 December 2026`.
 /// Any language other than English gets Dutch, the organisation's own language.
 pub fn format_date(d: NaiveDate, lang: &str) -> String {

@@ -8,6 +8,7 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::{Value, json};
 
 use super::charts::{self, Bar, ChartError};
+use crate::domain::calendar::month_name;
 use crate::domain::command::{Channel, Kind, Nature, Severity};
 use crate::domain::report::{
     Analysis, Breakdown, Cell, Counts, Period, PublicBreakdown, PublicReport,
@@ -48,40 +49,6 @@ pub enum ImageLinks {
 
 fn en(lang: &str) -> bool {
     lang.eq_ignore_ascii_case("en")
-}
-
-const MONTHS_NL: [&str; 12] = [
-    "januari",
-    "februari",
-    "maart",
-    "april",
-    "mei",
-    "juni",
-    "juli",
-    "augustus",
-    "september",
-    "oktober",
-    "november",
-    "december",
-];
-const MONTHS_EN: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
-fn month_name(m: u32, lang: &str) -> &'static str {
-    let i = (m.clamp(1, 12) - 1) as usize;
-    if en(lang) { MONTHS_EN[i] } else { MONTHS_NL[i] }
 }
 
 fn month_short(m: u32, lang: &str) -> &'static str {
