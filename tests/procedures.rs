@@ -1495,3 +1495,32 @@ fn dates_follow_the_language_of_the_mail() {
         .expect("acknowledgement");
     assert!(ack.text.contains("Monday 23 November 2026"), "{}", ack.text);
 }
+
+/// A register with more open complaints than a digest mail lists: the first 200 rows (red
+/// first), the counts of all, and a line saying how many more there are.
+#[test]
+fn a_long_digest_lists_the_first_rows_and_counts_all() {
+    let s = Scenario::new("mzo");
+    s.app
+        .set_env("KLACHTD__SCHEDULE__DIGEST", "0 0 8 * * Mon-Fri");
+    for i in 0..230 {
+        let mail = Mail::new(&format!("ouder{i}@example.nl"), &format!("Klacht {i}"))
+            .message_id(&format!("long-digest-{i}@example.nl"))
+            .body(&format!("Klacht nummer {i}."))
+            .build();
+        s.app.deliver_eml(&mail, ts("2026-12-21T10:00:00+01:00"));
+    }
+    s.app.set_now("2026-12-21T11:00:00+01:00");
+    s.app.run_once();
+    s.new_mails();
+    s.tick("2026-12-22T08:30:00+01:00");
+    let d = the_digest(&s);
+    assert!(
+        d.subject.contains("230") || d.text.contains("(230 open)"),
+        "{}",
+        d.text
+    );
+    assert_eq!(d.text.matches("[KL-2026-").count(), 200, "200 rows");
+    assert!(d.text.contains("En nog 30 open klachten"), "{}", d.text);
+    assert!(html_of(&d).contains("En nog 30 open klachten"));
+}

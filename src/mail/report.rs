@@ -18,6 +18,8 @@ use crate::domain::report::{
 pub const TOP_CAUSES: usize = 10;
 /// How many missed deadlines the report lists by reference (the register has them all).
 pub const MISSED_LISTED: usize = 40;
+/// How many measures the report lists (the register's `measures` column has them all).
+pub const MEASURES_LISTED: usize = 100;
 
 /// What the view needs besides the figures.
 #[derive(Debug, Clone)]
@@ -514,6 +516,7 @@ pub fn analysis_view(
     let measures: Vec<Value> = a
         .measures
         .iter()
+        .take(MEASURES_LISTED)
         .map(|m| {
             json!({
                 "reference": m.reference,
@@ -569,6 +572,7 @@ pub fn analysis_view(
         "causes": causes,
         "causes_text": causes_text,
         "recurring": recurring,
+        "measures_more": a.measures.len().saturating_sub(MEASURES_LISTED),
         "measures": measures,
         "months": months,
         "months_text": months_text,

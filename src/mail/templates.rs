@@ -384,6 +384,7 @@ pub fn sample_context() -> Value {
                 { "reference": "KL-2026-0003", "subject": "Geen antwoord op mijn mail", "status": "opgelost", "status_id": "resolved", "handler": "marieke@example.nl", "unassigned": false, "light": "green", "light_word": "GROEN", "what": "", "due": "", "missed": false, "reply_address": "service+c-kl-2026-0003-0a1b2c3d4e5f60718293a4@example.org" }
             ],
             "counts": { "red": 1, "amber": 1, "green": 1, "total": 3 },
+            "more": 0,
             "date": "vrijdag 11 december 2026",
             "days_ahead": 3,
         },

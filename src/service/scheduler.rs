@@ -988,6 +988,9 @@ fn next_digest_fire(ctx: &Context, after: DateTime<Utc>) -> Option<DateTime<Utc>
         .map(|t| next_working_moment(ctx, t.with_timezone(&Utc)))
 }
 
+/// At most this many complaints are rows of the digest mail (the counts cover all).
+const DIGEST_MAX_ROWS: usize = 200;
+
 /// Open complaints read per read transaction by the digest.
 const DIGEST_READ_CHUNK: usize = 500;
 
@@ -1098,6 +1101,10 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
     }
     rows.sort_by(|a, b| digest::order(&a.0, &b.0));
     let counts = digest::counts(rows.iter().map(|(e, _)| e));
+    // A mail people read: the first rows (red first) and the counts of all; `klachtd list`
+    // and the register have the rest.
+    let more = rows.len().saturating_sub(DIGEST_MAX_ROWS);
+    rows.truncate(DIGEST_MAX_ROWS);
     let mut tx = ctx.store.begin().await?;
     // Exactly once: whoever marks the job first sends it.
     if !tx.mark_job_done("digest", fire, now).await? {
@@ -1120,6 +1127,7 @@ async fn run_digest(ctx: &Context, now: DateTime<Utc>) -> Result<Option<String>,
             "digest": {
                 "items": rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
                 "counts": counts,
+                "more": more,
                 "date": crate::domain::calendar::format_date(today, &lang),
                 "days_ahead": ctx.settings.schedule.digest_days_ahead,
             },
