@@ -90,7 +90,7 @@ pub async fn report(ctx: &Context, r: ReportRequest) -> anyhow::Result<ExitCode>
     progress.finish();
 
     if let Some(role) = &r.mail_to {
-        let mail = report_mail(ctx, &facts, &period, &lang, r.public)?;
+        let mail = report_mail(ctx, facts, &period, &lang, r.public)?;
         let mut tx = ctx.store.begin().await?;
         let n = queue_report(ctx, tx.as_mut(), role, &mail, ctx.clock.now()).await?;
         tx.commit().await?;
@@ -102,7 +102,7 @@ pub async fn report(ctx: &Context, r: ReportRequest) -> anyhow::Result<ExitCode>
         std::fs::create_dir_all(dir)
             .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
         let written = if r.public {
-            let out = render_public(ctx, &facts, &period, &lang)?;
+            let out = render_public(ctx, facts, &period, &lang)?;
             vec![
                 write_file(dir, "report.html", out.html.as_bytes())?,
                 write_file(dir, "report.md", out.markdown.as_bytes())?,
@@ -123,7 +123,7 @@ pub async fn report(ctx: &Context, r: ReportRequest) -> anyhow::Result<ExitCode>
 
     let mut stdout = std::io::stdout().lock();
     if r.public {
-        let out = render_public(ctx, &facts, &period, &lang)?;
+        let out = render_public(ctx, facts, &period, &lang)?;
         match r.format {
             ReportFormat::Json => {
                 serde_json::to_writer_pretty(&mut stdout, &out.report)?;

@@ -156,8 +156,25 @@ impl Holiday {
     }
 }
 
-/// Easter Sunday in the Gregorian calendar (Anonymous Gregorian computus).
+/// The years whose Easter is looked up rather than computed.
+const EASTER_TABLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+/// Easter Sunday in the Gregorian calendar. Every holiday check asks for it, so counting the
+/// working days of a register's deadlines asks millions of times: the years 1900 to 2200 come
+/// from a table made once.
 pub fn easter_sunday(year: i32) -> NaiveDate {
+    static TABLE: std::sync::OnceLock<Vec<NaiveDate>> = std::sync::OnceLock::new();
+    if EASTER_TABLE_YEARS.contains(&year) {
+        let table = TABLE.get_or_init(|| EASTER_TABLE_YEARS.map(compute_easter).collect());
+        if let Some(d) = table.get((year - EASTER_TABLE_YEARS.start()) as usize) {
+            return *d;
+        }
+    }
+    compute_easter(year)
+}
+
+/// Anonymous Gregorian computus.
+fn compute_easter(year: i32) -> NaiveDate {
     let y = i64::from(year);
     let a = y.rem_euclid(19);
     let b = y.div_euclid(100);
@@ -567,6 +584,7 @@ mod tests {
         ] {
             assert_eq!(easter_sunday(y), d(y, m, day), "{y}");
             assert_eq!(easter_sunday(y).weekday(), Weekday::Sun);
+            assert_eq!(compute_easter(y), d(y, m, day), "{y}");
         }
     }
 

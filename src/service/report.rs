@@ -88,12 +88,11 @@ pub async fn load_facts(
 
 /// The public report shows a category only when it is one of `procedure.categories`: a
 /// category typed freely by staff may name a person or a case.
-fn public_facts(ctx: &Context, facts: &[ComplaintFacts]) -> Vec<ComplaintFacts> {
+fn public_facts(ctx: &Context, facts: Vec<ComplaintFacts>) -> Vec<ComplaintFacts> {
     let listed = &ctx.settings.procedure.categories;
     facts
-        .iter()
-        .map(|f| {
-            let mut f = f.clone();
+        .into_iter()
+        .map(|mut f| {
             f.category = f.category.as_deref().and_then(|c| {
                 listed
                     .iter()
@@ -119,7 +118,8 @@ pub fn analysis(ctx: &Context, facts: &[ComplaintFacts], period: &Period) -> Ana
     )
 }
 
-pub fn public(ctx: &Context, facts: &[ComplaintFacts], period: &Period) -> PublicReport {
+/// Takes the facts: they are changed in place (no second copy of a large register).
+pub fn public(ctx: &Context, facts: Vec<ComplaintFacts>, period: &Period) -> PublicReport {
     let a = analysis(ctx, &public_facts(ctx, facts), period);
     public_report(&a, ctx.settings.reports.public_threshold)
 }
@@ -200,7 +200,7 @@ pub struct PublicOutput {
 
 pub fn render_public(
     ctx: &Context,
-    facts: &[ComplaintFacts],
+    facts: Vec<ComplaintFacts>,
     period: &Period,
     lang: &str,
 ) -> Result<PublicOutput, ServiceError> {
@@ -318,7 +318,7 @@ async fn run_mailing(
     let period = last_full(m.span, local_date(fire, tz));
     // Read and render before the write transaction, so intake is not held up.
     let facts = load_facts(ctx, &period, |_| {}).await?;
-    let mail = report_mail(ctx, &facts, &period, &m.lang, m.public)?;
+    let mail = report_mail(ctx, facts, &period, &m.lang, m.public)?;
     let mut tx = ctx.store.begin().await?;
     if !tx.mark_job_done(&job, fire, now).await? {
         return Ok(None);
@@ -353,7 +353,7 @@ pub struct ReportMail {
 /// CSV attachment, or the public report with its HTML and Markdown attached.
 pub fn report_mail(
     ctx: &Context,
-    facts: &[ComplaintFacts],
+    facts: Vec<ComplaintFacts>,
     period: &Period,
     lang: &str,
     public: bool,
@@ -391,7 +391,7 @@ pub fn report_mail(
             parts,
         })
     } else {
-        let out = render_analysis(ctx, facts, period, lang)?;
+        let out = render_analysis(ctx, &facts, period, lang)?;
         let parts = mail_parts(&out, period);
         Ok(ReportMail {
             template: ANALYSIS_TEMPLATE,

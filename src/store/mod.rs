@@ -325,6 +325,14 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ComplaintRow>, StoreError>;
+    /// [`Store::list_complaints_page`] without the message counts, for the register and the
+    /// reports.
+    async fn register_page(
+        &self,
+        status: Option<&str>,
+        after: Option<&RegisterPosition>,
+        limit: i64,
+    ) -> Result<Vec<ComplaintRow>, StoreError>;
     /// The whole register, read [`PAGE_ROWS`] at a time.
     async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
         let mut out: Vec<ComplaintRow> = Vec::new();

@@ -145,8 +145,10 @@ const COMPLAINT_COLUMNS: &str = "c.id, c.reference, c.ref_year, c.ref_prefix, c.
       WHEN c.round > 0 OR c.reopen_reason IS NOT NULL THEN 'reopened'
       WHEN c.handler IS NOT NULL THEN 'in_progress'
       ELSE 'new'
-    END AS lifecycle,
-    (SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
+    END AS lifecycle";
+
+/// The message count: two index searches per row (messages_complaint, outbox_complaint).
+const MESSAGE_COUNT: &str = "(SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
 fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError> {
@@ -254,6 +256,40 @@ fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+impl SqliteStore {
+    async fn complaints_page(
+        &self,
+        status: Option<&str>,
+        after: Option<&RegisterPosition>,
+        offset: i64,
+        limit: i64,
+        message_count: &str,
+    ) -> Result<Vec<ComplaintRow>, StoreError> {
+        // Two texts rather than `?2 IS NULL OR ...`: the row-value range is then an index
+        // range (complaints_register_order), so each page costs its own rows, not the ones
+        // before it.
+        let after_clause = if after.is_some() {
+            "AND (c.ref_year, c.ref_prefix, c.ref_number) > (?4, ?5, ?6)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {COMPLAINT_COLUMNS}, {message_count} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
+             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1 OR lifecycle = ?1) {after_clause}
+             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT ?2 OFFSET ?3"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(status)
+            .bind(limit.max(0))
+            .bind(offset.max(0));
+        if let Some(a) = after {
+            q = q.bind(a.year).bind(&a.prefix).bind(a.number);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(complaint_row).collect()
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
@@ -318,28 +354,20 @@ impl Store for SqliteStore {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ComplaintRow>, StoreError> {
-        // Two texts rather than `?2 IS NULL OR ...`: the row-value range is then an index
-        // range (complaints_register_order), so each page costs its own rows, not the ones
-        // before it.
-        let after_clause = if after.is_some() {
-            "AND (c.ref_year, c.ref_prefix, c.ref_number) > (?4, ?5, ?6)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1 OR lifecycle = ?1) {after_clause}
-             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT ?2 OFFSET ?3"
-        );
-        let mut q = sqlx::query(&sql)
-            .bind(status)
-            .bind(limit.max(0))
-            .bind(offset.max(0));
-        if let Some(a) = after {
-            q = q.bind(a.year).bind(&a.prefix).bind(a.number);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(complaint_row).collect()
+        self.complaints_page(status, after, offset, limit, MESSAGE_COUNT)
+            .await
+    }
+
+    async fn register_page(
+        &self,
+        status: Option<&str>,
+        after: Option<&RegisterPosition>,
+        limit: i64,
+    ) -> Result<Vec<ComplaintRow>, StoreError> {
+        // The register and the reports show no message count: not counting halves the cost of
+        // a page.
+        self.complaints_page(status, after, 0, limit, "0 AS message_count")
+            .await
     }
 
     async fn register_extras(
@@ -420,7 +448,7 @@ impl Store for SqliteStore {
 
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
         let sql = format!(
-            "SELECT {COMPLAINT_COLUMNS} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
+            "SELECT {COMPLAINT_COLUMNS}, {MESSAGE_COUNT} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
              WHERE c.reference = ?"
         );
         let row = sqlx::query(&sql)
