@@ -1261,9 +1261,11 @@ fn a_backlog_of_large_mails_is_fetched_a_few_at_a_time() {
         run.stdout
     );
     assert_eq!(app.list().len(), n);
-    // Held all at once, the raw mails alone would be 96 MB, twice over while fetched.
+    // Held all at once, the raw mails alone would be 96 MB, twice over while fetched (209 MB
+    // measured with the byte bound removed). The bound stays below one copy of them; the debug
+    // binary's own baseline took it from 63.6 MB (before the reports) to 70.5 MB (2026-12-03).
     assert!(
-        run.peak_rss_kb < 64 * 1024,
+        run.peak_rss_kb < 80 * 1024,
         "peak RSS {} kB while draining {} MB of mail: batches are not bounded by bytes",
         run.peak_rss_kb,
         total / 1_000_000
