@@ -86,7 +86,12 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             output,
         } => {
             let app = open(settings, problems, now).await?;
-            let filter = klachtd::service::register_export::RegisterFilter { from, to, status };
+            let filter = klachtd::service::register_export::RegisterFilter {
+                from,
+                to,
+                status,
+                older_with_measure: false,
+            };
             cli::register::register(&app.ctx, filter, format, output.as_deref()).await
         }
         Command::Report {

@@ -212,6 +212,40 @@ pub struct Calendar {
     equated: BTreeSet<NaiveDate>,
     closing: BTreeSet<NaiveDate>,
     closing_days_move_deadlines: bool,
+    days: DayCache,
+}
+
+/// The years whose days are kept in a [`DayCache`]; others are worked out each time.
+const CACHED_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+const HOLIDAY: u8 = 1;
+const CLOSING: u8 = 2;
+
+/// What each day of a year is ([`HOLIDAY`], [`CLOSING`]), made the first time a day of that
+/// year is asked about. A register of 100,000 complaints asks about millions of days; asking
+/// every holiday rule each time was a tenth of `klachtd register`. Shared by clones; made
+/// anew whenever the calendar's days change (only in [`Calendar::new`]). Two calendars are
+/// equal by their days, whatever either has cached.
+#[derive(Clone)]
+struct DayCache(std::sync::Arc<[std::sync::OnceLock<[u8; 366]>]>);
+
+impl DayCache {
+    fn new() -> DayCache {
+        DayCache(CACHED_YEARS.map(|_| std::sync::OnceLock::new()).collect())
+    }
+}
+
+impl PartialEq for DayCache {
+    fn eq(&self, _: &DayCache) -> bool {
+        true
+    }
+}
+
+impl Eq for DayCache {}
+
+impl std::fmt::Debug for DayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DayCache")
+    }
 }
 
 impl Default for Calendar {
@@ -233,6 +267,7 @@ impl Calendar {
                 .collect(),
             closing: BTreeSet::new(),
             closing_days_move_deadlines: false,
+            days: DayCache::new(),
         }
     }
 
@@ -262,7 +297,38 @@ impl Calendar {
         cal.equated.extend(settings.equated_days.iter().copied());
         cal.closing.extend(settings.closing_days.iter().copied());
         cal.closing_days_move_deadlines = settings.closing_days_move_deadlines;
+        cal.days = DayCache::new();
         Ok(cal)
+    }
+
+    /// [`HOLIDAY`] and [`CLOSING`] of `d`, from the cache where the year is in it.
+    fn day_flags(&self, d: NaiveDate) -> u8 {
+        let year = d.year();
+        let index = usize::try_from(year - CACHED_YEARS.start()).ok();
+        let Some(cell) = index.and_then(|i| self.days.0.get(i)) else {
+            return self.day_flags_uncached(d);
+        };
+        let table = cell.get_or_init(|| {
+            let mut table = [0u8; 366];
+            let mut day = NaiveDate::from_yo_opt(year, 1);
+            while let Some(current) = day.filter(|c| c.year() == year) {
+                table[current.ordinal0() as usize] = self.day_flags_uncached(current);
+                day = current.succ_opt();
+            }
+            table
+        });
+        table[d.ordinal0() as usize]
+    }
+
+    fn day_flags_uncached(&self, d: NaiveDate) -> u8 {
+        let mut flags = 0;
+        if self.holiday(d).is_some() || self.equated.contains(&d) {
+            flags |= HOLIDAY;
+        }
+        if self.closing.contains(&d) {
+            flags |= CLOSING;
+        }
+        flags
     }
 
     /// The named holiday on `d`, unless the organisation dropped it.
@@ -275,11 +341,11 @@ impl Calendar {
 
     /// A general holiday or a day equated with one (Atw art. 3), as this organisation keeps them.
     pub fn is_general_holiday(&self, d: NaiveDate) -> bool {
-        self.holiday(d).is_some() || self.equated.contains(&d)
+        self.day_flags(d) & HOLIDAY != 0
     }
 
     pub fn is_closing_day(&self, d: NaiveDate) -> bool {
-        self.closing.contains(&d)
+        self.day_flags(d) & CLOSING != 0
     }
 
     /// Dutch name of the holiday, equated day or closing day on `d`.
@@ -316,7 +382,7 @@ impl Calendar {
 
     /// Monday to Friday, not a general holiday or equated day, not a closing day.
     pub fn is_working_day(&self, d: NaiveDate) -> bool {
-        !is_weekend(d) && !self.is_general_holiday(d) && !self.is_closing_day(d)
+        !is_weekend(d) && self.day_flags(d) == 0
     }
 
     /// A day a term may not end on under Atw art. 1 (and, when configured, a closing day).
@@ -821,6 +887,33 @@ mod tests {
             let cal = Calendar::dutch();
             let to = cal.add_working_days(from, n);
             prop_assert_eq!(cal.working_days_between(from, to), i64::from(n));
+        }
+
+        /// The day cache answers as the holiday rules do, for any organisation's calendar and
+        /// any day (years outside the cache included), and a clone answers the same.
+        #[test]
+        fn cached_days_match_the_rules(
+            day in (-3000i64..(400 * 365)).prop_map(|off| d(1880, 1, 1) + TimeDelta::days(off)),
+            drop_liberation in any::<bool>(),
+            drop_friday in any::<bool>(),
+            closing_offsets in proptest::collection::vec(-10i64..10, 0..4),
+        ) {
+            let mut drop_holidays = Vec::new();
+            if drop_liberation { drop_holidays.push("bevrijdingsdag".to_string()); }
+            if drop_friday { drop_holidays.push("vrijdag_na_hemelvaart".to_string()); }
+            let cal = Calendar::new(&CalendarSettings {
+                drop_holidays,
+                closing_days: closing_offsets.iter().map(|o| day + TimeDelta::days(*o)).collect(),
+                ..CalendarSettings::default()
+            }).unwrap();
+            let clone = cal.clone();
+            for probe in [day, day + TimeDelta::days(1), day - TimeDelta::days(1)] {
+                let flags = cal.day_flags_uncached(probe);
+                prop_assert_eq!(cal.day_flags(probe), flags);
+                prop_assert_eq!(clone.day_flags(probe), flags);
+                prop_assert_eq!(cal.is_general_holiday(probe), cal.holiday(probe).is_some() || cal.equated.contains(&probe));
+                prop_assert_eq!(cal.is_closing_day(probe), cal.closing.contains(&probe));
+            }
         }
 
         #[test]

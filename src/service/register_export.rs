@@ -4,7 +4,7 @@
 //! deadline, counted in the organisation's working days.
 //!
 //! Rows are read a page at a time and handed to the caller as they come, so a register of
-//! 100,000 complaints is never held in memory; each page costs four statements.
+//! 100,000 complaints is never held in memory; each page costs three statements.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{Context, ServiceError};
 use crate::domain::calendar::local_date;
 use crate::domain::procedure::{Deadline, Milestone, Progress};
-use crate::store::{ComplaintRow, PAGE_ROWS, RegisterPosition};
+use crate::store::{PAGE_ROWS, RegisterComplaint, RegisterEntry, RegisterPosition, RegisterQuery};
 
 /// Which complaints: received from `from` up to and including `to` (organisation dates), in
 /// `status` (either kind of status, as `list --status`).
@@ -21,6 +21,9 @@ pub struct RegisterFilter {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub status: Option<String>,
+    /// Also complaints received before `from` that carry a measure (see
+    /// [`crate::store::RegisterQuery::older_with_measure`]).
+    pub older_with_measure: bool,
 }
 
 /// One milestone of one complaint.
@@ -91,7 +94,7 @@ pub async fn for_each_row(
 /// One complaint as the register and the reports read it: its row, the extras of the other
 /// tables, and its deadlines under the procedure version it runs under.
 pub struct ComplaintRecord {
-    pub complaint: ComplaintRow,
+    pub complaint: RegisterComplaint,
     pub extras: crate::store::RegisterExtras,
     pub received: DateTime<Utc>,
     pub deadlines: Vec<Deadline>,
@@ -106,37 +109,50 @@ pub async fn for_each_complaint(
 ) -> Result<usize, ServiceError> {
     let mut count = 0;
     let tz = ctx.procedure.tz;
-    // The next page is read while this one is worked through: SQLite's thread and ours
-    // overlap (a register of 100,000 rows costs the longer of the two, not their sum).
+    // The store narrows by UTC instants, a day wider than the organisation's dates on each
+    // side; `received_in` then filters exactly.
+    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    let query = RegisterQuery {
+        status: filter.status.clone(),
+        received_from: filter.from.and_then(|d| d.pred_opt()).and_then(midnight),
+        received_before: filter
+            .to
+            .and_then(|d| d.checked_add_days(chrono::Days::new(2)))
+            .and_then(midnight),
+        older_with_measure: filter.older_with_measure,
+    };
+    // The next page is read, filtered and completed while this one is worked through:
+    // SQLite's thread and ours overlap (a register of 100,000 rows costs the longer of the
+    // two, not their sum).
     let fetch = |after: Option<RegisterPosition>| {
         let store = ctx.store.clone();
-        let status = filter.status.clone();
+        let query = query.clone();
+        let filter = filter.clone();
         tokio::spawn(async move {
-            store
-                .register_page(status.as_deref(), after.as_ref(), PAGE_ROWS)
-                .await
+            let mut page = store
+                .register_page(&query, after.as_ref(), PAGE_ROWS)
+                .await?;
+            let full = page.len() as i64 == PAGE_ROWS;
+            let last = page.last().map(|e| e.complaint.position.clone());
+            page.retain(|e| received_in(tz, &e.complaint, &filter));
+            store.add_register_extras(&mut page).await?;
+            Ok::<_, crate::store::StoreError>((page, last.filter(|_| full)))
         })
     };
     let mut next = Some(fetch(None));
     while let Some(pending) = next.take() {
-        let page = pending
+        let (page, last) = pending
             .await
             .map_err(|e| ServiceError::Invalid(format!("reading the register: {e}")))??;
-        let Some(last) = page.last() else {
-            break;
-        };
-        if page.len() as i64 == PAGE_ROWS {
-            next = Some(fetch(Some(last.position.clone())));
+        if let Some(last) = last {
+            next = Some(fetch(Some(last)));
         }
-        let page: Vec<ComplaintRow> = page
-            .into_iter()
-            .filter(|c| received_in(ctx, c, filter))
-            .collect();
-        let ids: Vec<i64> = page.iter().map(|c| c.id).collect();
-        let mut extras = ctx.store.register_extras(&ids).await?;
         let mut tx = ctx.store.begin_read().await?;
-        for c in page {
-            let extra = extras.remove(&c.id).unwrap_or_default();
+        for RegisterEntry {
+            complaint: c,
+            extras: extra,
+        } in page
+        {
             let procedure = ctx
                 .procedure
                 .for_complaint(tx.as_mut(), &c.procedure, &c.procedure_version)
@@ -162,12 +178,17 @@ pub async fn for_each_complaint(
     Ok(count)
 }
 
-fn received_in(ctx: &Context, c: &ComplaintRow, filter: &RegisterFilter) -> bool {
+/// Received on the organisation's dates `filter` asks for (or older with a measure, when it
+/// asks for those too).
+fn received_in(tz: chrono_tz::Tz, c: &RegisterComplaint, filter: &RegisterFilter) -> bool {
     let Ok(received) = crate::store::parse_ts(&c.received_at) else {
         return true;
     };
-    let day = local_date(received, ctx.procedure.tz);
-    filter.from.is_none_or(|f| day >= f) && filter.to.is_none_or(|t| day <= t)
+    let day = local_date(received, tz);
+    let from_ok = filter
+        .from
+        .is_none_or(|f| day >= f || (filter.older_with_measure && c.measure.is_some()));
+    from_ok && filter.to.is_none_or(|t| day <= t)
 }
 
 fn make_row(ctx: &Context, record: ComplaintRecord) -> RegisterRow {

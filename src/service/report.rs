@@ -65,9 +65,10 @@ pub async fn load_facts(
     let (previous_start, _) = period.previous().dates();
     let tz = ctx.procedure.tz;
     let filter = RegisterFilter {
-        from: None,
+        from: Some(previous_start),
         to: end.pred_opt(),
         status: None,
+        older_with_measure: true,
     };
     let mut facts = Vec::new();
     let mut read = 0usize;

@@ -2,7 +2,7 @@
 //! transaction (ingest, scheduler steps). SQLite is the embedded default; a PostgreSQL
 //! implementation can be added behind the same traits without touching the services.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -325,14 +325,14 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ComplaintRow>, StoreError>;
-    /// [`Store::list_complaints_page`] without the message counts, for the register and the
-    /// reports.
+    /// The register and the reports: up to `limit` complaints matching `query` after `after`,
+    /// each with its milestones and round (without the message counts), in one statement.
     async fn register_page(
         &self,
-        status: Option<&str>,
+        query: &RegisterQuery,
         after: Option<&RegisterPosition>,
         limit: i64,
-    ) -> Result<Vec<ComplaintRow>, StoreError>;
+    ) -> Result<Vec<RegisterEntry>, StoreError>;
     /// The whole register, read [`PAGE_ROWS`] at a time.
     async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
         let mut out: Vec<ComplaintRow> = Vec::new();
@@ -349,12 +349,9 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         }
     }
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError>;
-    /// What the register adds to a page of complaints: their milestones, escalations sent and
-    /// round, in three statements for the whole page.
-    async fn register_extras(
-        &self,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, RegisterExtras>, StoreError>;
+    /// What the register adds to a page from the other tables: escalations and appeal
+    /// pointers sent, and when a measure was recorded; two statements for the whole page.
+    async fn add_register_extras(&self, page: &mut [RegisterEntry]) -> Result<(), StoreError>;
     async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError>;
     async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError>;
     /// Pages of the other listings: up to `limit` rows with an id above `after_id`.
@@ -704,7 +701,57 @@ pub struct ComplaintState {
     pub measure: Option<String>,
 }
 
-/// See [`Store::register_extras`].
+/// Which complaints a register page holds. Times are bounds on `received_at` (UTC); a
+/// caller that filters on the organisation's dates widens them by a day and filters exactly
+/// itself.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterQuery {
+    /// Either kind of status, as `list --status`; `None`: all but voided ones.
+    pub status: Option<String>,
+    /// Received at or after this.
+    pub received_from: Option<DateTime<Utc>>,
+    /// Received before this.
+    pub received_before: Option<DateTime<Utc>>,
+    /// Also complaints received before `received_from` that carry a measure (the reports'
+    /// causes that came back after a measure).
+    pub older_with_measure: bool,
+}
+
+/// What the register and the reports read of a complaint: the fields of [`ComplaintRow`]
+/// they show, and none of the complainant's.
+#[derive(Debug, Clone)]
+pub struct RegisterComplaint {
+    pub id: i64,
+    pub reference: String,
+    pub position: RegisterPosition,
+    pub received_at: String,
+    /// As [`ComplaintRow::status`].
+    pub status: String,
+    pub kind: String,
+    pub severity: String,
+    pub procedure: String,
+    pub procedure_version: String,
+    pub category: Option<String>,
+    pub cause: Option<String>,
+    pub solution: Option<String>,
+    pub handler: Option<String>,
+    pub extended_weeks: i64,
+    pub incident_kind: Option<String>,
+    pub agreement: Option<String>,
+    pub satisfaction: Option<String>,
+    pub channel: Option<String>,
+    pub received_by: Option<String>,
+    pub measure: Option<String>,
+}
+
+/// One complaint of a register page, with what the register adds to it.
+#[derive(Debug, Clone)]
+pub struct RegisterEntry {
+    pub complaint: RegisterComplaint,
+    pub extras: RegisterExtras,
+}
+
+/// See [`Store::register_page`] and [`Store::add_register_extras`].
 #[derive(Debug, Clone, Default)]
 pub struct RegisterExtras {
     pub milestones: std::collections::BTreeMap<String, DateTime<Utc>>,
