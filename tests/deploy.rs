@@ -671,11 +671,25 @@ fn runs_as_a_non_root_user_on_a_read_only_root_with_only_the_data_dir_writable()
         );
     }
     // Inside the sandbox: /tmp/etc (read-only) and /tmp/data (the volume).
+    // The binary, templates and procedures are mounted in as the image has them, so that no
+    // directory above them (a CI checkout's, say) needs to be open to uid 10001.
     let config = TestApp::config_toml(
         Path::new("/tmp/data"),
         Path::new("/tmp/data/maildir"),
         Path::new("/tmp/data/outbox"),
+    )
+    .replace(
+        &format!("{:?}", repo().join("templates").display().to_string()),
+        "\"/tmp/share/templates\"",
+    )
+    .replace(
+        &format!(
+            "{:?}",
+            repo().join("config/procedures").display().to_string()
+        ),
+        "\"/tmp/share/procedures\"",
     );
+    assert!(config.contains("/tmp/share/templates") && config.contains("/tmp/share/procedures"));
     std::fs::write(etc.join("klachtd.toml"), config).expect("config");
     let uid = 10001;
     chown_tree(&data, uid);
@@ -686,12 +700,24 @@ fn runs_as_a_non_root_user_on_a_read_only_root_with_only_the_data_dir_writable()
         Command::new(&bwrap)
             .args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
             .args(["--perms", "01777", "--tmpfs", "/tmp"])
+            // bwrap makes missing parents 0700: these must be open to uid 10001.
+            .args(["--perms", "0755", "--dir", "/tmp/bin"])
+            .args(["--perms", "0755", "--dir", "/tmp/share"])
             .arg("--ro-bind")
             .arg(&etc)
             .arg("/tmp/etc")
             .arg("--bind")
             .arg(&data)
             .arg("/tmp/data")
+            .arg("--ro-bind")
+            .arg(bin())
+            .arg("/tmp/bin/klachtd")
+            .arg("--ro-bind")
+            .arg(repo().join("templates"))
+            .arg("/tmp/share/templates")
+            .arg("--ro-bind")
+            .arg(repo().join("config/procedures"))
+            .arg("/tmp/share/procedures")
             .args([
                 "--unshare-pid",
                 "--unshare-ipc",
@@ -707,7 +733,7 @@ fn runs_as_a_non_root_user_on_a_read_only_root_with_only_the_data_dir_writable()
                 "--clear-groups",
             ])
             .args(["--inh-caps=-all", "--bounding-set=-all", "--"])
-            .arg(bin())
+            .arg("/tmp/bin/klachtd")
             .args(["--config", "/tmp/etc/klachtd.toml"])
             .args(args)
             .env_clear()
@@ -717,7 +743,12 @@ fn runs_as_a_non_root_user_on_a_read_only_root_with_only_the_data_dir_writable()
             .expect("bwrap")
     };
     let out = run(&["check"]);
-    assert!(out.status.success(), "check: {}", stderr_of(&out));
+    assert!(
+        out.status.success(),
+        "check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
     let out = run(&["run", "--once"]);
     assert!(out.status.success(), "run --once: {}", stderr_of(&out));
     let summary = String::from_utf8_lossy(&out.stdout);
