@@ -168,6 +168,58 @@ fn under_a_service_manager_klachtd_says_ready_status_watchdog_and_stopping() {
     assert!(status.success(), "klachtd exited {status:?}");
 }
 
+/// An unreachable mailbox (IMAP on a closed port): no READY=1, the status line says since when
+/// (the test clock's 12:00, organisation time), and the watchdog is still fed: the watcher
+/// waits out its backoff, which is progress, not a hang.
+#[test]
+fn while_the_mailbox_is_unreachable_there_is_no_ready_and_the_status_says_since_when() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let app = TestApp::spawn_with_config(|c| {
+        let (start, end) = (
+            c.find("[mailbox]").expect("mailbox section"),
+            c.find("[outgoing]").expect("outgoing section"),
+        );
+        c.replace_range(
+            start..end,
+            &format!(
+                "[mailbox]\nkind = \"imap\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+                 username = \"service@example.org\"\npassword = \"x\"\nidle = true\npoll_interval = 600\n\n"
+            ),
+        );
+    });
+    let mut sock = NotifySocket::bind(&app.root.join("notify.sock"));
+    let mut child = spawn_notified(&app, &sock, &[]);
+    let down = sock.wait(Duration::from_secs(30), |l| {
+        l.starts_with("STATUS=mailbox unreachable since 12:00")
+    });
+    assert!(
+        down.is_some(),
+        "no unreachable status:\n{}\n{}",
+        sock.all_seen(),
+        daemon_log(&app)
+    );
+    let later = sock.collect(Duration::from_secs(3));
+    assert!(
+        later.iter().any(|(_, l)| l == "WATCHDOG=1"),
+        "a waiting watcher is not a hung one:\n{}",
+        sock.all_seen()
+    );
+    assert!(
+        !sock.seen.iter().any(|(_, l)| l == "READY=1"),
+        "READY=1 without a mailbox:\n{}",
+        sock.all_seen()
+    );
+    signal(&child, libc::SIGTERM);
+    assert!(
+        sock.wait(Duration::from_secs(10), |l| l == "STOPPING=1")
+            .is_some()
+    );
+    assert!(child.wait().expect("wait").success());
+}
+
 /// A task that stops making progress (here the mailbox watcher, by a debug-build hook) stops
 /// the pings, although the runtime and the pinger still run: systemd would restart klachtd.
 #[cfg(debug_assertions)]
