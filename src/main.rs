@@ -171,6 +171,12 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let app = open(settings, problems, now).await?;
             cli::privacy::erase(&app.ctx, &address, reason.as_deref(), yes).await
         }
+        Command::Backup { output } => {
+            cli::backup::backup(&*valid(settings, problems)?, &output).await
+        }
+        Command::Restore { input, force } => {
+            cli::backup::restore(&*valid(settings, problems)?, &input, force).await
+        }
         Command::Complete {
             reference,
             milestone,
@@ -195,6 +201,8 @@ fn valid(settings: Settings, problems: Vec<Problem>) -> Result<Valid, ConfigErro
 /// The app on a valid configuration, its clock at `at` (RFC 3339) when given, else now.
 async fn open(settings: Settings, problems: Vec<Problem>, at: Option<&str>) -> anyhow::Result<App> {
     let settings = valid(settings, problems)?;
+    // Held until the process ends, so that `klachtd restore` can tell the installation is used.
+    cli::backup::hold_shared(&settings.data_dir)?;
     Ok(App::build(settings, clock(at)?).await?)
 }
 

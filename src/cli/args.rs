@@ -234,6 +234,23 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// A consistent copy of the installation, also while the daemon runs: the database
+    /// (VACUUM INTO), the raw mails and attachments, and a manifest with counts and checksums.
+    Backup {
+        /// The file to write (a tar; it must not exist yet).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Put a backup back, after checking every file against its manifest. Refused while any
+    /// klachtd process uses the installation, and into a data directory that is not empty.
+    Restore {
+        /// The file `klachtd backup` wrote.
+        #[arg(long)]
+        input: PathBuf,
+        /// Replace the database, raw mails, attachments and key that are there.
+        #[arg(long)]
+        force: bool,
+    },
     /// Complete a milestone (one done by staff, by an email we send, or the complainant's verdict).
     Complete {
         reference: String,

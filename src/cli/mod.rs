@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 pub mod args;
+pub mod backup;
 pub mod check;
 pub mod commands;
 pub mod list;

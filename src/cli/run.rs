@@ -55,6 +55,7 @@ async fn run_until_signal(app: App) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
+        klachtd::notify::stopping();
         tracing::info!(target: LOG_TARGET, "stop requested: finishing the mail in hand");
         let _ = tx.send(true);
     });

@@ -65,10 +65,36 @@ impl SqliteStore {
             .await
             .map_err(|e| open_err(e.to_string()))?
             .map_err(|e| open_err(format!("cannot lock {}: {e}", lock_path.display())))?;
-        let migrated = sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+        let migrated = async {
+            let migrator = sqlx::migrate!("./migrations/sqlite");
+            // A database that a newer klachtd migrated is refused, naming both versions: left
+            // to sqlx, an older binary fails with "previously applied but missing" at best.
+            let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+            let migrate_err = |e: sqlx::Error| StoreError::Migrate(e.to_string());
+            let tracked: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_one(&pool)
             .await
-            .map_err(|e| StoreError::Migrate(e.to_string()));
+            .map_err(migrate_err)?;
+            if tracked > 0 {
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+                        .fetch_one(&pool)
+                        .await
+                        .map_err(migrate_err)?;
+                if let Some(applied) = applied.filter(|&a| a > known) {
+                    return Err(StoreError::Migrate(format!(
+                        "the database was made by a newer klachtd (migration {applied}); this binary knows up to {known}: upgrade klachtd"
+                    )));
+                }
+            }
+            migrator
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Migrate(e.to_string()))
+        }
+        .await;
         drop(lock);
         migrated?;
         Ok(Self { pool })
