@@ -17,12 +17,14 @@
 //! - [`service`]: ingest (mail -> one transaction), the outbox sender, the scheduler.
 //! - [`tls`]: the rustls client configuration (verified certificates, optional CA file).
 //! - [`app`]: wires adapters and supervises the long-running tasks until shutdown.
+//! - [`http`]: the optional health and metrics listener (`/healthz`, `/readyz`, `/metrics`).
 
 pub mod app;
 pub mod clock;
 pub mod config;
 pub mod cpu;
 pub mod domain;
+pub mod http;
 pub mod logging;
 pub mod mail;
 pub mod mailbox;
