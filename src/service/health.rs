@@ -453,6 +453,92 @@ mod tests {
         assert_eq!(h.scheduler_lag(t(START) + D::hours(9)), D::zero());
     }
 
+    /// Run `f` against a recorder of its own and return the scrape it leaves.
+    fn scrape_of(f: impl FnOnce()) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(LATENCY_BUCKETS)
+            .unwrap()
+            .build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, f);
+        handle.render()
+    }
+
+    fn deadline(
+        m: crate::domain::procedure::Milestone,
+        met: Option<bool>,
+    ) -> crate::domain::procedure::Deadline {
+        crate::domain::procedure::Deadline {
+            milestone: m,
+            due: None,
+            completed_at: None,
+            met,
+        }
+    }
+
+    #[test]
+    fn deadlines_count_once_when_decided() {
+        use crate::domain::procedure::Milestone::*;
+        let before = [
+            deadline(Acknowledged, Some(true)),
+            deadline(FirstReaction, None),
+            deadline(Handled, None),
+            deadline(FollowUp, None),
+        ];
+        let after = [
+            deadline(Acknowledged, Some(true)), // decided before: not again
+            deadline(FirstReaction, Some(true)),
+            deadline(Handled, Some(false)),
+            deadline(FollowUp, None),
+        ];
+        let text = scrape_of(|| {
+            describe_metrics();
+            record_deadlines(&before, &after);
+        });
+        assert!(
+            text.contains("klachtd_deadlines_total{result=\"met\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("klachtd_deadlines_total{result=\"missed\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ingest_outcomes_are_counted_by_result_with_one_batch_duration() {
+        use crate::service::ingest::Outcome;
+        let outcomes = [
+            Outcome::Registered {
+                reference: "KL-2026-0001".into(),
+                acknowledged: true,
+            },
+            Outcome::Registered {
+                reference: "KL-2026-0002".into(),
+                acknowledged: false,
+            },
+            Outcome::Quarantined {
+                reason: "no header".into(),
+            },
+            Outcome::AlreadyProcessed,
+        ];
+        let text = scrape_of(|| {
+            describe_metrics();
+            record_ingested(&outcomes, Duration::from_millis(30));
+        });
+        for line in [
+            "klachtd_mails_ingested_total{result=\"registered\"} 2",
+            "klachtd_mails_ingested_total{result=\"quarantined\"} 1",
+            "klachtd_mails_ingested_total{result=\"duplicate\"} 1",
+            "klachtd_mails_ingested_total{result=\"threaded\"} 0",
+            "klachtd_ingest_batch_duration_seconds_bucket{le=\"0.025\"} 0",
+            "klachtd_ingest_batch_duration_seconds_bucket{le=\"0.05\"} 1",
+            "klachtd_ingest_batch_duration_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+
     #[test]
     fn report_serialises_with_the_documented_fields() {
         let h = Health::new(t(START));
