@@ -335,3 +335,53 @@ fn a_bad_listen_value_is_named_with_file_and_key() {
         "{stderr}"
     );
 }
+
+/// The scheduler's escalations are counted: a complaint left alone for a month gets the ones
+/// `klachtd due` announces, and the counter shows that many.
+#[test]
+fn escalations_the_scheduler_sends_are_counted() {
+    let app = TestApp::spawn();
+    app.deliver(&Mail::new("jan@example.nl", "Lesrooster").build());
+    app.run_once(); // 23 November: registered and acknowledged
+    let later = "2026-12-23T10:00:00+01:00"; // a Wednesday, working hours
+    let due = app.json(&["due", "--at", later, "--format", "json"]);
+    let expected = due
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|a| a["template"] == "escalation")
+        .count();
+    assert!(expected >= 1, "nothing to escalate: {due:#}");
+    app.set_now(later);
+    let port = free_port();
+    app.set_env("KLACHTD__HTTP__LISTEN", &format!("127.0.0.1:{port}"));
+    let daemon = start(&app, false);
+    let text = wait_for(30, "the escalations counted", || {
+        get(port, "/metrics")
+            .map(|(_, b)| b)
+            .filter(|b| sample(b, "klachtd_escalations_total") >= expected as f64)
+    });
+    assert_eq!(
+        sample(&text, "klachtd_escalations_total"),
+        expected as f64,
+        "{text}"
+    );
+    let sent = wait_for(30, "the escalations sent and the outbox empty", || {
+        let s = scrape(port);
+        (sample(&s, "klachtd_mails_sent_total{template=\"escalation\"}") >= 1.0
+            && sample(&s, "klachtd_outbox_depth") == 0.0)
+            .then_some(s)
+    });
+    // One counted per mail written (a role with two addresses gets two).
+    let files = app
+        .sent()
+        .iter()
+        .filter(|m| m.subject.contains("Termijn verstreken"))
+        .count();
+    assert_eq!(
+        sample(&sent, "klachtd_mails_sent_total{template=\"escalation\"}"),
+        files as f64,
+        "{sent}"
+    );
+    daemon.stop();
+}
