@@ -385,3 +385,37 @@ fn escalations_the_scheduler_sends_are_counted() {
     );
     daemon.stop();
 }
+
+/// An IMAP server that is not there: never ready, and past `mailbox_stale_seconds` unhealthy
+/// with the time it was first tried and the error.
+#[test]
+fn an_imap_port_with_nothing_listening_is_not_ready_and_unhealthy() {
+    let app = TestApp::spawn_with_config(|c| c.push_str(THRESHOLDS));
+    let imap = free_port();
+    for (key, value) in [
+        ("KLACHTD__MAILBOX__KIND", "imap".to_string()),
+        ("KLACHTD__MAILBOX__HOST", "127.0.0.1".to_string()),
+        ("KLACHTD__MAILBOX__PORT", imap.to_string()),
+        ("KLACHTD__MAILBOX__TLS", "none".to_string()),
+        ("KLACHTD__MAILBOX__USERNAME", "service".to_string()),
+        ("KLACHTD__MAILBOX__PASSWORD", "secret".to_string()),
+    ] {
+        app.set_env(key, &value);
+    }
+    let port = free_port();
+    app.set_env("KLACHTD__HTTP__LISTEN", &format!("127.0.0.1:{port}"));
+    let daemon = start(&app, true);
+    let (_, health) = wait_for(30, "/healthz 503 for the IMAP server", || {
+        get(port, "/healthz")
+            .filter(|(c, _)| *c == 503)
+            .map(|(c, b)| (c, serde_json::from_str::<Value>(&b).expect("JSON")))
+    });
+    println!("---- /healthz with no IMAP server\n{health:#}");
+    let reasons = health["reasons"].to_string();
+    assert!(reasons.contains("mailbox unreachable since"), "{health}");
+    assert_eq!(health["mailbox_reached_at"], Value::Null, "{health}");
+    let (code, ready) = get_json(port, "/readyz");
+    assert_eq!(code, 503, "{ready}");
+    assert_eq!(ready["status"], "starting");
+    daemon.stop();
+}
