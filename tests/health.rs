@@ -196,6 +196,12 @@ fn metrics_move_and_healthz_says_why_it_is_unhealthy() {
         "a real histogram, not a summary:\n{after}"
     );
     assert!(after.contains("# TYPE klachtd_mails_ingested_total counter"));
+    // Acknowledged at intake: its term met.
+    assert_eq!(
+        sample(&after, "klachtd_deadlines_total{result=\"met\"}"),
+        1.0,
+        "{after}"
+    );
     assert_eq!(
         sample(&after, "klachtd_send_failures_total{kind=\"transient\"}"),
         0.0

@@ -76,7 +76,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         names::DEADLINES,
-        "Milestones completed in this process, by result: met (by the end of the due day) or missed"
+        "Milestones completed in this process (acknowledgements at intake, staff mail, scheduler steps), by result: met (by the end of the due day) or missed"
     );
     for result in ["met", "missed"] {
         counter!(names::DEADLINES, "result" => result).absolute(0);
@@ -121,6 +121,13 @@ pub fn record_ingested(outcomes: &[crate::service::ingest::Outcome], took: Durat
             Outcome::Duplicate | Outcome::AlreadyProcessed => "duplicate",
         };
         metrics::counter!(names::INGESTED, "result" => result).increment(1);
+        // Acknowledged at intake: the acknowledgement term is met (it ends days later).
+        if let Outcome::Registered {
+            acknowledged: true, ..
+        } = o
+        {
+            metrics::counter!(names::DEADLINES, "result" => "met").increment(1);
+        }
     }
     metrics::histogram!(names::INGEST_SECONDS).record(took.as_secs_f64());
 }
@@ -140,6 +147,24 @@ pub fn record_deadlines(
             metrics::counter!(names::DEADLINES, "result" => result).increment(1);
         }
     }
+}
+
+/// A milestone completed at `at` outside [`crate::service::scheduler::apply_event`] (the
+/// scheduler's own step, a staff answer): met or missed by the same rule as the register.
+pub fn record_completion(
+    ctx: &crate::service::Context,
+    procedure: &crate::domain::procedure::Procedure,
+    progress: &crate::domain::procedure::Progress,
+    milestone: &str,
+    at: DateTime<Utc>,
+) {
+    let (cal, tz) = (&ctx.procedure.calendar, ctx.procedure.tz);
+    let mut after = progress.clone();
+    after.completed.entry(milestone.to_string()).or_insert(at);
+    record_deadlines(
+        &procedure.deadlines(cal, tz, progress),
+        &procedure.deadlines(cal, tz, &after),
+    );
 }
 
 /// The `[http]` thresholds of [`Health::check`].
@@ -534,6 +559,8 @@ mod tests {
             "klachtd_ingest_batch_duration_seconds_bucket{le=\"0.025\"} 0",
             "klachtd_ingest_batch_duration_seconds_bucket{le=\"0.05\"} 1",
             "klachtd_ingest_batch_duration_seconds_count 1",
+            // The acknowledged one met its term; the other is not decided yet.
+            "klachtd_deadlines_total{result=\"met\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

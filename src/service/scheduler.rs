@@ -574,6 +574,7 @@ async fn execute(
     }
     if let Some(m) = &a.completes {
         tx.complete_milestone(state.id, m, now, SCHEDULER).await?;
+        super::health::record_completion(ctx, procedure, progress, m, now);
     }
     let detail = format!(
         "{} ({} to {}) {when}",
