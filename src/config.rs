@@ -782,9 +782,9 @@ pub struct HttpSettings {
     /// the line and this key.
     #[serde(default, deserialize_with = "listen_address")]
     pub listen: Option<std::net::SocketAddr>,
-    /// `/healthz` turns 503 when the mailbox has failed for this long (or was never reached
-    /// in this long since the start): IMAP reconnects with backoff, so one lost connection is
-    /// no alarm.
+    /// `/healthz` turns 503 when every mailbox pass has failed for this long, counted from
+    /// the first failure: IMAP reconnects with backoff, so one lost connection is no alarm.
+    /// (A first pass still running, a large backlog, is `/readyz`'s business.)
     #[serde(default = "default_mailbox_stale", deserialize_with = "mailbox_stale")]
     pub mailbox_stale_seconds: u64,
     /// ... when a mail that is due has waited in the outbox for this long.
