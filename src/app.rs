@@ -38,6 +38,8 @@ pub enum AppError {
     /// this error (and a non-zero exit, so systemd restarts it) instead of running half-alive.
     #[error("the {task} stopped unexpectedly: {reason}")]
     TaskDied { task: String, reason: String },
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }
 
 pub struct App {
@@ -47,6 +49,8 @@ pub struct App {
     /// one refresh, and a rotated refresh token is never used by one side after the other
     /// replaced it.
     outgoing_tokens: Option<Arc<crate::oauth2::TokenSource>>,
+    /// What `/healthz` and `/readyz` judge (issue #12): the tasks report into it.
+    pub health: Arc<crate::service::health::Health>,
 }
 
 impl App {
@@ -125,7 +129,9 @@ impl App {
                     .collect::<Vec<_>>()
                     .join("; "),
             })?;
+        let health = Arc::new(crate::service::health::Health::new(clock.now()));
         Ok(App {
+            health,
             ctx: Arc::new(Context {
                 settings,
                 store,
@@ -210,6 +216,21 @@ impl App {
     ) -> Result<(), AppError> {
         // The tasks stop on this: the outside shutdown, or one of them dying.
         let (stop_all, stop) = watch::channel(false);
+        // ---- health and metrics listener (issue #12): bound before anything runs, so a
+        // taken port is a startup error.
+        let http = match self.ctx.settings.http.listen {
+            Some(addr) => {
+                let listener = crate::http::bind(addr).await?;
+                let router = crate::http::router(
+                    self.ctx.clone(),
+                    self.health.clone(),
+                    crate::http::recorder()?,
+                );
+                Some(crate::http::serve(listener, router, stop.clone()))
+            }
+            None => None,
+        };
+        // ---- end of the listener's setup
         let wake_outbox = Arc::new(Notify::new());
         let wake_outbox_for_scheduler = wake_outbox.clone();
         let mut source = self.open_source()?;
@@ -232,6 +253,7 @@ impl App {
         let ctx = self.ctx.clone();
         let notify = wake_outbox.clone();
         let mut stop_watch = stop.clone();
+        let health = self.health.clone();
         let watcher = tokio::spawn(async move {
             let mut alerted = false;
             let mut failures: u32 = 0;
@@ -252,6 +274,7 @@ impl App {
                 match drain(&ctx, source.as_mut(), &stop).await {
                     Ok(outcomes) => {
                         watch_sup.mailbox_up();
+                        health.mailbox_reached(ctx.clock.now());
                         failures = 0;
                         alerted = false;
                         if !outcomes.is_empty() {
@@ -260,6 +283,7 @@ impl App {
                     }
                     Err(e) => {
                         watch_sup.mailbox_down(ctx.clock.now());
+                        health.mailbox_failed(ctx.clock.now(), &e.to_string());
                         failures += 1;
                         tracing::error!(error = %e, failures, "mailbox run failed; retrying with backoff");
                         let auth = matches!(&e, ServiceError::Mailbox(m) if m.is_auth());
@@ -343,6 +367,7 @@ impl App {
         let mut stop_sched = stop.clone();
         let notify = wake_outbox_for_scheduler;
         let beat = supervisor.beat(SCHEDULER);
+        let health = self.health.clone();
         let scheduler = tokio::spawn(async move {
             loop {
                 beat.working();
@@ -357,7 +382,11 @@ impl App {
                 }
                 // Sleep until the next due action (no busy polling); wake at least hourly so
                 // changes made by another process (`klachtd complete`) are seen.
-                let wait = match crate::service::scheduler::next_wakeup(&ctx).await {
+                let next = crate::service::scheduler::next_wakeup(&ctx).await;
+                if let Ok(due) = &next {
+                    health.scheduler_ran(now, *due);
+                }
+                let wait = match next {
                     Ok(Some(t)) => (t - ctx.clock.now()).to_std().unwrap_or(Duration::ZERO),
                     _ => Duration::from_secs(3600),
                 }
@@ -372,7 +401,20 @@ impl App {
                 }
             }
         });
-        let mut tasks = [(WATCHER, watcher), (SENDER, sender), (SCHEDULER, scheduler)];
+        let mut tasks = vec![(WATCHER, watcher), (SENDER, sender), (SCHEDULER, scheduler)];
+        if let Some(serve) = http {
+            // Supervised like the others: a listener that fails stops the daemon loudly.
+            tasks.push((
+                "HTTP listener",
+                tokio::spawn(async move {
+                    // Before the stop it only returns on a failure: the supervisor then
+                    // stops the daemon as for any task that dies.
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "HTTP listener failed");
+                    }
+                }),
+            ));
+        }
         let died = tokio::select! {
             _ = shutdown.changed() => None,
             (result, index, _) = futures_util::future::select_all(tasks.iter_mut().map(|(_, t)| t)) => {

@@ -115,6 +115,9 @@ pub struct Settings {
     pub register: RegisterSettings,
     #[serde(default)]
     pub reports: ReportSettings,
+    /// `[http]`: health and metrics listener, off unless `listen` is set.
+    #[serde(default)]
+    pub http: HttpSettings,
 }
 
 /// One `[[routing]]` rule as written; [`Settings::routing_rules`] validates it.
@@ -766,6 +769,91 @@ impl Default for Logging {
 fn default_level() -> String {
     "info".into()
 }
+
+// ---- [http]: the health and metrics listener ----------------------------------------------
+
+/// `[http]`: `/healthz`, `/readyz` and `/metrics` (see [`crate::http`]). Off while `listen`
+/// is unset; loopback in the example, because the endpoints need no password and the metrics
+/// tell how busy the complaint desk is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address and port, e.g. `127.0.0.1:9187`. A bad value is a syntax error naming the file,
+    /// the line and this key.
+    #[serde(default, deserialize_with = "listen_address")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// `/healthz` turns 503 when every mailbox pass has failed for this long, counted from
+    /// the first failure: IMAP reconnects with backoff, so one lost connection is no alarm.
+    /// (A first pass still running, a large backlog, is `/readyz`'s business.)
+    #[serde(default = "default_mailbox_stale", deserialize_with = "mailbox_stale")]
+    pub mailbox_stale_seconds: u64,
+    /// ... when a mail that is due has waited in the outbox for this long.
+    #[serde(default = "default_outbox_stale", deserialize_with = "outbox_stale")]
+    pub outbox_stale_seconds: u64,
+    /// ... when the scheduler is this far behind its earliest due action.
+    #[serde(default = "default_scheduler_lag", deserialize_with = "scheduler_lag")]
+    pub scheduler_lag_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            mailbox_stale_seconds: default_mailbox_stale(),
+            outbox_stale_seconds: default_outbox_stale(),
+            scheduler_lag_seconds: default_scheduler_lag(),
+        }
+    }
+}
+
+fn default_mailbox_stale() -> u64 {
+    300
+}
+fn default_outbox_stale() -> u64 {
+    900
+}
+fn default_scheduler_lag() -> u64 {
+    300
+}
+
+/// `http.listen` as a socket address. The messages name the key: serde's own ("invalid socket
+/// address syntax") does not say which one, nor does it for an environment override.
+fn listen_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    // Any value, so `KLACHTD__HTTP__LISTEN=9187` (read as a number) gets the same message.
+    let value = toml::Value::deserialize(d)?;
+    let parsed = match &value {
+        toml::Value::String(text) => text.parse().ok(),
+        _ => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "http.listen: expected an address and port such as \"127.0.0.1:9187\", got {value}"
+        ))
+    })
+}
+
+fn positive_seconds<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<u64, D::Error> {
+    match u64::deserialize(d)? {
+        0 => Err(serde::de::Error::custom(format!(
+            "{key}: must be at least 1 second"
+        ))),
+        n => Ok(n),
+    }
+}
+
+fn mailbox_stale<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    positive_seconds(d, "http.mailbox_stale_seconds")
+}
+fn outbox_stale<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    positive_seconds(d, "http.outbox_stale_seconds")
+}
+fn scheduler_lag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    positive_seconds(d, "http.scheduler_lag_seconds")
+}
+
+// ---- end of [http] ------------------------------------------------------------------------
 
 pub const ENV_PREFIX: &str = "KLACHTD__";
 
@@ -1593,5 +1681,49 @@ director = ["directeur@example.org"]
         for k in ["organisation.time_zone", "outgoing.from", "staff.admin"] {
             assert!(keys.iter().any(|x| x == k), "{k} missing in {keys:?}");
         }
+    }
+
+    #[test]
+    fn http_is_off_by_default_and_named_when_wrong() {
+        let s = Settings::from_text(MINIMAL, "t.toml", &[]).unwrap();
+        assert_eq!(s.http.listen, None);
+        assert_eq!(s.http.outbox_stale_seconds, 900);
+        let on =
+            format!("{MINIMAL}\n[http]\nlisten = \"127.0.0.1:9187\"\nmailbox_stale_seconds = 60\n");
+        let s = Settings::from_text(&on, "t.toml", &[]).unwrap();
+        assert_eq!(s.http.listen, Some("127.0.0.1:9187".parse().unwrap()));
+        assert_eq!(s.http.mailbox_stale_seconds, 60);
+        let env = vec![(
+            "KLACHTD__HTTP__LISTEN".to_string(),
+            "[::1]:9200".to_string(),
+        )];
+        let s = Settings::from_text(MINIMAL, "t.toml", &env).unwrap();
+        assert_eq!(s.http.listen, Some("[::1]:9200".parse().unwrap()));
+
+        let bad = format!("{MINIMAL}\n[http]\nlisten = \"localhost\"\n");
+        let e = Settings::from_text(&bad, "t.toml", &[])
+            .unwrap_err()
+            .to_string();
+        let line = bad.lines().position(|l| l.starts_with("listen")).unwrap() + 1;
+        assert!(
+            e.starts_with(&format!("t.toml:{line}: http.listen:")),
+            "{e}"
+        );
+        let env = vec![("KLACHTD__HTTP__LISTEN".to_string(), "9187".to_string())];
+        let e = Settings::from_text(MINIMAL, "t.toml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("KLACHTD__HTTP__LISTEN") && e.contains("http.listen"),
+            "{e}"
+        );
+        let zero = format!("{MINIMAL}\n[http]\noutbox_stale_seconds = 0\n");
+        let e = Settings::from_text(&zero, "t.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:") && e.contains("http.outbox_stale_seconds: must be at least 1"),
+            "{e}"
+        );
     }
 }

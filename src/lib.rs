@@ -19,6 +19,7 @@
 //! - [`app`]: wires adapters and supervises the long-running tasks until shutdown.
 //! - [`notify`]: systemd's notify protocol (READY, STATUS, WATCHDOG from task heartbeats).
 //! - [`backup`]: `klachtd backup` / `restore`: one tar file, verified by its manifest.
+//! - [`http`]: the optional health and metrics listener (`/healthz`, `/readyz`, `/metrics`).
 
 pub mod app;
 pub mod backup;
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod cpu;
 pub mod domain;
+pub mod http;
 pub mod logging;
 pub mod mail;
 pub mod mailbox;

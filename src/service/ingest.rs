@@ -283,13 +283,18 @@ pub async fn ingest_batch(
     source_id: &str,
     mails: Vec<RawMail>,
 ) -> Result<Vec<Outcome>, ServiceError> {
+    let started = std::time::Instant::now();
     let mut prepared = Vec::with_capacity(mails.len());
     for mail in mails {
         prepared.push(prepare(ctx, mail).await?);
     }
     ctx.blobs.sync()?;
+    // Counted here, once committed: a batch redone mail by mail counts each mail once.
     match attempt(ctx, source_id, &prepared).await {
-        Ok(outcomes) => return Ok(outcomes),
+        Ok(outcomes) => {
+            super::health::record_ingested(&outcomes, started.elapsed());
+            return Ok(outcomes);
+        }
         Err(failure) => tracing::warn!(
             mails = prepared.len(),
             error = %failure,
@@ -300,6 +305,7 @@ pub async fn ingest_batch(
     for p in &prepared {
         outcomes.push(ingest_alone(ctx, source_id, p).await?);
     }
+    super::health::record_ingested(&outcomes, started.elapsed());
     Ok(outcomes)
 }
 

@@ -13,6 +13,7 @@ use crate::mail::templates::TemplateEngine;
 use crate::store::Store;
 
 pub mod admin;
+pub mod health;
 pub mod ingest;
 pub mod outbound;
 pub mod outbox;

@@ -239,10 +239,12 @@ async fn send_one(
         mail_from: item.envelope_from.clone(),
         rcpt_to: item.recipients.clone(),
     };
+    let started = std::time::Instant::now();
     let result = transport
         .send(&item.message_id, &envelope, &item.raw)
         .instrument(span)
         .await;
+    metrics::histogram!(super::health::names::SEND_SECONDS).record(started.elapsed().as_secs_f64());
     (item, result)
 }
 
@@ -265,18 +267,25 @@ async fn record(
             Ok(()) => {
                 span.in_scope(|| tracing::info!(attempt = item.attempts, "sent"));
                 report.sent += 1;
+                metrics::counter!(super::health::names::SENT, "template" => item.template.clone())
+                    .increment(1);
             }
             Err(SendError::Transient(e)) if !given_up(ctx, &item, now) => {
                 let next = now + backoff(ctx, item.attempts);
                 span.in_scope(|| tracing::warn!(error = %e, attempt = item.attempts, next = %crate::store::ts(next), "send failed; will retry"));
                 ctx.store.outbox_retry(item.id, next, &e).await?;
                 report.retrying += 1;
+                metrics::counter!(super::health::names::SEND_FAILURES, "kind" => "transient")
+                    .increment(1);
             }
             Err(e) => {
                 let reason = e.to_string();
                 span.in_scope(|| tracing::error!(error = %reason, "send failed permanently; kept in the outbox"));
                 fail_permanently(ctx, &item, &reason, now).await?;
                 report.failed += 1;
+                // A transient failure past `give_up_after_hours` ends here too: permanent.
+                metrics::counter!(super::health::names::SEND_FAILURES, "kind" => "permanent")
+                    .increment(1);
             }
         }
     }

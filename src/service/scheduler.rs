@@ -574,6 +574,7 @@ async fn execute(
     }
     if let Some(m) = &a.completes {
         tx.complete_milestone(state.id, m, now, SCHEDULER).await?;
+        super::health::record_completion(ctx, procedure, progress, m, now);
     }
     let detail = format!(
         "{} ({} to {}) {when}",
@@ -911,6 +912,14 @@ pub async fn run_due(ctx: &Context, now: DateTime<Utc>) -> Result<TickReport, Se
         match run_for_complaint(ctx, tx.as_mut(), id, now, false).await {
             Ok(actions) => {
                 tx.commit().await?;
+                // Counted once committed.
+                let escalations = actions
+                    .iter()
+                    .filter(|a| {
+                        a.template.as_deref() == Some("escalation") && a.result.starts_with("sent")
+                    })
+                    .count();
+                metrics::counter!(super::health::names::ESCALATIONS).increment(escalations as u64);
                 report.actions.extend(actions);
             }
             Err(e) => {
@@ -1382,6 +1391,14 @@ pub async fn apply_event(
         persist(tx, id, change, actor, now).await?;
     }
     let (after_state, _, after_progress) = load(ctx, tx, id).await?;
+    // The deadlines this event decided (a milestone completed): met or missed. Counted inside
+    // the event's transaction: a staff mail whose later command is refused rolls it back and
+    // still counts (rare; the register stays the record).
+    let cal = &ctx.procedure.calendar;
+    super::health::record_deadlines(
+        &procedure.deadlines(cal, ctx.procedure.tz, &progress),
+        &procedure.deadlines(cal, ctx.procedure.tz, &after_progress),
+    );
     let mut notes = Vec::new();
     let mut close_if_complete = false;
     for effect in &t.effects {

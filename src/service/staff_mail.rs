@@ -775,6 +775,7 @@ async fn complete_first_reaction(
     }
     let actor = staff_actor(by);
     tx.complete_milestone(id, m.as_str(), now, &actor).await?;
+    super::health::record_completion(ctx, &procedure, &progress, m.as_str(), now);
     tx.history(
         Some(id),
         now,

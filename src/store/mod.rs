@@ -303,6 +303,16 @@ pub struct SentRef {
     pub recipients: String,
 }
 
+/// The outbox queue as health and metrics see it ([`Store::outbox_backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Mails queued or being sent.
+    pub depth: u64,
+    /// When the oldest mail that should have gone by now was queued: due now, or tried
+    /// before. A mail the hourly cap holds back, not due yet and never tried, is not late.
+    pub oldest_waiting_since: Option<DateTime<Utc>>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + retention::RetentionStore {
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
@@ -442,6 +452,9 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         error: &str,
     ) -> Result<(), StoreError>;
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The outbox depth and its oldest waiting mail at `now` (for `/healthz` and `/metrics`):
+    /// one aggregate over the `outbox_due` index, cheap enough for every scrape.
+    async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<OutboxBacklog, StoreError>;
 
     /// Ids of complaints whose procedure still runs (status open).
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError>;

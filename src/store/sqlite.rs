@@ -836,6 +836,21 @@ impl Store for SqliteStore {
         next.map(|s| parse_ts(&s)).transpose()
     }
 
+    async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<OutboxBacklog, StoreError> {
+        let (depth, oldest): (i64, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*),
+                    MIN(CASE WHEN attempts > 0 OR next_attempt_at <= ?1 THEN created_at END)
+             FROM outbox WHERE status IN ('queued', 'sending')",
+        )
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxBacklog {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_waiting_since: oldest.map(|s| parse_ts(&s)).transpose()?,
+        })
+    }
+
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT id FROM complaints WHERE status = 'open' ORDER BY id")
