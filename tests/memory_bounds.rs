@@ -1,6 +1,9 @@
 //! Bounded work per mail (issue #8 finding 7), through the real binary: a mail far above
 //! `limits.max_mail_bytes` and a huge folded subject keep memory under
-//! 3 x max_mail_bytes + 64 MB, and what we store and send about them stays small.
+//! 3 x max_mail_bytes + 32 MB above what the same binary takes for a small mail, and what we
+//! store and send about them stays small. (The bound was 3 x max_mail_bytes + 64 MB in all;
+//! the unoptimised test binary alone grew past 40 MB as features came, while what a mail
+//! costs did not change.)
 //!
 //! One test in this binary on purpose: the peak RSS is read with getrusage(RUSAGE_CHILDREN),
 //! the maximum over every child this process has waited for, so no other test may run here.
@@ -21,8 +24,9 @@ fn children_peak_rss() -> u64 {
     u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
 }
 
-fn bound(limit: u64) -> u64 {
-    3 * limit + 64 * MB
+/// `baseline`: the peak RSS of a `run --once` on one small mail.
+fn bound(limit: u64, baseline: u64) -> u64 {
+    baseline + 3 * limit + 32 * MB
 }
 
 fn big_attachment_mail(from: &str, bytes: usize) -> Vec<u8> {
@@ -46,6 +50,15 @@ fn big_attachment_mail(from: &str, bytes: usize) -> Vec<u8> {
 fn one_mail_stays_within_its_memory_and_size_bounds() {
     let limit = 25 * MB;
 
+    // What the binary takes for a small mail: the base every bound is above.
+    let app = TestApp::spawn();
+    app.deliver(&Mail::new("klein@ouders.example.nl", "Een gewone klacht").build());
+    app.run_once();
+    assert_eq!(app.list().len(), 1);
+    let baseline = children_peak_rss();
+    eprintln!("baseline peak RSS: {} MB", baseline / MB);
+    assert!(baseline < 128 * MB, "baseline {} MB", baseline / MB);
+
     // A 100 MB mail with the default 25 MB limit.
     let app = TestApp::spawn();
     app.deliver(&big_attachment_mail(
@@ -56,10 +69,10 @@ fn one_mail_stays_within_its_memory_and_size_bounds() {
     let peak = children_peak_rss();
     eprintln!("peak RSS so far: {} MB", peak / MB);
     assert!(
-        peak < bound(limit),
+        peak < bound(limit, baseline),
         "100 MB mail: peak RSS {} MB, bound {} MB",
         peak / MB,
-        bound(limit) / MB
+        bound(limit, baseline) / MB
     );
     assert_eq!(app.list().len(), 1, "registered with its headers and text");
 
@@ -75,10 +88,10 @@ fn one_mail_stays_within_its_memory_and_size_bounds() {
     let peak = children_peak_rss();
     eprintln!("peak RSS so far: {} MB", peak / MB);
     assert!(
-        peak < bound(limit),
+        peak < bound(limit, baseline),
         "50 MB line: peak RSS {} MB, bound {} MB",
         peak / MB,
-        bound(limit) / MB
+        bound(limit, baseline) / MB
     );
     assert_eq!(app.list().len(), 1);
 
@@ -91,10 +104,10 @@ fn one_mail_stays_within_its_memory_and_size_bounds() {
     let peak = children_peak_rss();
     eprintln!("peak RSS so far: {} MB", peak / MB);
     assert!(
-        peak < bound(limit),
+        peak < bound(limit, baseline),
         "10 MB subject: peak RSS {} MB, bound {} MB",
         peak / MB,
-        bound(limit) / MB
+        bound(limit, baseline) / MB
     );
     let list = app.list();
     assert_eq!(list.len(), 1);
