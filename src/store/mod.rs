@@ -18,6 +18,12 @@ pub enum StoreError {
     Open { url: String, reason: String },
     #[error("cannot migrate database: {0}")]
     Migrate(String),
+    /// What the driver said, kept whole: a caller tells a unique violation or a busy or
+    /// serialization failure (to retry) from the rest by [`StoreError::is_unique_violation`]
+    /// and [`StoreError::is_retryable`], not by the message.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// What we read back does not have the shape we wrote (a bad time, an overflow).
     #[error("database error: {0}")]
     Query(String),
     #[error("{0} not found")]
@@ -28,7 +34,37 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Query(e.to_string())
+        StoreError::Database(e)
+    }
+}
+
+impl StoreError {
+    fn database_error(&self) -> Option<&dyn sqlx::error::DatabaseError> {
+        match self {
+            StoreError::Database(sqlx::Error::Database(d)) => Some(d.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// A UNIQUE or PRIMARY KEY constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        self.database_error()
+            .is_some_and(|d| d.is_unique_violation())
+    }
+
+    /// The write may succeed when the whole transaction is tried again: SQLite's
+    /// SQLITE_BUSY (5) or SQLITE_LOCKED (6), with their extended codes; PostgreSQL's
+    /// serialization_failure (40001) or deadlock_detected (40P01).
+    pub fn is_retryable(&self) -> bool {
+        let Some(code) = self.database_error().and_then(|d| d.code()) else {
+            return false;
+        };
+        match code.as_ref() {
+            "40001" | "40P01" => true,
+            other => other
+                .parse::<i64>()
+                .is_ok_and(|n| matches!(n & 0xff, 5 | 6)),
+        }
     }
 }
 
@@ -821,4 +857,61 @@ pub struct UnfiledMessage {
     pub subject: String,
     pub body_text: String,
     pub automatic: Option<String>,
+}
+
+#[cfg(test)]
+mod error_kind_tests {
+    use super::StoreError;
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use std::str::FromStr;
+
+    async fn connect(path: &std::path::Path) -> SqliteConnection {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap()
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        SqliteConnection::connect_with(&options).await.unwrap()
+    }
+
+    /// The driver's error reaches the caller with its kind: a unique violation is one, and a
+    /// database another connection holds is busy, to be retried; neither is the other.
+    #[tokio::test]
+    async fn unique_violations_and_busy_databases_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kinds.db");
+        let mut a = connect(&path).await;
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .execute(&mut a)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES ('x')")
+            .execute(&mut a)
+            .await
+            .unwrap();
+        let twice: StoreError = sqlx::query("INSERT INTO t VALUES ('x')")
+            .execute(&mut a)
+            .await
+            .unwrap_err()
+            .into();
+        assert!(twice.is_unique_violation(), "{twice:?}");
+        assert!(!twice.is_retryable(), "{twice:?}");
+
+        let mut b = connect(&path).await;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut a)
+            .await
+            .unwrap();
+        let busy: StoreError = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut b)
+            .await
+            .unwrap_err()
+            .into();
+        assert!(busy.is_retryable(), "{busy:?}");
+        assert!(!busy.is_unique_violation(), "{busy:?}");
+        assert!(busy.to_string().starts_with("database error: "), "{busy}");
+
+        let shaped = StoreError::Query("bad time".into());
+        assert!(!shaped.is_retryable() && !shaped.is_unique_violation());
+    }
 }
