@@ -17,6 +17,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// How long a statement waits for another process's lock before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let open_err = |reason: String| StoreError::Open {
@@ -33,7 +36,7 @@ impl SqliteStore {
             // zeroed in the file, not left in free space (see sqlite/retention.rs).
             .pragma("secure_delete", "ON")
             // Several processes (a cron `run --once` beside the daemon) may write at once.
-            .busy_timeout(Duration::from_secs(30))
+            .busy_timeout(BUSY_TIMEOUT)
             // SQLite's thread may run a whole page ahead of ours (the default of 50 rows made
             // it wait for us, with a wake-up per row, while a register page was worked on).
             .row_buffer_size(PAGE_ROWS as usize);
@@ -42,11 +45,31 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| open_err(e.to_string()))?;
+        // Opening runs the connection's pragmas (journal_mode among them), and SQLite answers
+        // some of those with SQLITE_BUSY at once, without its busy handler, while another
+        // process holds the file (seen in tests/deploy.rs: a `list` beside a daemon that was
+        // starting). Tried again for as long as a busy statement would wait.
+        let started = std::time::Instant::now();
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(pool) => break pool,
+                Err(e) => {
+                    let e = StoreError::from(e);
+                    if !e.is_retryable() || started.elapsed() >= BUSY_TIMEOUT {
+                        return Err(open_err(match e {
+                            StoreError::Database(e) => e.to_string(),
+                            other => other.to_string(),
+                        }));
+                    }
+                    tracing::debug!(error = %e, "database busy at open: trying again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
         // Several processes may start together on a new database (a cron `run --once` beside
         // the daemon): migrations run under an exclusive file lock, or two of them would both
         // try to create the tables.
