@@ -45,10 +45,10 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
         }
-        // Opening runs the connection's pragmas (journal_mode among them), and SQLite answers
-        // some of those with SQLITE_BUSY at once, without its busy handler, while another
-        // process holds the file (seen in tests/deploy.rs: a `list` beside a daemon that was
-        // starting). Tried again for as long as a busy statement would wait.
+        // Opening runs the connection's pragmas (journal_mode among them), and the open was
+        // once refused with SQLITE_BUSY despite the busy timeout while another process held
+        // the file (tests/deploy.rs: a `list` beside a daemon that was starting; not
+        // reproduced on its own). Tried again for as long as a busy statement would wait.
         let started = std::time::Instant::now();
         let pool = loop {
             match SqlitePoolOptions::new()
