@@ -22,7 +22,6 @@ use crate::service::outbox::{
 };
 use crate::service::{BlobStore, Context, PreviousKeys, ServiceError};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -71,15 +70,11 @@ impl App {
                     reason: e.to_string(),
                 })?;
         }
-        let url = settings.database_url();
-        let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
-            Arc::new(SqliteStore::open(&url).await?)
-        } else {
-            return Err(AppError::Setup {
-                what: "database".into(),
-                reason: "only sqlite: URLs are supported in this version".into(),
-            });
-        };
+        let backend = settings.database().map_err(|p| AppError::Setup {
+            what: p.key.clone(),
+            reason: p.message.clone(),
+        })?;
+        let store: Arc<dyn Store> = backend.open().await?;
         let templates =
             Arc::new(TemplateEngine::load(&settings.templates.dir).map_err(AppError::Templates)?);
         let key = load_key(&settings)?;

@@ -339,8 +339,17 @@ fn default_connections() -> usize {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
-    /// `sqlite://PATH` (default: `DATA_DIR/klachtd.db`) or `postgres://...`.
+    /// `sqlite://PATH` (default: `DATA_DIR/klachtd.db`) or `postgres://USER@HOST/DB`.
     pub url: Option<Secret>,
+    /// PostgreSQL: the password, kept out of the URL (or `KLACHTD__DATABASE__PASSWORD`).
+    #[serde(default)]
+    pub password: Secret,
+    /// PostgreSQL: a file holding the password (a container or systemd credential).
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL TLS: `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`.
+    pub sslmode: Option<String>,
+    /// PostgreSQL TLS: the CA certificate `verify-ca` / `verify-full` check against.
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 /// Staff addresses per role. `admin` gets operational alerts, `receiver` registers and
@@ -1024,6 +1033,17 @@ impl Settings {
                 ));
             }
         }
+        if let Some(mode) = &self.database.sslmode
+            && let Err(e) = crate::store::postgres::parse_ssl_mode(mode)
+        {
+            p.push(Problem::new("database.sslmode", e));
+        }
+        if !self.database.password.is_empty() && self.database.password_file.is_some() {
+            p.push(Problem::new(
+                "database.password_file",
+                "set password or password_file, not both",
+            ));
+        }
         if !crate::domain::token::SEPARATORS.contains(&self.organisation.address_separator) {
             p.push(Problem::new(
                 "organisation.address_separator",
@@ -1266,6 +1286,33 @@ impl Settings {
                 format!("unknown time zone {:?}", self.organisation.time_zone),
             )
         })
+    }
+
+    /// The store to open, with the password read (from `database.password` or its file).
+    pub fn database(&self) -> Result<crate::store::Backend, Problem> {
+        let password = match &self.database.password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        Problem::new("database.password_file", format!("{}: {e}", path.display()))
+                    })?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_string(),
+            ),
+            None => Some(self.database.password.expose().to_string()).filter(|p| !p.is_empty()),
+        };
+        let mut backend = crate::store::Backend::from_url(&self.database_url(), password)
+            .map_err(|e| Problem::new("database.url", e))?;
+        if let crate::store::Backend::Postgres(target) = &mut backend {
+            if let Some(mode) = &self.database.sslmode {
+                target.ssl_mode = Some(
+                    crate::store::postgres::parse_ssl_mode(mode)
+                        .map_err(|e| Problem::new("database.sslmode", e))?,
+                );
+            }
+            target.ssl_root_cert = self.database.ssl_root_cert.clone();
+        }
+        Ok(backend)
     }
 
     pub fn database_url(&self) -> String {

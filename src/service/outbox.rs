@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::outbound::queue_to_role;
 use super::{Context, ServiceError};
 use crate::outgoing::{Envelope, SendError, Transport};
-use crate::store::{OutboxItem, lease};
+use crate::store::{Claim, OutboxItem, lease};
 
 /// Templates that alert the admin about the outbox itself: their own failure is only logged,
 /// so a broken transport cannot make alerts about alerts forever.
@@ -112,7 +112,7 @@ pub async fn deliver_due_until(
         );
         recorded?;
         unrecorded = sent.results;
-        let mut give_back: Vec<i64> = sent.untried.iter().map(|i| i.id).collect();
+        let mut give_back: Vec<Claim> = sent.untried.iter().map(OutboxItem::claim).collect();
         // A failed claim leaves this round's results unrecorded: they are sent, and their
         // lease runs out before anyone tries them again (at least once).
         round = match next {
@@ -123,7 +123,7 @@ pub async fn deliver_due_until(
             }
         };
         if stopped() {
-            give_back.extend(round.drain(..).map(|i| i.id));
+            give_back.extend(round.drain(..).map(|i| i.claim()));
         }
         if !give_back.is_empty() {
             tracing::info!(
@@ -255,12 +255,21 @@ async fn record(
     report: &mut DeliveryReport,
 ) -> Result<(), ServiceError> {
     let now = ctx.clock.now();
-    let sent: Vec<i64> = results
+    let sent: Vec<Claim> = results
         .iter()
         .filter(|(_, r)| r.is_ok())
-        .map(|(item, _)| item.id)
+        .map(|(item, _)| item.claim())
         .collect();
-    ctx.store.outbox_sent(&sent, now).await?;
+    let marked = ctx.store.outbox_sent(&sent, now).await?;
+    if marked < sent.len() as u64 {
+        // Our lease ran out before the send was recorded (a pause longer than the lease) and
+        // another sender claimed these again: they may go twice over SMTP (at least once),
+        // and what that sender records stands.
+        tracing::warn!(
+            mails = sent.len() as u64 - marked,
+            "sent after the claim was taken over by another sender"
+        );
+    }
     for (item, result) in results {
         let span = tracing::info_span!("outbox", id = item.id, message_id = %item.message_id, template = %item.template);
         match result {
@@ -273,7 +282,11 @@ async fn record(
             Err(SendError::Transient(e)) if !given_up(ctx, &item, now) => {
                 let next = now + backoff(ctx, item.attempts);
                 span.in_scope(|| tracing::warn!(error = %e, attempt = item.attempts, next = %crate::store::ts(next), "send failed; will retry"));
-                ctx.store.outbox_retry(item.id, next, &e).await?;
+                if !ctx.store.outbox_retry(item.claim(), next, &e).await? {
+                    span.in_scope(|| {
+                        tracing::warn!("claim taken over by another sender; its result stands")
+                    });
+                }
                 report.retrying += 1;
                 metrics::counter!(super::health::names::SEND_FAILURES, "kind" => "transient")
                     .increment(1);

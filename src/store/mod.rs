@@ -1,6 +1,7 @@
 //! The store: one trait for reads and the outbox, one for the work done inside a single
-//! transaction (ingest, scheduler steps). SQLite is the embedded default; a PostgreSQL
-//! implementation can be added behind the same traits without touching the services.
+//! transaction (ingest, scheduler steps). SQLite is the embedded default (`store::sqlite`);
+//! PostgreSQL (`store::postgres`) serves several instances on one database, behind the same
+//! traits.
 
 use std::collections::HashSet;
 
@@ -9,8 +10,70 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 pub mod lease;
+pub mod postgres;
 pub mod retention;
 pub mod sqlite;
+
+/// Which store a database URL names, parsed once where the settings are read.
+#[derive(Clone)]
+pub enum Backend {
+    Sqlite { url: String },
+    Postgres(postgres::PgTarget),
+}
+
+impl Backend {
+    /// `sqlite:...` or `postgres://...` / `postgresql://...`; the password and TLS settings
+    /// of a PostgreSQL URL may come beside it (`database.password`, `database.sslmode`).
+    pub fn from_url(url: &str, password: Option<String>) -> Result<Backend, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite {
+                url: url.to_string(),
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres(postgres::PgTarget {
+                url: url.to_string(),
+                password,
+                ssl_mode: None,
+                ssl_root_cert: None,
+            }))
+        } else {
+            Err("must start with sqlite: or postgres://".into())
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
+    /// The URL as it may be shown in logs and errors (no password).
+    pub fn shown(&self) -> String {
+        match self {
+            Backend::Sqlite { url } => url.clone(),
+            Backend::Postgres(t) => postgres::redact_url(&t.url),
+        }
+    }
+
+    pub async fn open(&self) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Backend::Sqlite { url } => std::sync::Arc::new(sqlite::SqliteStore::open(url).await?),
+            Backend::Postgres(t) => std::sync::Arc::new(postgres::PgStore::open(t).await?),
+        })
+    }
+}
+
+/// Open the store a URL names (tests and tools; the daemon goes through [`Backend`]).
+pub async fn open(
+    url: &str,
+    password: Option<&str>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Backend::from_url(url, password.map(str::to_string))
+        .map_err(|reason| StoreError::Open {
+            url: postgres::redact_url(url),
+            reason,
+        })?
+        .open()
+        .await
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -330,6 +393,24 @@ pub struct OutboxItem {
     pub created_at: DateTime<Utc>,
 }
 
+impl OutboxItem {
+    pub fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            attempt: self.attempts,
+        }
+    }
+}
+
+/// One claim of an outbox mail: its id and the attempt number the claim gave it. Every update
+/// after the send is fenced on both, so a sender whose lease ran out (paused, cut off) and was
+/// claimed again by another sender cannot undo what that one recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    pub id: i64,
+    pub attempt: i64,
+}
+
 /// A sent mail of ours that a bounce or reply points at.
 #[derive(Debug, Clone)]
 pub struct SentRef {
@@ -470,7 +551,7 @@ pub trait Store: Send + Sync + retention::RetentionStore {
     ) -> Result<Vec<OutboxItem>, StoreError>;
     /// Give back claimed mails that were not tried (a stop between mails): due at `now`
     /// again, their attempt not counted.
-    async fn outbox_release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn outbox_release(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<(), StoreError>;
     /// The holders of the outbox leases that have not run out at `now`.
     async fn outbox_lease_holders(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
     /// Free every lease `owner` holds (it is gone): due at `now`. Returns how many.
@@ -479,14 +560,16 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
-    /// Mark these claimed mails sent, in one statement.
-    async fn outbox_sent(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Mark these claimed mails sent, in one statement. Returns how many were still ours: a
+    /// claim that was taken over (its lease ran out) is not touched.
+    async fn outbox_sent(&self, claims: &[Claim], at: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Due again at `next`; false when the claim was taken over meanwhile.
     async fn outbox_retry(
         &self,
-        id: i64,
+        claim: Claim,
         next: DateTime<Utc>,
         error: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// The outbox depth and its oldest waiting mail at `now` (for `/healthz` and `/metrics`):
     /// one aggregate over the `outbox_due` index, cheap enough for every scrape.

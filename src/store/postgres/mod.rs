@@ -1,4 +1,8 @@
-//! SQLite store: WAL, foreign keys on, migrations embedded and applied at start.
+//! PostgreSQL store, for several instances on one database (issue #12): the same traits as
+//! the SQLite store, its own migrations (migrations/postgres). Where one SQLite writer under
+//! `BEGIN IMMEDIATE` made things safe, this backend relies on row locks instead: the reference
+//! counter row is locked by the registering transaction (gapless numbers), ids come from
+//! identity columns, and outbox claims use `FOR UPDATE SKIP LOCKED`.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -6,104 +10,95 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::*;
 
 mod retention;
 
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct PgStore {
+    pool: PgPool,
 }
 
-/// How long a statement waits for another process's lock before it gives up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a statement waits for a row or table lock before it gives up (`lock_timeout`).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+/// Migrations of every instance on one database are serialised by this advisory lock key
+/// (sqlx's own migrator takes one too; this one also covers the newer-database check).
+const MIGRATE_LOCK: i64 = 0x6b6c_6163_6874_0001;
+
+/// How to reach the server: the URL, with a password and TLS mode given beside it.
+#[derive(Clone)]
+pub struct PgTarget {
+    pub url: String,
+    /// From `database.password`, `password_file` or `KLACHTD__DATABASE__PASSWORD`: never in
+    /// the URL of a config file.
+    pub password: Option<String>,
+    /// `database.sslmode`: overrides a `sslmode` in the URL.
+    pub ssl_mode: Option<PgSslMode>,
+    pub ssl_root_cert: Option<std::path::PathBuf>,
+}
+
+/// `disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full` (libpq's names).
+pub fn parse_ssl_mode(s: &str) -> Result<PgSslMode, String> {
+    PgSslMode::from_str(s).map_err(|_| {
+        format!("unknown sslmode {s:?}: disable, allow, prefer, require, verify-ca or verify-full")
+    })
+}
+
+impl PgStore {
+    pub async fn open(target: &PgTarget) -> Result<Self, StoreError> {
+        let shown = redact_url(&target.url);
         let open_err = |reason: String| StoreError::Open {
-            url: url.to_string(),
+            url: shown.clone(),
             reason,
         };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| open_err(e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            // Personal data is removed for good (issue #11): deleted and overwritten content is
-            // zeroed in the file, not left in free space (see sqlite/retention.rs).
-            .pragma("secure_delete", "ON")
-            // Several processes (a cron `run --once` beside the daemon) may write at once.
-            .busy_timeout(BUSY_TIMEOUT)
-            // SQLite's thread may run a whole page ahead of ours (the default of 50 rows made
-            // it wait for us, with a wake-up per row, while a register page was worked on).
-            .row_buffer_size(PAGE_ROWS as usize);
-        if let Some(parent) = options.get_filename().parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+        let mut options = PgConnectOptions::from_str(&target.url)
+            .map_err(|e| open_err(redact_url(&e.to_string())))?
+            .application_name("klachtd")
+            .options([
+                ("lock_timeout", format!("{}s", LOCK_TIMEOUT.as_secs())),
+                // Every instance compares times as text in one fixed format (store::ts);
+                // the server's own clock is only used for leases, in UTC.
+                ("timezone", "UTC".to_string()),
+            ]);
+        if let Some(password) = &target.password {
+            options = options.password(password);
         }
-        // Opening runs the connection's pragmas (journal_mode among them), and the open was
-        // once refused with SQLITE_BUSY despite the busy timeout while another process held
-        // the file (tests/deploy.rs: a `list` beside a daemon that was starting; not
-        // reproduced on its own). Tried again for as long as a busy statement would wait.
-        let started = std::time::Instant::now();
-        let pool = loop {
-            match SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options.clone())
-                .await
-            {
-                Ok(pool) => break pool,
-                Err(e) => {
-                    let e = StoreError::from(e);
-                    if !e.is_retryable() || started.elapsed() >= BUSY_TIMEOUT {
-                        return Err(open_err(match e {
-                            StoreError::Database(e) => e.to_string(),
-                            other => other.to_string(),
-                        }));
-                    }
-                    tracing::debug!(error = %e, "database busy at open: trying again");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        // Several processes may start together on a new database (a cron `run --once` beside
-        // the daemon): migrations run under an exclusive file lock, or two of them would both
-        // try to create the tables.
-        let lock_path = {
-            let mut p = options.get_filename().as_os_str().to_owned();
-            p.push(".migrate-lock");
-            std::path::PathBuf::from(p)
-        };
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| open_err(format!("cannot open {}: {e}", lock_path.display())))?;
-        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        if let Some(mode) = target.ssl_mode {
+            options = options.ssl_mode(mode);
+        }
+        if let Some(cert) = &target.ssl_root_cert {
+            options = options.ssl_root_cert(cert);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
             .await
-            .map_err(|e| open_err(e.to_string()))?
-            .map_err(|e| open_err(format!("cannot lock {}: {e}", lock_path.display())))?;
-        let migrated = async {
-            let migrator = sqlx::migrate!("./migrations/sqlite");
-            // A database that a newer klachtd migrated is refused, naming both versions: left
-            // to sqlx, an older binary fails with "previously applied but missing" at best.
-            let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-            let migrate_err = |e: sqlx::Error| StoreError::Migrate(e.to_string());
-            let tracked: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-            )
-            .fetch_one(&pool)
+            .map_err(|e| open_err(e.to_string()))?;
+        let migrate_err = |e: sqlx::Error| StoreError::Migrate(e.to_string());
+        // One connection holds the advisory lock for the check and the run, so instances that
+        // start together on a new database do not both create the tables.
+        let mut conn = pool.acquire().await.map_err(migrate_err)?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATE_LOCK)
+            .execute(&mut *conn)
             .await
             .map_err(migrate_err)?;
-            if tracked > 0 {
+        let migrated = async {
+            let migrator = sqlx::migrate!("./migrations/postgres");
+            let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+            let tracked: Option<String> =
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(migrate_err)?;
+            if tracked.is_some() {
                 let applied: Option<i64> =
                     sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                        .fetch_one(&pool)
+                        .fetch_one(&mut *conn)
                         .await
                         .map_err(migrate_err)?;
                 if let Some(applied) = applied.filter(|&a| a > known) {
@@ -113,24 +108,51 @@ impl SqliteStore {
                 }
             }
             migrator
-                .run(&pool)
+                .run(&mut *conn)
                 .await
                 .map_err(|e| StoreError::Migrate(e.to_string()))
         }
         .await;
-        drop(lock);
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATE_LOCK)
+            .execute(&mut *conn)
+            .await;
         migrated?;
+        unlocked.map_err(migrate_err)?;
         Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 }
 
-pub struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+/// A database URL as it may be shown: any password in it replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    // scheme://user:password@host...: the password is between the first ':' after the
+    // scheme's "//" and the last '@' before the path.
+    let Some(rest_at) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[rest_at..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..rest_at],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
+    }
+}
+
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
     /// History rows are only written, never read, inside a transaction: they are kept here
     /// and inserted together at commit (each statement is a hand-over to SQLite's thread).
     history: Vec<HistoryEntry>,
-    /// The next outbox id. BEGIN IMMEDIATE holds the write lock, so nobody else inserts.
-    next_outbox_id: Option<i64>,
     /// Procedure versions already stored in this transaction.
     saved_versions: HashSet<(String, String)>,
     /// What the buffers above held at each open savepoint, innermost last.
@@ -139,7 +161,6 @@ pub struct SqliteTx {
 
 struct BufferMark {
     history_len: usize,
-    next_outbox_id: Option<i64>,
     saved_versions: HashSet<(String, String)>,
 }
 
@@ -151,11 +172,24 @@ struct HistoryEntry {
     detail: String,
 }
 
-impl SqliteTx {
+impl PgTx {
     async fn flush_history(&mut self) -> Result<(), StoreError> {
-        // 5 parameters a row; SQLite allows 32766 per statement.
+        // 5 parameters a row; PostgreSQL allows 65535 per statement.
         for chunk in self.history.chunks(200) {
-            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let rows = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 5;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
                 "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES {rows}"
             );
@@ -176,8 +210,7 @@ impl SqliteTx {
 }
 
 /// Where a complaint stands ([`ComplaintRow::status`]), from its row `c` and milestones.
-/// `instr`, not `ms.milestone IN (...)`: an IN list in this correlated subquery opens an
-/// ephemeral table for every row (a page-sized allocation each, 7 % of a register).
+/// The same rule as the SQLite store's (`strpos` for SQLite's `instr`).
 macro_rules! lifecycle_sql {
     () => {
         "CASE
@@ -185,7 +218,7 @@ macro_rules! lifecycle_sql {
       WHEN c.status = 'closed' THEN 'closed'
       WHEN c.agreement = 'yes' OR EXISTS (
         SELECT 1 FROM milestones ms WHERE ms.complaint_id = c.id
-          AND instr(',solution_proposed,verdict,handled,closed,', ',' || ms.milestone || ',') > 0
+          AND strpos(',solution_proposed,verdict,handled,closed,', ',' || ms.milestone || ',') > 0
           AND (NOT (c.round > 0 OR c.reopen_reason IS NOT NULL)
                OR ms.completed_at >= COALESCE((SELECT mr.completed_at FROM milestones mr
                     WHERE mr.complaint_id = c.id AND mr.milestone = 'reopened'), ''))
@@ -219,11 +252,11 @@ const REGISTER_COLUMNS: &str = concat!(
     ", c.kind, c.severity, c.procedure_name, c.procedure_version, c.category, c.cause,
     c.solution, c.handler, c.extended_weeks, c.incident_kind, c.agreement,
     CAST(c.satisfaction AS TEXT), c.channel, c.received_by, c.measure, c.round,
-    (SELECT group_concat(ms.milestone || '=' || ms.completed_at, ',')
+    (SELECT string_agg(ms.milestone || '=' || ms.completed_at, ',')
        FROM milestones ms WHERE ms.complaint_id = c.id)"
 );
 
-fn register_complaint(r: &sqlx::sqlite::SqliteRow) -> Result<RegisterEntry, StoreError> {
+fn register_complaint(r: &sqlx::postgres::PgRow) -> Result<RegisterEntry, StoreError> {
     let complaint = RegisterComplaint {
         id: r.try_get(0)?,
         reference: r.try_get(1)?,
@@ -276,7 +309,7 @@ fn register_complaint(r: &sqlx::sqlite::SqliteRow) -> Result<RegisterEntry, Stor
 const MESSAGE_COUNT: &str = "(SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
-fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError> {
+fn complaint_row(r: &sqlx::postgres::PgRow) -> Result<ComplaintRow, StoreError> {
     Ok(ComplaintRow {
         id: r.try_get("id")?,
         reference: r.try_get("reference")?,
@@ -314,7 +347,7 @@ fn complaint_row(r: &sqlx::sqlite::SqliteRow) -> Result<ComplaintRow, StoreError
     })
 }
 
-fn quarantine_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRow, StoreError> {
+fn quarantine_row(r: &sqlx::postgres::PgRow) -> Result<QuarantineRow, StoreError> {
     Ok(QuarantineRow {
         id: r.try_get("id")?,
         status: r.try_get("status")?,
@@ -328,7 +361,7 @@ fn quarantine_row(r: &sqlx::sqlite::SqliteRow) -> Result<QuarantineRow, StoreErr
     })
 }
 
-fn unfiled_row(r: &sqlx::sqlite::SqliteRow) -> Result<UnfiledRow, StoreError> {
+fn unfiled_row(r: &sqlx::postgres::PgRow) -> Result<UnfiledRow, StoreError> {
     Ok(UnfiledRow {
         id: r.try_get("id")?,
         received_at: r.try_get("received_at")?,
@@ -339,7 +372,7 @@ fn unfiled_row(r: &sqlx::sqlite::SqliteRow) -> Result<UnfiledRow, StoreError> {
     })
 }
 
-fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
+fn outbox_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
     Ok(OutboxRow {
         id: r.try_get("id")?,
         reference: r.try_get("reference")?,
@@ -357,7 +390,7 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow, StoreError> {
     })
 }
 
-fn outbox_item(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxItem, StoreError> {
+fn outbox_item(r: &sqlx::postgres::PgRow) -> Result<OutboxItem, StoreError> {
     let recipients: String = r.try_get("recipients")?;
     Ok(OutboxItem {
         id: r.try_get("id")?,
@@ -376,12 +409,12 @@ fn outbox_item(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxItem, StoreError> {
     })
 }
 
-/// `?` placeholders for an IN list.
-fn marks(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// Claims as two arrays, for one `UNNEST` statement.
+fn claim_columns(claims: &[Claim]) -> (Vec<i64>, Vec<i64>) {
+    claims.iter().map(|c| (c.id, c.attempt)).unzip()
 }
 
-impl SqliteStore {
+impl PgStore {
     async fn complaints_page(
         &self,
         status: Option<&str>,
@@ -394,14 +427,15 @@ impl SqliteStore {
         // range (complaints_register_order), so each page costs its own rows, not the ones
         // before it.
         let after_clause = if after.is_some() {
-            "AND (c.ref_year, c.ref_prefix, c.ref_number) > (?4, ?5, ?6)"
+            "AND (c.ref_year, c.ref_prefix, c.ref_number) > ($4, $5, $6)"
         } else {
             ""
         };
         let sql = format!(
             "SELECT {COMPLAINT_COLUMNS}, {message_count} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1 OR lifecycle = ?1) {after_clause}
-             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT ?2 OFFSET ?3"
+             WHERE (($1 IS NULL AND c.status <> 'voided') OR c.status = $1 OR {lifecycle} = $1) {after_clause}
+             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT $2 OFFSET $3",
+            lifecycle = lifecycle_sql!()
         );
         let mut q = sqlx::query(&sql)
             .bind(status)
@@ -416,26 +450,28 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for PgStore {
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(Box::new(SqliteTx {
+        // READ COMMITTED (the default): what must not race is serialised by row locks (the
+        // reference counter row, unique keys, the mailbox lease row).
+        let tx = self.pool.begin().await?;
+        Ok(Box::new(PgTx {
             tx,
             history: Vec::new(),
-            next_outbox_id: None,
             saved_versions: HashSet::new(),
             savepoints: Vec::new(),
         }))
     }
 
     async fn begin_read(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        // Deferred: a read snapshot at the first statement, no write lock. Dropped, never
-        // committed, by the dry runs that use it.
-        let tx = self.pool.begin().await?;
-        Ok(Box::new(SqliteTx {
+        // One snapshot for the whole dry run, which never commits.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Box::new(PgTx {
             tx,
             history: Vec::new(),
-            next_outbox_id: None,
             saved_versions: HashSet::new(),
             savepoints: Vec::new(),
         }))
@@ -446,26 +482,18 @@ impl Store for SqliteStore {
         source: &str,
         keys: &[String],
     ) -> Result<HashSet<String>, StoreError> {
-        let mut known = HashSet::new();
-        // Chunked: SQLite limits the number of bound parameters.
-        for chunk in keys.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
-            let sql =
-                format!("SELECT key FROM source_keys WHERE source = ? AND key IN ({placeholders})");
-            let mut q = sqlx::query(&sql).bind(source);
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for row in q.fetch_all(&self.pool).await? {
-                known.insert(row.try_get::<String, _>("key")?);
-            }
-        }
-        Ok(known)
+        let known: Vec<String> =
+            sqlx::query_scalar("SELECT key FROM source_keys WHERE source = $1 AND key = ANY($2)")
+                .bind(source)
+                .bind(keys)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(known.into_iter().collect())
     }
 
     async fn last_source_key(&self, source: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT key FROM source_keys WHERE source = ? ORDER BY seq DESC LIMIT 1",
+            "SELECT key FROM source_keys WHERE source = $1 ORDER BY seq DESC LIMIT 1",
         )
         .bind(source)
         .fetch_optional(&self.pool)
@@ -494,16 +522,16 @@ impl Store for SqliteStore {
         // channel instead of 4,000 (copying each value is most of the cost at 100,000).
         // Times compare as text: `ts` writes one fixed format.
         let after_clause = if after.is_some() {
-            "AND (c.ref_year, c.ref_prefix, c.ref_number) > (?5, ?6, ?7)"
+            "AND (c.ref_year, c.ref_prefix, c.ref_number) > ($5, $6, $7)"
         } else {
             ""
         };
         let sql = format!(
             "SELECT {REGISTER_COLUMNS} FROM complaints c
-             WHERE ((?1 IS NULL AND c.status <> 'voided') OR c.status = ?1 OR {lifecycle} = ?1)
-               AND (?2 IS NULL OR c.received_at >= ?2 OR (?4 AND c.measure IS NOT NULL))
-               AND (?3 IS NULL OR c.received_at < ?3) {after_clause}
-             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT ?8",
+             WHERE (($1 IS NULL AND c.status <> 'voided') OR c.status = $1 OR {lifecycle} = $1)
+               AND ($2 IS NULL OR c.received_at >= $2 OR ($4 AND c.measure IS NOT NULL))
+               AND ($3 IS NULL OR c.received_at < $3) {after_clause}
+             ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT $8",
             lifecycle = lifecycle_sql!()
         );
         let mut q = sqlx::query(&sql)
@@ -526,21 +554,16 @@ impl Store for SqliteStore {
             .map(|(i, e)| (e.complaint.id, i))
             .collect();
         let ids: Vec<i64> = page.iter().map(|e| e.complaint.id).collect();
-        // SQLite allows 32766 parameters a statement; pages are far smaller.
-        for chunk in ids.chunks(5000) {
-            let list = marks(chunk.len());
-            let sql = format!(
+        {
+            let q = sqlx::query(
                 "SELECT complaint_id,
-                        SUM(template = 'escalation') AS escalations,
-                        SUM(template = 'appeal_info') AS appeals
+                        COUNT(*) FILTER (WHERE template = 'escalation') AS escalations,
+                        COUNT(*) FILTER (WHERE template = 'appeal_info') AS appeals
                  FROM outbox
-                 WHERE template IN ('escalation', 'appeal_info') AND complaint_id IN ({list})
-                 GROUP BY complaint_id"
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
+                 WHERE template IN ('escalation', 'appeal_info') AND complaint_id = ANY($1)
+                 GROUP BY complaint_id",
+            )
+            .bind(&ids);
             for r in q.fetch_all(&self.pool).await? {
                 let id: i64 = r.try_get("complaint_id")?;
                 if let Some(e) = index.get(&id).and_then(|i| page.get_mut(*i)) {
@@ -549,15 +572,12 @@ impl Store for SqliteStore {
                 }
             }
             // The line a recorded measure leaves in the history (domain::complaint, AddMeasure).
-            let sql = format!(
+            let q = sqlx::query(
                 "SELECT complaint_id, MAX(at) AS at FROM history
-                 WHERE complaint_id IN ({list}) AND detail LIKE 'measure recorded:%'
-                 GROUP BY complaint_id"
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
+                 WHERE complaint_id = ANY($1) AND detail LIKE 'measure recorded:%'
+                 GROUP BY complaint_id",
+            )
+            .bind(&ids);
             for r in q.fetch_all(&self.pool).await? {
                 let id: i64 = r.try_get("complaint_id")?;
                 let at: Option<String> = r.try_get("at")?;
@@ -572,7 +592,7 @@ impl Store for SqliteStore {
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
         let sql = format!(
             "SELECT {COMPLAINT_COLUMNS}, {MESSAGE_COUNT} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE c.reference = ?"
+             WHERE c.reference = $1"
         );
         let row = sqlx::query(&sql)
             .bind(reference.to_ascii_uppercase())
@@ -586,7 +606,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT id, message_id, received_at, from_address, to_addresses, subject,
                     classification, body_text
-             FROM messages WHERE complaint_id = ? ORDER BY received_at, id",
+             FROM messages WHERE complaint_id = $1 ORDER BY received_at, id",
         )
         .bind(complaint_id)
         .fetch_all(&self.pool)
@@ -595,7 +615,7 @@ impl Store for SqliteStore {
             let id: i64 = r.try_get("id")?;
             let atts = sqlx::query(
                 "SELECT name, content_type, size, sha256, refused_reason FROM attachments
-                 WHERE message_row = ? ORDER BY id",
+                 WHERE message_row = $1 ORDER BY id",
             )
             .bind(id)
             .fetch_all(&self.pool)
@@ -628,7 +648,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT id, message_id, created_at, envelope_from, recipients, subject, template,
                     status, bounced_at, raw
-             FROM outbox WHERE complaint_id = ? ORDER BY created_at, id",
+             FROM outbox WHERE complaint_id = $1 ORDER BY created_at, id",
         )
         .bind(complaint_id)
         .fetch_all(&self.pool)
@@ -664,7 +684,7 @@ impl Store for SqliteStore {
 
     async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT at, actor, event, detail FROM history WHERE complaint_id = ? ORDER BY id",
+            "SELECT at, actor, event, detail FROM history WHERE complaint_id = $1 ORDER BY id",
         )
         .bind(complaint_id)
         .fetch_all(&self.pool)
@@ -690,7 +710,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT id, status, received_at, message_id, reason, source, source_key, raw_sha256,
                     raw_size
-             FROM quarantine WHERE (? OR status = 'held') AND id > ? ORDER BY id LIMIT ?",
+             FROM quarantine WHERE ($1 OR status = 'held') AND id > $2 ORDER BY id LIMIT $3",
         )
         .bind(all)
         .bind(after_id)
@@ -707,8 +727,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<UnfiledRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, received_at, message_id, from_address, subject, unfiled_reason
-             FROM messages WHERE complaint_id IS NULL AND unfiled_reason IS NOT NULL AND id > ?
-             ORDER BY id LIMIT ?",
+             FROM messages WHERE complaint_id IS NULL AND unfiled_reason IS NOT NULL AND id > $1
+             ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(limit)
@@ -728,7 +748,7 @@ impl Store for SqliteStore {
                     o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
                     o.sent_at, o.bounced_at
              FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id
-             WHERE (?1 IS NULL OR o.status = ?1) AND o.id > ?2 ORDER BY o.id LIMIT ?3",
+             WHERE ($1 IS NULL OR o.status = $1) AND o.id > $2 ORDER BY o.id LIMIT $3",
         )
         .bind(status)
         .bind(after_id)
@@ -745,13 +765,14 @@ impl Store for SqliteStore {
         limit: i64,
         owner: Option<&str>,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // SKIP LOCKED: instances claiming at once each take other rows instead of waiting
+        // for (and then double-claiming) the same ones. The attempt counter is the fence.
         let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = ?,
-                    lease_owner = ?
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = $1,
+                    lease_owner = $2
              WHERE id IN (SELECT id FROM outbox
-                          WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?
-                          ORDER BY id LIMIT ?)
+                          WHERE status IN ('queued', 'sending') AND next_attempt_at <= $3
+                          ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
              RETURNING id, complaint_id, template, message_id, envelope_from, recipients,
                        subject, raw, attempts, created_at",
         )
@@ -759,9 +780,8 @@ impl Store for SqliteStore {
         .bind(owner)
         .bind(ts(now))
         .bind(limit)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
-        tx.commit().await?;
         let mut items = rows
             .iter()
             .map(outbox_item)
@@ -770,28 +790,26 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
-    async fn outbox_release(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), StoreError> {
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "UPDATE outbox SET status = 'queued', attempts = MAX(attempts - 1, 0),
-                        next_attempt_at = ?, lease_owner = NULL
-                 WHERE status = 'sending' AND id IN ({})",
-                marks(chunk.len())
-            );
-            let mut q = sqlx::query(&sql).bind(ts(now));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&self.pool).await?;
-        }
+    async fn outbox_release(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let (ids, attempts) = claim_columns(claims);
+        sqlx::query(
+            "UPDATE outbox o SET status = 'queued', attempts = GREATEST(o.attempts - 1, 0),
+                    next_attempt_at = $1, lease_owner = NULL
+             FROM UNNEST($2::BIGINT[], $3::BIGINT[]) AS c(id, attempt)
+             WHERE o.id = c.id AND o.status = 'sending' AND o.attempts = c.attempt",
+        )
+        .bind(ts(now))
+        .bind(&ids)
+        .bind(&attempts)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn outbox_lease_holders(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
-        // The mails in flight: an index range of outbox_due, a round or two per sender.
         Ok(sqlx::query_scalar(
             "SELECT DISTINCT lease_owner FROM outbox
-             WHERE status = 'sending' AND next_attempt_at > ? AND lease_owner IS NOT NULL",
+             WHERE status = 'sending' AND next_attempt_at > $1 AND lease_owner IS NOT NULL",
         )
         .bind(ts(now))
         .fetch_all(&self.pool)
@@ -804,8 +822,8 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         let r = sqlx::query(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = ?1, lease_owner = NULL
-             WHERE status = 'sending' AND next_attempt_at > ?1 AND lease_owner = ?2",
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_owner = NULL
+             WHERE status = 'sending' AND next_attempt_at > $1 AND lease_owner = $2",
         )
         .bind(ts(now))
         .bind(owner)
@@ -814,40 +832,39 @@ impl Store for SqliteStore {
         Ok(r.rows_affected())
     }
 
-    async fn outbox_sent(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError> {
-        // SQLite allows 32766 host parameters; a claim round is far below that.
-        for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL, lease_owner = NULL
-                 WHERE id IN ({marks})"
-            );
-            let mut q = sqlx::query(&sql).bind(ts(at));
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&self.pool).await?;
-        }
-        Ok(())
+    async fn outbox_sent(&self, claims: &[Claim], at: DateTime<Utc>) -> Result<u64, StoreError> {
+        let (ids, attempts) = claim_columns(claims);
+        let r = sqlx::query(
+            "UPDATE outbox o SET status = 'sent', sent_at = $1, last_error = NULL, lease_owner = NULL
+             FROM UNNEST($2::BIGINT[], $3::BIGINT[]) AS c(id, attempt)
+             WHERE o.id = c.id AND o.status = 'sending' AND o.attempts = c.attempt",
+        )
+        .bind(ts(at))
+        .bind(&ids)
+        .bind(&attempts)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
     }
 
     async fn outbox_retry(
         &self,
-        id: i64,
+        claim: Claim,
         next: DateTime<Utc>,
         error: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, last_error = $2,
                     lease_owner = NULL
-             WHERE id = ?",
+             WHERE id = $3 AND status = 'sending' AND attempts = $4",
         )
         .bind(ts(next))
         .bind(error)
-        .bind(id)
+        .bind(claim.id)
+        .bind(claim.attempt)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(r.rows_affected() == 1)
     }
 
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -862,7 +879,7 @@ impl Store for SqliteStore {
     async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<OutboxBacklog, StoreError> {
         let (depth, oldest): (i64, Option<String>) = sqlx::query_as(
             "SELECT COUNT(*),
-                    MIN(CASE WHEN attempts > 0 OR next_attempt_at <= ?1 THEN created_at END)
+                    MIN(CASE WHEN attempts > 0 OR next_attempt_at <= $1 THEN created_at END)
              FROM outbox WHERE status IN ('queued', 'sending')",
         )
         .bind(ts(now))
@@ -894,7 +911,7 @@ impl Store for SqliteStore {
         // comparison: one range of complaints_next_due, which holds the id too. Sorted here:
         // an ORDER BY id would make SQLite walk every open complaint in id order instead.
         let mut ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM complaints WHERE status = 'open' AND next_due_at <= ?",
+            "SELECT id FROM complaints WHERE status = 'open' AND next_due_at <= $1",
         )
         .bind(ts(at))
         .fetch_all(&self.pool)
@@ -930,7 +947,7 @@ impl Store for SqliteStore {
 
     async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
         let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs_done WHERE job = ? AND fire_at = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs_done WHERE job = $1 AND fire_at = $2")
                 .bind(job)
                 .bind(ts(fire_at))
                 .fetch_one(&self.pool)
@@ -940,7 +957,7 @@ impl Store for SqliteStore {
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = ?")
+            sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -949,7 +966,7 @@ impl Store for SqliteStore {
 
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO settings_kv (key, value) VALUES (?, ?)
+            "INSERT INTO settings_kv (key, value) VALUES ($1, $2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
@@ -966,7 +983,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<String>, StoreError> {
         // The partial index source_keys_unmarked holds only these rows: cheap on every poll.
         Ok(sqlx::query_scalar(
-            "SELECT key FROM source_keys WHERE source = ? AND marked = 0 ORDER BY seq LIMIT ?",
+            "SELECT key FROM source_keys WHERE source = $1 AND marked = 0 ORDER BY seq LIMIT $2",
         )
         .bind(source)
         .bind(limit)
@@ -975,25 +992,19 @@ impl Store for SqliteStore {
     }
 
     async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError> {
-        // Chunked: SQLite limits the number of bound parameters.
-        for chunk in keys.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
-            let sql = format!(
-                "UPDATE source_keys SET marked = 1
-                 WHERE source = ? AND marked = 0 AND key IN ({placeholders})"
-            );
-            let mut q = sqlx::query(&sql).bind(source);
-            for k in chunk {
-                q = q.bind(k);
-            }
-            q.execute(&self.pool).await?;
-        }
+        sqlx::query(
+            "UPDATE source_keys SET marked = 1 WHERE source = $1 AND marked = 0 AND key = ANY($2)",
+        )
+        .bind(source)
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }
 
 #[async_trait]
-impl StoreTx for SqliteTx {
+impl StoreTx for PgTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_history().await?;
         self.tx.commit().await?;
@@ -1006,7 +1017,7 @@ impl StoreTx for SqliteTx {
     ) -> Result<Vec<SentTo>, StoreError> {
         let rows = sqlx::query(
             "SELECT DISTINCT recipients, recipient_role, template FROM outbox
-             WHERE complaint_id = ? LIMIT 1000",
+             WHERE complaint_id = $1 LIMIT 1000",
         )
         .bind(complaint_id)
         .fetch_all(&mut *self.tx)
@@ -1029,7 +1040,6 @@ impl StoreTx for SqliteTx {
             .await?;
         self.savepoints.push(BufferMark {
             history_len: self.history.len(),
-            next_outbox_id: self.next_outbox_id,
             saved_versions: self.saved_versions.clone(),
         });
         Ok(())
@@ -1047,7 +1057,6 @@ impl StoreTx for SqliteTx {
             .execute(&mut *self.tx)
             .await?;
         self.history.truncate(mark.history_len);
-        self.next_outbox_id = mark.next_outbox_id;
         self.saved_versions = mark.saved_versions;
         Ok(())
     }
@@ -1064,7 +1073,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE dedupe_key = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE dedupe_key = $1")
             .bind(key)
             .fetch_one(&mut *self.tx)
             .await?;
@@ -1078,8 +1087,7 @@ impl StoreTx for SqliteTx {
         outcome: &str,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO source_keys (source, key, seq, outcome)
-             VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM source_keys WHERE source = ?1), ?3)
+            "INSERT INTO source_keys (source, key, outcome) VALUES ($1, $2, $3)
              ON CONFLICT (source, key) DO NOTHING",
         )
         .bind(source)
@@ -1096,9 +1104,9 @@ impl StoreTx for SqliteTx {
     ) -> Result<Option<i64>, StoreError> {
         for id in ids {
             let found: Option<i64> = sqlx::query_scalar(
-                "SELECT complaint_id FROM messages WHERE message_id = ?1 AND complaint_id IS NOT NULL
+                "SELECT complaint_id FROM messages WHERE message_id = $1 AND complaint_id IS NOT NULL
                  UNION ALL
-                 SELECT complaint_id FROM outbox WHERE message_id = ?1 AND complaint_id IS NOT NULL
+                 SELECT complaint_id FROM outbox WHERE message_id = $1 AND complaint_id IS NOT NULL
                  LIMIT 1",
             )
             .bind(id)
@@ -1116,7 +1124,7 @@ impl StoreTx for SqliteTx {
         reference: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, complainant_address FROM complaints WHERE reference = ? AND status <> 'voided'",
+            "SELECT id, complainant_address FROM complaints WHERE reference = $1 AND status <> 'voided'",
         )
         .bind(reference)
         .fetch_optional(&mut *self.tx)
@@ -1126,7 +1134,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError> {
-        sqlx::query_scalar("SELECT reference FROM complaints WHERE id = ?")
+        sqlx::query_scalar("SELECT reference FROM complaints WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await?
@@ -1135,8 +1143,8 @@ impl StoreTx for SqliteTx {
 
     async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError> {
         let n: i64 = sqlx::query_scalar(
-            "INSERT INTO ref_counters (prefix, year, last) VALUES (?, ?, 1)
-             ON CONFLICT (prefix, year) DO UPDATE SET last = last + 1
+            "INSERT INTO ref_counters (prefix, year, last) VALUES ($1, $2, 1)
+             ON CONFLICT (prefix, year) DO UPDATE SET last = ref_counters.last + 1
              RETURNING last",
         )
         .bind(prefix)
@@ -1153,12 +1161,12 @@ impl StoreTx for SqliteTx {
             "INSERT INTO complaints (reference, ref_prefix, ref_year, ref_number, received_at,
                 complainant_address, complainant_name, subject, kind, severity, serious_keywords,
                 related_id, language, procedure_name, procedure_version, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
         )
         .bind(&reference)
         .bind(&c.prefix)
         .bind(c.year)
-        .bind(number)
+        .bind(i64::from(number))
         .bind(ts(c.received_at))
         .bind(&c.complainant_address)
         .bind(&c.complainant_name)
@@ -1182,7 +1190,7 @@ impl StoreTx for SqliteTx {
                 received_at, sent_date, from_address, from_name, reply_to, to_addresses, subject,
                 in_reply_to, references_ids, body_text, raw_sha256, raw_size, raw_kept,
                 classification, automatic, unfiled_reason, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id",
         )
         .bind(m.complaint_id)
         .bind(&m.dedupe_key)
@@ -1218,7 +1226,7 @@ impl StoreTx for SqliteTx {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO attachments (message_row, name, content_type, size, sha256, refused_reason)
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(message_row)
         .bind(&a.name)
@@ -1250,24 +1258,20 @@ impl StoreTx for SqliteTx {
     }
 
     async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError> {
-        let next = match self.next_outbox_id {
-            Some(n) => n,
-            None => {
-                let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM outbox")
-                    .fetch_one(&mut *self.tx)
-                    .await?;
-                max + 1
-            }
-        };
-        self.next_outbox_id = Some(next);
-        Ok(next)
+        // The identity's sequence: unique across instances (a rolled-back id leaves a gap,
+        // which outbox ids may have; reference numbers may not, see next_reference_number).
+        Ok(
+            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")
+                .fetch_one(&mut *self.tx)
+                .await?,
+        )
     }
 
     async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError> {
         sqlx::query(
             "INSERT INTO outbox (id, complaint_id, template, message_id, envelope_from, recipients,
                 recipient_role, subject, raw, next_attempt_at, created_at, recipient_key)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(o.id)
         .bind(o.complaint_id)
@@ -1283,9 +1287,6 @@ impl StoreTx for SqliteTx {
         .bind(&o.recipient_key)
         .execute(&mut *self.tx)
         .await?;
-        if self.next_outbox_id == Some(o.id) {
-            self.next_outbox_id = Some(o.id + 1);
-        }
         Ok(o.id)
     }
 
@@ -1296,7 +1297,7 @@ impl StoreTx for SqliteTx {
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE template = ? AND recipients = ? AND created_at >= ?",
+            "SELECT COUNT(*) FROM outbox WHERE template = $1 AND recipients = $2 AND created_at >= $3",
         )
         .bind(template)
         .bind(recipient)
@@ -1308,7 +1309,7 @@ impl StoreTx for SqliteTx {
     async fn sent_by_message_ids(&mut self, ids: &[String]) -> Result<Option<SentRef>, StoreError> {
         for id in ids {
             let row = sqlx::query(
-                "SELECT id, complaint_id, template, recipients FROM outbox WHERE message_id = ?",
+                "SELECT id, complaint_id, template, recipients FROM outbox WHERE message_id = $1",
             )
             .bind(id)
             .fetch_optional(&mut *self.tx)
@@ -1327,7 +1328,7 @@ impl StoreTx for SqliteTx {
 
     async fn sent_by_id(&mut self, outbox_id: i64) -> Result<Option<SentRef>, StoreError> {
         let row =
-            sqlx::query("SELECT id, complaint_id, template, recipients FROM outbox WHERE id = ?")
+            sqlx::query("SELECT id, complaint_id, template, recipients FROM outbox WHERE id = $1")
                 .bind(outbox_id)
                 .fetch_optional(&mut *self.tx)
                 .await?;
@@ -1349,7 +1350,7 @@ impl StoreTx for SqliteTx {
         reason: &str,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE outbox SET bounced_at = ?, bounce_reason = ? WHERE id = ? AND bounced_at IS NULL",
+            "UPDATE outbox SET bounced_at = $1, bounce_reason = $2 WHERE id = $3 AND bounced_at IS NULL",
         )
         .bind(ts(at))
         .bind(reason)
@@ -1360,7 +1361,7 @@ impl StoreTx for SqliteTx {
     }
 
     async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?")
+        sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1 WHERE id = $2")
             .bind(error)
             .bind(outbox_id)
             .execute(&mut *self.tx)
@@ -1372,7 +1373,7 @@ impl StoreTx for SqliteTx {
         Ok(sqlx::query_scalar(
             "INSERT INTO quarantine (source, source_key, message_id, received_at, reason,
                 raw_sha256, raw_size, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&q.source)
         .bind(&q.source_key)
@@ -1392,7 +1393,7 @@ impl StoreTx for SqliteTx {
     ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError> {
         let row = sqlx::query(
             "SELECT source, source_key, raw_sha256, received_at FROM quarantine
-             WHERE id = ? AND status = 'held'",
+             WHERE id = $1 AND status = 'held'",
         )
         .bind(id)
         .fetch_optional(&mut *self.tx)
@@ -1414,7 +1415,7 @@ impl StoreTx for SqliteTx {
         status: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE quarantine SET status = ?, released_at = ? WHERE id = ?")
+        sqlx::query("UPDATE quarantine SET status = $1, released_at = $2 WHERE id = $3")
             .bind(status)
             .bind(ts(at))
             .bind(id)
@@ -1427,7 +1428,7 @@ impl StoreTx for SqliteTx {
         let row = sqlx::query(
             "SELECT id, message_id, received_at, from_address, from_name, reply_to, subject,
                     body_text, automatic
-             FROM messages WHERE id = ? AND complaint_id IS NULL AND unfiled_reason IS NOT NULL",
+             FROM messages WHERE id = $1 AND complaint_id IS NULL AND unfiled_reason IS NOT NULL",
         )
         .bind(id)
         .fetch_optional(&mut *self.tx)
@@ -1453,7 +1454,7 @@ impl StoreTx for SqliteTx {
         message_row: i64,
         complaint_id: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET complaint_id = ?, unfiled_reason = NULL WHERE id = ?")
+        sqlx::query("UPDATE messages SET complaint_id = $1, unfiled_reason = NULL WHERE id = $2")
             .bind(complaint_id)
             .bind(message_row)
             .execute(&mut *self.tx)
@@ -1468,7 +1469,7 @@ impl StoreTx for SqliteTx {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE complaints SET status = 'voided', void_reason = ?, voided_at = ? WHERE id = ?",
+            "UPDATE complaints SET status = 'voided', void_reason = $1, voided_at = $2 WHERE id = $3",
         )
         .bind(reason)
         .bind(ts(at))
@@ -1489,7 +1490,7 @@ impl StoreTx for SqliteTx {
                     (SELECT r.reference FROM complaints r WHERE r.id = c.related_id) AS related_reference,
                     (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
                     (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
-             FROM complaints c WHERE c.id = ?",
+             FROM complaints c WHERE c.id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *self.tx)
@@ -1544,7 +1545,7 @@ impl StoreTx for SqliteTx {
         reference: &str,
     ) -> Result<Option<i64>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM complaints WHERE reference = ?")
+            sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
                 .bind(reference.to_ascii_uppercase())
                 .fetch_optional(&mut *self.tx)
                 .await?,
@@ -1556,7 +1557,7 @@ impl StoreTx for SqliteTx {
         id: i64,
     ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
         let rows =
-            sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = ?")
+            sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = $1")
                 .bind(id)
                 .fetch_all(&mut *self.tx)
                 .await?;
@@ -1577,13 +1578,13 @@ impl StoreTx for SqliteTx {
         at: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM milestones WHERE complaint_id = ? AND milestone = ?")
+        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone = $2")
             .bind(id)
             .bind(milestone)
             .execute(&mut *self.tx)
             .await?;
         if let Some(at) = at {
-            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES (?, ?, ?, ?)")
+            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)")
                 .bind(id)
                 .bind(milestone)
                 .bind(ts(at))
@@ -1596,7 +1597,7 @@ impl StoreTx for SqliteTx {
 
     async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError> {
         let keys: Vec<String> =
-            sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = ?")
+            sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = $1")
                 .bind(id)
                 .fetch_all(&mut *self.tx)
                 .await?;
@@ -1611,7 +1612,7 @@ impl StoreTx for SqliteTx {
         done_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (complaint_id, action_key) DO NOTHING",
         )
         .bind(id)
@@ -1633,7 +1634,7 @@ impl StoreTx for SqliteTx {
             return Err(StoreError::Conflict(format!("field {field} cannot be set")));
         }
         // The column name comes from the fixed list above, never from input.
-        let sql = format!("UPDATE complaints SET {field} = ? WHERE id = ?");
+        let sql = format!("UPDATE complaints SET {field} = $1 WHERE id = $2");
         sqlx::query(&sql)
             .bind(value)
             .bind(id)
@@ -1648,9 +1649,9 @@ impl StoreTx for SqliteTx {
         round: u32,
         extended_weeks: u32,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE complaints SET round = ?, extended_weeks = ? WHERE id = ?")
-            .bind(round)
-            .bind(extended_weeks)
+        sqlx::query("UPDATE complaints SET round = $1, extended_weeks = $2 WHERE id = $3")
+            .bind(i64::from(round))
+            .bind(i64::from(extended_weeks))
             .bind(id)
             .execute(&mut *self.tx)
             .await?;
@@ -1664,7 +1665,7 @@ impl StoreTx for SqliteTx {
         done_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO jobs_done (job, fire_at, done_at) VALUES (?, ?, ?) ON CONFLICT (job, fire_at) DO NOTHING",
+            "INSERT INTO jobs_done (job, fire_at, done_at) VALUES ($1, $2, $3) ON CONFLICT (job, fire_at) DO NOTHING",
         )
         .bind(job)
         .bind(ts(fire_at))
@@ -1688,7 +1689,7 @@ impl StoreTx for SqliteTx {
             return Ok(());
         }
         sqlx::query(
-            "INSERT INTO procedure_versions (name, version, text, first_used) VALUES (?, ?, ?, ?)
+            "INSERT INTO procedure_versions (name, version, text, first_used) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name, version) DO NOTHING",
         )
         .bind(name)
@@ -1705,15 +1706,13 @@ impl StoreTx for SqliteTx {
         name: &str,
         version: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT text FROM procedure_versions WHERE name = ? AND version = ?",
-            )
-            .bind(name)
-            .bind(version)
-            .fetch_optional(&mut *self.tx)
-            .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT text FROM procedure_versions WHERE name = $1 AND version = $2",
         )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await?)
     }
 
     async fn complete_milestone(
@@ -1724,7 +1723,7 @@ impl StoreTx for SqliteTx {
         actor: &str,
     ) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES (?, ?, ?, ?)
+            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)
              ON CONFLICT (complaint_id, milestone) DO NOTHING",
         )
         .bind(complaint_id)
@@ -1741,7 +1740,7 @@ impl StoreTx for SqliteTx {
         message_id: &str,
     ) -> Result<Vec<StoredContent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT from_address, subject, body_text FROM messages WHERE message_id = ? LIMIT 100",
+            "SELECT from_address, subject, body_text FROM messages WHERE message_id = $1 LIMIT 100",
         )
         .bind(message_id)
         .fetch_all(&mut *self.tx)
@@ -1758,7 +1757,7 @@ impl StoreTx for SqliteTx {
 
     async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT complainant_address FROM complaints WHERE id = ?")
+            sqlx::query_scalar("SELECT complainant_address FROM complaints WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *self.tx)
                 .await?,
@@ -1767,7 +1766,7 @@ impl StoreTx for SqliteTx {
 
     async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM quarantine WHERE raw_sha256 = ? AND status = 'held' LIMIT 1",
+            "SELECT id FROM quarantine WHERE raw_sha256 = $1 AND status = 'held' LIMIT 1",
         )
         .bind(sha)
         .fetch_optional(&mut *self.tx)
@@ -1781,7 +1780,7 @@ impl StoreTx for SqliteTx {
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM outbox
-             WHERE template = 'acknowledgement' AND recipient_key = ? AND created_at >= ?",
+             WHERE template = 'acknowledgement' AND recipient_key = $1 AND created_at >= $2",
         )
         .bind(recipient_key)
         .bind(ts(since))
@@ -1796,8 +1795,8 @@ impl StoreTx for SqliteTx {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<String> = sqlx::query_scalar(
             "SELECT next_attempt_at FROM outbox
-             WHERE template = 'acknowledgement' AND next_attempt_at > ?
-             ORDER BY next_attempt_at DESC LIMIT 1 OFFSET ?",
+             WHERE template = 'acknowledgement' AND next_attempt_at > $1
+             ORDER BY next_attempt_at DESC LIMIT 1 OFFSET $2",
         )
         .bind(ts(after))
         .bind((n - 1).max(0))
@@ -1811,7 +1810,7 @@ impl StoreTx for SqliteTx {
         complaint_id: i64,
         next: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE complaints SET next_due_at = ? WHERE id = ?")
+        sqlx::query("UPDATE complaints SET next_due_at = $1 WHERE id = $2")
             .bind(next.map(ts))
             .bind(complaint_id)
             .execute(&mut *self.tx)
