@@ -238,12 +238,36 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseFailure> {
         from_name,
         to,
         date,
-        text,
+        text: without_nul(text),
         text_from_html,
-        html,
-        attachments,
-        attached_messages,
+        html: html.map(without_nul),
+        attachments: attachments
+            .into_iter()
+            .map(|a| Attachment {
+                name: without_nul(a.name),
+                ..a
+            })
+            .collect(),
+        attached_messages: attached_messages
+            .into_iter()
+            .map(|m| AttachedMessage {
+                subject: without_nul(m.subject),
+                text: without_nul(m.text),
+                ..m
+            })
+            .collect(),
     })
+}
+
+/// RFC 5322 3.5 leaves NUL out of a message's text (only the obsolete syntax of 4.1 has it),
+/// no mail client shows one, and PostgreSQL text cannot hold it: a NUL is read as U+FFFD, the
+/// replacement character, on every backend, so both keep the same text.
+pub fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
 }
 
 /// The Date header in UTC.

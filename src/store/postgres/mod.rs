@@ -13,13 +13,25 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
+use super::leadership::Leadership;
 use super::*;
 
+mod leadership;
 mod retention;
+
+pub use leadership::{OUTBOX_CHANNEL, SCHEDULER_CHANNEL};
 
 pub struct PgStore {
     pool: PgPool,
+    /// Set on the leader's view of the store ([`Leadership::fenced`]): every transaction it
+    /// begins checks the lease first.
+    fence: Option<std::sync::Arc<crate::store::leadership::Fence>>,
 }
+
+/// A transaction left open this long without a statement is ended by the server: a process
+/// frozen mid-transaction (SIGSTOP, a paused VM) then cannot hold the lease row's lock, and a
+/// takeover waits for it at most this long.
+const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(10);
 
 /// How long a statement waits for a row or table lock before it gives up (`lock_timeout`).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,6 +74,15 @@ impl PgStore {
                 // Every instance compares times as text in one fixed format (store::ts);
                 // the server's own clock is only used for leases, in UTC.
                 ("timezone", "UTC".to_string()),
+                (
+                    "idle_in_transaction_session_timeout",
+                    format!("{}s", IDLE_IN_TRANSACTION.as_secs()),
+                ),
+                // A peer that vanished (a cut network, a dead VM) is noticed by the server in
+                // about 11 s instead of the kernel's two hours, and its locks are freed.
+                ("tcp_keepalives_idle", "5".to_string()),
+                ("tcp_keepalives_interval", "2".to_string()),
+                ("tcp_keepalives_count", "3".to_string()),
             ]);
         if let Some(password) = &target.password {
             options = options.password(password);
@@ -119,7 +140,7 @@ impl PgStore {
             .await;
         migrated?;
         unlocked.map_err(migrate_err)?;
-        Ok(Self { pool })
+        Ok(Self { pool, fence: None })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -155,6 +176,10 @@ pub struct PgTx {
     history: Vec<HistoryEntry>,
     /// Procedure versions already stored in this transaction.
     saved_versions: HashSet<(String, String)>,
+    /// Wake the other instances at commit (NOTIFY is delivered when the transaction
+    /// commits, and not at all when it rolls back).
+    notify_outbox: bool,
+    notify_scheduler: bool,
     /// What the buffers above held at each open savepoint, innermost last.
     savepoints: Vec<BufferMark>,
 }
@@ -198,9 +223,9 @@ impl PgTx {
                 q = q
                     .bind(h.complaint_id)
                     .bind(&h.at)
-                    .bind(&h.actor)
+                    .bind(nul_free(&h.actor))
                     .bind(&h.event)
-                    .bind(&h.detail);
+                    .bind(nul_free(&h.detail));
             }
             q.execute(&mut *self.tx).await?;
         }
@@ -409,6 +434,21 @@ fn outbox_item(r: &sqlx::postgres::PgRow) -> Result<OutboxItem, StoreError> {
     })
 }
 
+/// Text for a PostgreSQL text column, which cannot hold NUL (intake already reads NUL as
+/// U+FFFD, `mail::parse::without_nul`; this keeps any other path, an error message quoting a
+/// header for one, from failing the whole transaction on it).
+fn nul_free(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+fn nul_free_opt(s: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+    s.as_deref().map(nul_free)
+}
+
 /// Claims as two arrays, for one `UNNEST` statement.
 fn claim_columns(claims: &[Claim]) -> (Vec<i64>, Vec<i64>) {
     claims.iter().map(|c| (c.id, c.attempt)).unzip()
@@ -451,15 +491,27 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn leadership(&self) -> Option<std::sync::Arc<dyn Leadership>> {
+        Some(std::sync::Arc::new(PgStore {
+            pool: self.pool.clone(),
+            fence: None,
+        }))
+    }
+
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         // READ COMMITTED (the default): what must not race is serialised by row locks (the
         // reference counter row, unique keys, the mailbox lease row).
-        let tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(fence) = &self.fence {
+            Self::check_fence(&mut tx, fence).await?;
+        }
         Ok(Box::new(PgTx {
             tx,
             history: Vec::new(),
             saved_versions: HashSet::new(),
             savepoints: Vec::new(),
+            notify_outbox: false,
+            notify_scheduler: false,
         }))
     }
 
@@ -474,6 +526,8 @@ impl Store for PgStore {
             history: Vec::new(),
             saved_versions: HashSet::new(),
             savepoints: Vec::new(),
+            notify_outbox: false,
+            notify_scheduler: false,
         }))
     }
 
@@ -859,7 +913,7 @@ impl Store for PgStore {
              WHERE id = $3 AND status = 'sending' AND attempts = $4",
         )
         .bind(ts(next))
-        .bind(error)
+        .bind(nul_free(error))
         .bind(claim.id)
         .bind(claim.attempt)
         .execute(&self.pool)
@@ -1007,6 +1061,17 @@ impl Store for PgStore {
 impl StoreTx for PgTx {
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         self.flush_history().await?;
+        for (wanted, channel) in [
+            (self.notify_outbox, OUTBOX_CHANNEL),
+            (self.notify_scheduler, SCHEDULER_CHANNEL),
+        ] {
+            if wanted {
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(channel)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
         self.tx.commit().await?;
         Ok(())
     }
@@ -1155,6 +1220,7 @@ impl StoreTx for PgTx {
     }
 
     async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError> {
+        self.notify_scheduler = true;
         let reference =
             crate::domain::types::ComplaintRef::new(&c.prefix, c.year, number).to_string();
         let id: i64 = sqlx::query_scalar(
@@ -1168,9 +1234,9 @@ impl StoreTx for PgTx {
         .bind(c.year)
         .bind(i64::from(number))
         .bind(ts(c.received_at))
-        .bind(&c.complainant_address)
-        .bind(&c.complainant_name)
-        .bind(&c.subject)
+        .bind(nul_free(&c.complainant_address))
+        .bind(nul_free_opt(&c.complainant_name))
+        .bind(nul_free(&c.subject))
         .bind(&c.kind)
         .bind(&c.severity)
         .bind(&c.serious_keywords)
@@ -1194,25 +1260,25 @@ impl StoreTx for PgTx {
         )
         .bind(m.complaint_id)
         .bind(&m.dedupe_key)
-        .bind(&m.message_id)
+        .bind(nul_free_opt(&m.message_id))
         .bind(&m.source)
-        .bind(&m.source_key)
+        .bind(nul_free(&m.source_key))
         .bind(ts(m.received_at))
         .bind(m.sent_date.map(ts))
-        .bind(&m.from_address)
-        .bind(&m.from_name)
-        .bind(&m.reply_to)
-        .bind(&m.to_addresses)
-        .bind(&m.subject)
-        .bind(&m.in_reply_to)
-        .bind(&m.references_ids)
-        .bind(&m.body_text)
+        .bind(nul_free(&m.from_address))
+        .bind(nul_free_opt(&m.from_name))
+        .bind(nul_free_opt(&m.reply_to))
+        .bind(nul_free(&m.to_addresses))
+        .bind(nul_free(&m.subject))
+        .bind(nul_free_opt(&m.in_reply_to))
+        .bind(nul_free_opt(&m.references_ids))
+        .bind(nul_free(&m.body_text))
         .bind(&m.raw_sha256)
         .bind(m.raw_size)
         .bind(&m.raw_kept)
         .bind(&m.classification)
-        .bind(&m.automatic)
-        .bind(&m.unfiled_reason)
+        .bind(nul_free_opt(&m.automatic))
+        .bind(nul_free_opt(&m.unfiled_reason))
         .bind(ts(m.created_at))
         .fetch_one(&mut *self.tx)
         .await?;
@@ -1229,11 +1295,11 @@ impl StoreTx for PgTx {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(message_row)
-        .bind(&a.name)
-        .bind(&a.content_type)
+        .bind(nul_free(&a.name))
+        .bind(nul_free(&a.content_type))
         .bind(a.size)
         .bind(&a.sha256)
-        .bind(&a.refused_reason)
+        .bind(nul_free_opt(&a.refused_reason))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -1268,6 +1334,7 @@ impl StoreTx for PgTx {
     }
 
     async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError> {
+        self.notify_outbox = true;
         sqlx::query(
             "INSERT INTO outbox (id, complaint_id, template, message_id, envelope_from, recipients,
                 recipient_role, subject, raw, next_attempt_at, created_at, recipient_key)
@@ -1280,7 +1347,7 @@ impl StoreTx for PgTx {
         .bind(&o.envelope_from)
         .bind(o.recipients.join(","))
         .bind(&o.recipient_role)
-        .bind(&o.subject)
+        .bind(nul_free(&o.subject))
         .bind(&o.raw)
         .bind(ts(o.not_before.unwrap_or(o.created_at)))
         .bind(ts(o.created_at))
@@ -1353,7 +1420,7 @@ impl StoreTx for PgTx {
             "UPDATE outbox SET bounced_at = $1, bounce_reason = $2 WHERE id = $3 AND bounced_at IS NULL",
         )
         .bind(ts(at))
-        .bind(reason)
+        .bind(nul_free(reason))
         .bind(outbox_id)
         .execute(&mut *self.tx)
         .await?;
@@ -1362,7 +1429,7 @@ impl StoreTx for PgTx {
 
     async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1 WHERE id = $2")
-            .bind(error)
+            .bind(nul_free(error))
             .bind(outbox_id)
             .execute(&mut *self.tx)
             .await?;
@@ -1376,10 +1443,10 @@ impl StoreTx for PgTx {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(&q.source)
-        .bind(&q.source_key)
-        .bind(&q.message_id)
+        .bind(nul_free(&q.source_key))
+        .bind(nul_free_opt(&q.message_id))
         .bind(ts(q.received_at))
-        .bind(&q.reason)
+        .bind(nul_free(&q.reason))
         .bind(&q.raw_sha256)
         .bind(q.raw_size)
         .bind(ts(q.created_at))
@@ -1468,6 +1535,7 @@ impl StoreTx for PgTx {
         reason: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
         sqlx::query(
             "UPDATE complaints SET status = 'voided', void_reason = $1, voided_at = $2 WHERE id = $3",
         )
@@ -1578,6 +1646,7 @@ impl StoreTx for PgTx {
         at: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
         sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone = $2")
             .bind(id)
             .bind(milestone)
@@ -1630,13 +1699,14 @@ impl StoreTx for PgTx {
         field: &str,
         value: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
         if !SETTABLE_FIELDS.contains(&field) {
             return Err(StoreError::Conflict(format!("field {field} cannot be set")));
         }
         // The column name comes from the fixed list above, never from input.
         let sql = format!("UPDATE complaints SET {field} = $1 WHERE id = $2");
         sqlx::query(&sql)
-            .bind(value)
+            .bind(value.map(nul_free))
             .bind(id)
             .execute(&mut *self.tx)
             .await?;
@@ -1649,6 +1719,7 @@ impl StoreTx for PgTx {
         round: u32,
         extended_weeks: u32,
     ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
         sqlx::query("UPDATE complaints SET round = $1, extended_weeks = $2 WHERE id = $3")
             .bind(i64::from(round))
             .bind(i64::from(extended_weeks))
@@ -1722,6 +1793,7 @@ impl StoreTx for PgTx {
         at: DateTime<Utc>,
         actor: &str,
     ) -> Result<bool, StoreError> {
+        self.notify_scheduler = true;
         let r = sqlx::query(
             "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)
              ON CONFLICT (complaint_id, milestone) DO NOTHING",
