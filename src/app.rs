@@ -17,6 +17,7 @@ use crate::outgoing::Transport;
 use crate::outgoing::file::FileTransport;
 use crate::procedure_runtime::ProcedureRuntime;
 use crate::service::ingest::{Outcome, drain};
+use crate::service::leader::{Gate, Instance, Keeper, RoleListener};
 use crate::service::outbox::{
     DeliveryReport, alert_admin, deliver_due, deliver_due_until, deliver_for,
 };
@@ -135,7 +136,7 @@ impl App {
                 key,
                 previous_keys,
                 blobs,
-                procedure,
+                procedure: Arc::new(procedure),
                 routing,
             }),
             transport,
@@ -228,9 +229,46 @@ impl App {
         // ---- end of the listener's setup
         let wake_outbox = Arc::new(Notify::new());
         let wake_outbox_for_scheduler = wake_outbox.clone();
+        let wake_scheduler = Arc::new(Notify::new());
         let mut source = self.open_source()?;
         // systemd notify (deploy/klachtd.service): each task's heartbeat, READY/STATUS/WATCHDOG.
         let supervisor = crate::notify::Supervisor::from_env(&[WATCHER, SENDER, SCHEDULER]);
+        // ---- several instances on one database (issue #12): the leader watches the mailbox
+        // and runs the scheduler through a store fenced on its lease; every instance sends.
+        let shared = self.ctx.store.leadership();
+        let (keeper, gate) = match &shared {
+            Some(leadership) => {
+                let (keeper, gate) = Keeper::new(
+                    leadership.clone(),
+                    Instance::current(),
+                    Duration::from_secs(self.ctx.settings.runtime.failover_seconds),
+                );
+                (Some(Arc::new(keeper)), gate)
+            }
+            None => {
+                metrics::gauge!(crate::service::health::names::LEADER).set(1.0);
+                (None, Gate::open(self.ctx.store.clone()))
+            }
+        };
+        // Another instance's queued mail and changes wake this one's sender and scheduler.
+        let listener = shared.map(|leadership| {
+            let (outbox, scheduler) = (wake_outbox.clone(), wake_scheduler.clone());
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = leadership.listen(outbox.clone(), scheduler.clone()).await {
+                        tracing::warn!(error = %e, "LISTEN for other instances' work failed; trying again");
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            })
+        });
+        // With LISTEN the sender's own timer is only a safety net.
+        let poll_cap = if keeper.is_some() {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(5)
+        };
+        // ---- end of the several-instances setup
         let pinger = {
             let ctx = self.ctx.clone();
             let tz = ctx
@@ -249,7 +287,13 @@ impl App {
         let notify = wake_outbox.clone();
         let mut stop_watch = stop.clone();
         let health = self.health.clone();
+        let watcher_gate = gate.clone();
         let watcher = tokio::spawn(async move {
+            // A standby waits here until it leads (at once on SQLite).
+            beat.waiting(STANDBY_PATIENCE);
+            let Some(ctx) = watcher_gate.leader_context(&ctx, &mut stop_watch).await else {
+                return;
+            };
             let mut alerted = false;
             let mut failures: u32 = 0;
             let mut rounds: u64 = 0;
@@ -338,8 +382,8 @@ impl App {
                     Ok(Some(t)) => (t - ctx.clock.now())
                         .to_std()
                         .unwrap_or(Duration::ZERO)
-                        .min(Duration::from_secs(5)),
-                    _ => Duration::from_secs(5),
+                        .min(poll_cap),
+                    _ => poll_cap,
                 };
                 beat.waiting(wait);
                 tokio::select! {
@@ -363,7 +407,12 @@ impl App {
         let notify = wake_outbox_for_scheduler;
         let beat = supervisor.beat(SCHEDULER);
         let health = self.health.clone();
+        let scheduler_gate = gate;
         let scheduler = tokio::spawn(async move {
+            beat.waiting(STANDBY_PATIENCE);
+            let Some(ctx) = scheduler_gate.leader_context(&ctx, &mut stop_sched).await else {
+                return;
+            };
             loop {
                 beat.working();
                 let now = ctx.clock.now();
@@ -389,6 +438,7 @@ impl App {
                 beat.waiting(wait);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
+                    _ = wake_scheduler.notified() => {}
                     _ = stop_sched.changed() => {}
                 }
                 if *stop_sched.borrow() {
@@ -397,6 +447,24 @@ impl App {
             }
         });
         let mut tasks = vec![(WATCHER, watcher), (SENDER, sender), (SCHEDULER, scheduler)];
+        let lease_error = Arc::new(std::sync::Mutex::new(None::<String>));
+        if let Some(keeper) = keeper.clone() {
+            let roles = Roles {
+                supervisor: supervisor.clone(),
+                health: self.health.clone(),
+            };
+            let stop = stop.clone();
+            let lease_error = lease_error.clone();
+            // Supervised: a lost lease stops the daemon with that reason.
+            tasks.push((
+                LEASE_KEEPER,
+                tokio::spawn(async move {
+                    if let Err(e) = keeper.run(&roles, stop).await {
+                        *lease_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                }),
+            ));
+        }
         if let Some(serve) = http {
             // Supervised like the others: a listener that fails stops the daemon loudly.
             tasks.push((
@@ -413,16 +481,21 @@ impl App {
         let died = tokio::select! {
             _ = shutdown.changed() => None,
             (result, index, _) = futures_util::future::select_all(tasks.iter_mut().map(|(_, t)| t)) => {
-                let reason = match result {
-                    Ok(()) => "it returned".to_string(),
-                    Err(e) if e.is_panic() => format!("it panicked: {}", crate::panics::panic_message(e.into_panic())),
-                    Err(e) => e.to_string(),
+                let lost = lease_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let reason = match (result, lost) {
+                    (Ok(()), Some(lost)) => lost,
+                    (Ok(()), None) => "it returned".to_string(),
+                    (Err(e), _) if e.is_panic() => format!("it panicked: {}", crate::panics::panic_message(e.into_panic())),
+                    (Err(e), _) => e.to_string(),
                 };
                 Some((tasks[index].0, reason))
             }
         };
         let _ = stop_all.send(true);
         pinger.abort();
+        if let Some(listener) = listener {
+            listener.abort();
+        }
         let finished = died.as_ref().map(|(name, _)| *name);
         for (name, task) in tasks {
             if Some(name) == finished {
@@ -434,6 +507,10 @@ impl App {
                 Ok(Err(e)) => tracing::error!(task = name, error = %e, "task ended abnormally"),
                 Err(_) => tracing::error!(task = name, "task did not stop within 10 s"),
             }
+        }
+        // The leader's tasks have finished: its lease is given up for a standby to take.
+        if let Some(keeper) = &keeper {
+            keeper.release().await;
         }
         let Some((task, reason)) = died else {
             return Ok(());
@@ -472,6 +549,23 @@ fn test_task_hook(_task: &str) {}
 
 /// The long-running tasks, by the names their errors and heartbeats carry.
 const WATCHER: &str = "mailbox watcher";
+const LEASE_KEEPER: &str = "leader lease keeper";
+/// How long a standby's leader tasks may wait for the lease without counting as hung.
+const STANDBY_PATIENCE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Where a change of role shows: the systemd status line, `/healthz` and `klachtd_leader`.
+struct Roles {
+    supervisor: Arc<crate::notify::Supervisor>,
+    health: Arc<crate::service::health::Health>,
+}
+
+impl RoleListener for Roles {
+    fn leading(&self, leading: bool) {
+        self.supervisor.set_standby(!leading);
+        self.health.set_standby(!leading);
+        metrics::gauge!(crate::service::health::names::LEADER).set(if leading { 1.0 } else { 0.0 });
+    }
+}
 const SENDER: &str = "outbox sender";
 const SCHEDULER: &str = "scheduler";
 

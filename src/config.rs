@@ -656,11 +656,22 @@ pub struct RuntimeSettings {
     /// Keep all threads on the CPU klachtd starts on (see [`crate::cpu`]).
     #[serde(default = "default_true")]
     pub single_cpu: bool,
+    /// PostgreSQL with several instances: within how many seconds a standby takes over from a
+    /// leader that died (see [`crate::service::leader`]).
+    #[serde(default = "default_failover_seconds")]
+    pub failover_seconds: u64,
+}
+
+fn default_failover_seconds() -> u64 {
+    10
 }
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
-        Self { single_cpu: true }
+        Self {
+            single_cpu: true,
+            failover_seconds: default_failover_seconds(),
+        }
     }
 }
 
@@ -1032,6 +1043,12 @@ impl Settings {
                     "must start with sqlite: or postgres://",
                 ));
             }
+        }
+        if !(3..=3600).contains(&self.runtime.failover_seconds) {
+            p.push(Problem::new(
+                "runtime.failover_seconds",
+                "must be between 3 and 3600",
+            ));
         }
         if let Some(mode) = &self.database.sslmode
             && let Err(e) = crate::store::postgres::parse_ssl_mode(mode)

@@ -166,9 +166,6 @@ async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox backlog"),
     }
     metrics::gauge!(names::SCHEDULER_LAG).set(s.health.scheduler_lag(now).num_seconds() as f64);
-    // One daemon per mailbox in this version (no multi-instance election yet): the process
-    // serving this runs the mailbox watcher and the outbox sender, or it would have stopped.
-    metrics::gauge!(names::LEADER).set(1.0);
     s.metrics.run_upkeep();
     (
         [(

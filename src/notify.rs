@@ -89,6 +89,8 @@ pub struct Supervisor {
     watchdog: Option<Duration>,
     beats: Vec<Arc<Beat>>,
     ready: AtomicBool,
+    /// Another instance leads: this one only sends (service::leader).
+    standby: AtomicBool,
     mailbox_down_since: Mutex<Option<DateTime<Utc>>>,
 }
 
@@ -124,6 +126,7 @@ impl Supervisor {
             watchdog,
             beats,
             ready: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             mailbox_down_since: Mutex::new(None),
         })
     }
@@ -160,6 +163,15 @@ impl Supervisor {
         }
     }
 
+    /// Another instance leads (`true`) or this one does now (`false`). A standby is ready at
+    /// once: its store is up, and the mailbox is not its to read.
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Relaxed);
+        if standby && !self.ready.swap(true, Ordering::Relaxed) {
+            send(&[NotifyState::Ready, NotifyState::Status("standby")]);
+        }
+    }
+
     /// Reading the mailbox failed at `now`; the status says since when while it lasts.
     pub fn mailbox_down(&self, now: DateTime<Utc>) {
         let mut since = self
@@ -192,6 +204,9 @@ impl Supervisor {
         if let Some(since) = down {
             let at = since.with_timezone(&tz).format("%H:%M");
             return format!("mailbox unreachable since {at}, {queued} queued");
+        }
+        if self.standby.load(Ordering::Relaxed) {
+            return format!("standby, {queued} queued");
         }
         let working = self.beats.iter().any(|b| b.working.load(Ordering::Relaxed));
         let what = if working { "working" } else { "idle" };
@@ -279,6 +294,7 @@ mod tests {
             watchdog: Some(limit),
             beats: vec![beat("a"), beat("b")],
             ready: AtomicBool::new(false),
+            standby: AtomicBool::new(false),
             mailbox_down_since: Mutex::new(None),
         }
     }

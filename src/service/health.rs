@@ -197,6 +197,8 @@ struct State {
     scheduler_ran_at: Option<DateTime<Utc>>,
     /// The scheduler's earliest due action after its last run (None: nothing planned).
     scheduler_next_due: Option<DateTime<Utc>>,
+    /// Another instance leads: the mailbox and the scheduler are not this one's.
+    standby: bool,
 }
 
 /// The daemon's health, shared by its tasks and the HTTP listener.
@@ -260,6 +262,11 @@ impl Health {
         s.mailbox_error = Some(error.to_string());
     }
 
+    /// Another instance leads (`true`), or this one does now.
+    pub fn set_standby(&self, standby: bool) {
+        self.state().standby = standby;
+    }
+
     /// The scheduler ran at `at`; `next_due` is its earliest due action now.
     pub fn scheduler_ran(&self, at: DateTime<Utc>, next_due: Option<DateTime<Utc>>) {
         let mut s = self.state();
@@ -270,13 +277,17 @@ impl Health {
     /// `/readyz`: the store is open (there is no `Health` before it) and the first mailbox
     /// pass has been made.
     pub fn ready(&self) -> bool {
-        self.state().mailbox_reached_at.is_some()
+        let s = self.state();
+        s.mailbox_reached_at.is_some() || s.standby
     }
 
     /// How far the scheduler is behind at `now`: past its earliest due action, or, before its
     /// first run, since the start (it runs at once).
     pub fn scheduler_lag(&self, now: DateTime<Utc>) -> chrono::Duration {
         let s = self.state();
+        if s.standby {
+            return chrono::Duration::zero();
+        }
         let due = match s.scheduler_ran_at {
             None => Some(s.started_at),
             Some(_) => s.scheduler_next_due,

@@ -15,6 +15,7 @@ use crate::store::Store;
 pub mod admin;
 pub mod health;
 pub mod ingest;
+pub mod leader;
 pub mod outbound;
 pub mod outbox;
 pub mod register;
@@ -45,6 +46,7 @@ pub enum ServiceError {
 }
 
 /// Everything the services share.
+#[derive(Clone)]
 pub struct Context {
     /// Validated: the values that are more than text are in `settings.typed`.
     pub settings: Valid,
@@ -56,7 +58,7 @@ pub struct Context {
     /// Keys from before a rotation, still accepted for a while.
     pub previous_keys: PreviousKeys,
     pub blobs: BlobStore,
-    pub procedure: crate::procedure_runtime::ProcedureRuntime,
+    pub procedure: Arc<crate::procedure_runtime::ProcedureRuntime>,
     /// `[[routing]]`, validated.
     pub routing: Vec<crate::domain::routing::RoutingRule>,
 }

@@ -4,11 +4,13 @@
 //! traits.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+pub mod leadership;
 pub mod lease;
 pub mod postgres;
 pub mod retention;
@@ -91,6 +93,10 @@ pub enum StoreError {
     Query(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A fenced transaction of the leader found the lease gone (it ran out and another
+    /// instance took it): nothing of that transaction was written.
+    #[error("this instance no longer holds the {0} lease: nothing was written")]
+    LeaseLost(String),
     #[error("{0}")]
     Conflict(String),
 }
@@ -432,6 +438,11 @@ pub struct OutboxBacklog {
 
 #[async_trait]
 pub trait Store: Send + Sync + retention::RetentionStore {
+    /// Leases, instances and notifications: only a database that several instances share
+    /// has them (PostgreSQL); None on SQLite.
+    fn leadership(&self) -> Option<Arc<dyn leadership::Leadership>> {
+        None
+    }
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
     /// concurrent writers queue instead of failing on a lock upgrade.
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
