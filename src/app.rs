@@ -78,7 +78,20 @@ impl App {
         let store: Arc<dyn Store> = backend.open().await?;
         let templates =
             Arc::new(TemplateEngine::load(&settings.templates.dir).map_err(AppError::Templates)?);
-        let key = load_key(&settings)?;
+        let key = match store.leadership() {
+            // Several instances on one database sign and check the same tokens: a key made
+            // here lives in the database (seeded from this data directory's secret.key when
+            // there is one, as after `migrate-store`), the first instance's for all.
+            Some(_) if settings.organisation.secret.is_empty() => {
+                let candidate = load_key(&settings)?;
+                let candidate = String::from_utf8_lossy(&candidate).into_owned();
+                store
+                    .setting_or_insert(SHARED_KEY_SETTING, &candidate)
+                    .await?
+                    .into_bytes()
+            }
+            _ => load_key(&settings)?,
+        };
         let mut outgoing_tokens = None;
         let transport: Arc<dyn Transport> = match settings.outgoing.kind {
             OutgoingKind::File => {
@@ -611,6 +624,9 @@ fn token_source(
 
 /// The HMAC key: from config (or `KLACHTD__ORGANISATION__SECRET`), else made once and kept in
 /// `DATA_DIR/secret.key` (mode 0600).
+/// The settings row of the generated HMAC key on a shared database.
+const SHARED_KEY_SETTING: &str = "secret_key";
+
 fn load_key(settings: &Settings) -> Result<Vec<u8>, AppError> {
     if !settings.organisation.secret.is_empty() {
         return Ok(settings.organisation.secret.expose().as_bytes().to_vec());

@@ -171,6 +171,10 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             let app = open(settings, problems, now).await?;
             cli::privacy::erase(&app.ctx, &address, reason.as_deref(), yes).await
         }
+        Command::Status { format } => {
+            let app = open(settings, problems, now).await?;
+            cli::status::status(&app.ctx, format).await
+        }
         Command::Backup { output } => {
             cli::backup::backup(&*valid(settings, problems)?, &output).await
         }

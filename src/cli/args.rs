@@ -234,6 +234,12 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// The instances on this database, which one leads and how fresh its lease is, and the
+    /// outbox queue (depth, oldest queued mail).
+    Status {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// A consistent copy of the installation, also while the daemon runs: the database
     /// (VACUUM INTO), the raw mails and attachments, and a manifest with counts and checksums.
     Backup {

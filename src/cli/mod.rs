@@ -21,6 +21,7 @@ pub mod run;
 pub mod schedule;
 pub mod set;
 pub mod show;
+pub mod status;
 pub mod unfiled;
 pub mod void;
 

@@ -603,6 +603,9 @@ pub trait Store: Send + Sync + retention::RetentionStore {
 
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// The setting, first stored as `value` when it has none: several processes starting at
+    /// once all end up with the value the first one stored.
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
     /// Up to `limit` committed keys of `source` not yet marked processed at the source (a
     /// crash between the commit and `mark_processed`), oldest first.

@@ -74,6 +74,8 @@ impl PgStore {
                 // Every instance compares times as text in one fixed format (store::ts);
                 // the server's own clock is only used for leases, in UTC.
                 ("timezone", "UTC".to_string()),
+                // The migrator's "relation already exists, skipping" notices are not news.
+                ("client_min_messages", "warning".to_string()),
                 (
                     "idle_in_transaction_session_timeout",
                     format!("{}s", IDLE_IN_TRANSACTION.as_secs()),
@@ -1028,6 +1030,22 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO settings_kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = $1")
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     async fn unmarked_source_keys(
