@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the real mail servers the tests use (Dovecot,
 # Postfix) and Chromium for the report screenshot (idempotent apt-get), checks formatting and
-# lints, then runs every test against them.
+# lints, then runs every test against them, and the store-heavy ones again on PostgreSQL.
 # Fails loudly (non-zero exit) when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,15 @@ fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
+# The intake, procedure and outbox tests again on PostgreSQL (each harness gets a database of
+# its own on a throwaway cluster, reused when one runs), with the store's own tests on both.
+# The exports are taken from what `start` prints: a failed start stops the script here.
+pg_env=$(bash scripts/pgcluster.sh start)
+eval "$pg_env"
+[ -n "${KLACHTD_TEST_PG:-}" ] || { echo "test.sh: pgcluster.sh gave no KLACHTD_TEST_PG" >&2; exit 1; }
+# The PostgreSQL store tests fail instead of skipping when the server is missing.
+export KLACHTD_REQUIRE_PG=1
+cargo test --locked --test intake --test procedures --test outbox --test store_backends
 # Fuzzing itself (cargo-fuzz: its own instrumented build of every dependency, 12 minutes of a
 # fresh CI machine) is `bash scripts/fuzz.sh short|long`; the crash fixtures it keeps are
 # replayed above by tests/fuzz_regressions.rs, which keeps CI well under 30 minutes.

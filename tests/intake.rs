@@ -1107,11 +1107,15 @@ fn four_processes_start_together_on_a_fresh_database() {
 /// 4 Maildirs of 250 mails, one database, four `run --once` started at the same moment.
 fn four_workers(app: &TestApp, before_start: impl FnOnce()) {
     const PER: usize = 250;
-    let db = app.root.join("shared").join("klachtd.db");
-    app.set_env(
-        "KLACHTD__DATABASE__URL",
-        &format!("sqlite://{}", db.display()),
-    );
+    // On PostgreSQL the harness's database is already one every process reaches (and fresh
+    // until the first command); a sqlite: URL here would quietly test SQLite instead.
+    if !app.on_postgres() {
+        let db = app.root.join("shared").join("klachtd.db");
+        app.set_env(
+            "KLACHTD__DATABASE__URL",
+            &format!("sqlite://{}", db.display()),
+        );
+    }
     let base = app.now() - Duration::hours(1);
     let mut dirs = Vec::new();
     for w in 0..4 {

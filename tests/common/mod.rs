@@ -19,8 +19,14 @@
 //! * Staff roles: every role the shipped presets use has an address (see [`STAFF`]), so
 //!   `klachtd check` passes for any preset.
 //! * Mail is delivered as Maildir files; the receipt time is the file's mtime.
+//! * With `KLACHTD_TEST_PG` set (see `scripts/pgcluster.sh` and [`pg`]), every installation
+//!   gets a fresh PostgreSQL database of its own (`[database] url`, the password in
+//!   `KLACHTD__DATABASE__PASSWORD`), dropped with the [`TestApp`]; SQLite in `data_dir`
+//!   otherwise.
 
 #![allow(dead_code)]
+
+pub mod pg;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -77,6 +83,8 @@ pub struct TestApp {
     seq: Cell<u64>,
     /// The receipt time the next [`TestApp::deliver`] uses (one minute apart).
     next_received: Cell<DateTime<Utc>>,
+    /// This installation's database when the tests run on PostgreSQL.
+    pub pg: Option<pg::PgDatabase>,
 }
 
 impl TestApp {
@@ -102,6 +110,11 @@ impl TestApp {
         let config_path = root.join("klachtd.toml");
         let mut config = Self::config_toml(&data_dir, &maildir, &outbox_dir);
         edit(&mut config);
+        // After the edit, so a test that rewrites the whole config still gets its database.
+        let pg = pg::server().map(|server| server.create_database("it"));
+        if let Some(db) = &pg {
+            config.push_str(&format!("\n[database]\nurl = {:?}\n", db.url));
+        }
         std::fs::write(&config_path, config).expect("write config");
         TestApp {
             dir,
@@ -114,7 +127,13 @@ impl TestApp {
             now: RefCell::new(DEFAULT_NOW.to_string()),
             seq: Cell::new(0),
             next_received: Cell::new(ts(DEFAULT_NOW) - Duration::hours(2)),
+            pg,
         }
+    }
+
+    /// Whether this installation's database is PostgreSQL (`KLACHTD_TEST_PG`).
+    pub fn on_postgres(&self) -> bool {
+        self.pg.is_some()
     }
 
     /// The config the harness writes: absolute paths everywhere, templates and procedures
@@ -210,6 +229,9 @@ level = "warn"
             .arg(&self.config_path)
             .args(args)
             .env("KLACHTD_NOW", self.now.borrow().as_str());
+        if let Some(password) = self.pg.as_ref().and_then(|db| db.password()) {
+            c.env("KLACHTD__DATABASE__PASSWORD", password);
+        }
         for (k, v) in self.env.borrow().iter() {
             c.env(k, v);
         }
