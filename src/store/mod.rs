@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+pub mod copy;
 pub mod lease;
 pub mod postgres;
 pub mod retention;
