@@ -56,6 +56,19 @@ fn main() -> ExitCode {
 /// configuration alone (`check` reports its problems itself); the others work on the register
 /// and refuse an invalid configuration before anything is opened.
 async fn run(args: Cli) -> anyhow::Result<ExitCode> {
+    // migrate-store works from its two URLs, not from the configuration (which may already
+    // name the new database, or not be there on the machine that does the move). Its checks
+    // stream whole tables, each statement longer than sqlx's slow-statement warning (1 s).
+    if let Command::MigrateStore(m) = &args.command {
+        init_logging_with(
+            std::env::var("RUST_LOG")
+                .ok()
+                .as_deref()
+                .unwrap_or("warn,sqlx::query=error"),
+            LogFormat::Text,
+        );
+        return cli::migrate_store::migrate_store(m).await;
+    }
     let settings = Settings::load(&args.config, &env_vars())?;
     init_logging(&settings);
     pin_to_one_cpu(&settings);
@@ -181,6 +194,7 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore { input, force } => {
             cli::backup::restore(&*valid(settings, problems)?, &input, force).await
         }
+        Command::MigrateStore(m) => cli::migrate_store::migrate_store(&m).await,
         Command::Complete {
             reference,
             milestone,
@@ -217,16 +231,21 @@ fn env_vars() -> Vec<(String, String)> {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = klachtd::logging::filter(
+    init_logging_with(
         std::env::var("RUST_LOG")
             .ok()
             .as_deref()
             .unwrap_or(&settings.logging.level),
+        settings.logging.format,
     );
+}
+
+fn init_logging_with(directives: &str, format: LogFormat) {
+    let filter = klachtd::logging::filter(directives);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match settings.logging.format {
+    let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };

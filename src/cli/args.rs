@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -257,6 +257,18 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Move the installation's database to another: SQLite to PostgreSQL, back, or to another
+    /// SQLite file. Copies every table (complaints, messages, history, outbox, schedules,
+    /// counters, settings) in one transaction, keeping ids, then reads both databases again and
+    /// compares each table's rows, ids and a checksum of its keys (exit 1 when any differs).
+    ///
+    /// Stop the daemon, and every instance on the database, first: this is a move, and what
+    /// the source records after the copy is not in the target (a SQLite source in use by a
+    /// klachtd process is refused). The target must be empty: a new SQLite file, or a new
+    /// PostgreSQL database (its tables are made); one with rows in it is refused. Raw mails and
+    /// attachments stay where they are, in the data directory. Does not read the
+    /// configuration: afterwards point `database.url` at the target.
+    MigrateStore(MigrateStoreArgs),
     /// Complete a milestone (one done by staff, by an email we send, or the complainant's verdict).
     Complete {
         reference: String,
@@ -268,6 +280,27 @@ pub enum Command {
         #[arg(long)]
         verdict: Option<String>,
     },
+}
+
+/// `klachtd migrate-store`.
+#[derive(Args)]
+pub struct MigrateStoreArgs {
+    /// The database to copy: `sqlite:///var/lib/klachtd/klachtd.db` or
+    /// `postgres://user@host/database` (the password separately, see below).
+    #[arg(long)]
+    pub from: String,
+    /// The database to copy into, empty or new, in the same form.
+    #[arg(long)]
+    pub to: String,
+    /// A file holding the password for --from (or set KLACHTD_MIGRATE_FROM_PASSWORD).
+    #[arg(long)]
+    pub from_password_file: Option<PathBuf>,
+    /// A file holding the password for --to (or set KLACHTD_MIGRATE_TO_PASSWORD).
+    #[arg(long)]
+    pub to_password_file: Option<PathBuf>,
+    /// table (text) or json: each table's rows copied and both sides' counts and checksums.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 #[derive(Subcommand)]

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+pub mod copy;
 pub mod leadership;
 pub mod lease;
 pub mod postgres;

@@ -122,6 +122,10 @@ impl SqliteStore {
         migrated?;
         Ok(Self { pool })
     }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
 }
 
 pub struct SqliteTx {
