@@ -239,6 +239,18 @@ fn three_instances_survive_their_leader_being_killed_again_and_again() {
     reference.run_once();
     let (expected, expected_refs, _) = outcome(&reference);
     assert_gapless(&expected_refs, MAILS);
+    // The scheduler's work is part of what is compared: every complaint of the backlog has
+    // its escalations and the satisfaction survey due at once.
+    let scheduled = expected
+        .mails
+        .values()
+        .filter(|v| v.iter().any(|(t, _)| t == "escalation"))
+        .filter(|v| v.iter().any(|(t, _)| t == "satisfaction_survey"))
+        .count();
+    assert_eq!(
+        scheduled, MAILS,
+        "scheduled mails missing from the reference run"
+    );
 
     let app = installation();
     deliver_backlog(&app, MAILS);

@@ -4,9 +4,10 @@
 //!
 //! The lease is a row with a holder, a token and an expiry in the database server's clock, so
 //! instances on hosts whose clocks differ agree on it. Every transaction of the leader's work
-//! is fenced: it share-locks the lease row and checks holder, token and expiry first, so a
-//! leader that was paused past its lease (SIGSTOP, a frozen VM) and wakes up commits nothing,
-//! and a takeover waits for a transaction that is still running to end.
+//! is fenced: it key-share-locks the lease row and checks holder, token and expiry first, so
+//! a leader that was paused past its lease (SIGSTOP, a frozen VM) and wakes up commits
+//! nothing, and a takeover (which replaces the row) waits for a transaction that is still
+//! running to end.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -25,23 +25,33 @@ impl Leadership for PgStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<Option<i64>, StoreError> {
-        // The server's clock decides, for every instance alike. A lease that is still
-        // share-locked by its old holder's running transaction makes this wait for it.
-        Ok(sqlx::query_scalar(
+        // A run-out lease is deleted and inserted anew, not updated: a DELETE waits for every
+        // transaction that key-share-locked the row (the old leader's fenced ones, see
+        // `check_fence`), while the holder's renewal (an UPDATE of non-key columns) does not,
+        // so the leader's own work never starves its renewal. The server's clock decides.
+        let mut tx = self.pool.begin().await?;
+        let gone: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM leases WHERE name = $1 AND expires_at <= clock_timestamp()
+             RETURNING token",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let token: Option<i64> = sqlx::query_scalar(
             "INSERT INTO leases (name, holder, token, acquired_at, renewed_at, expires_at)
-             VALUES ($1, $2, 1, clock_timestamp(), clock_timestamp(),
-                     clock_timestamp() + make_interval(secs => $3))
-             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder,
-                     token = leases.token + 1, acquired_at = EXCLUDED.acquired_at,
-                     renewed_at = EXCLUDED.renewed_at, expires_at = EXCLUDED.expires_at
-             WHERE leases.expires_at <= clock_timestamp()
+             VALUES ($1, $2, $3, clock_timestamp(), clock_timestamp(),
+                     clock_timestamp() + make_interval(secs => $4))
+             ON CONFLICT (name) DO NOTHING
              RETURNING token",
         )
         .bind(name)
         .bind(holder)
+        .bind(gone.unwrap_or(0) + 1)
         .bind(ttl.as_secs_f64())
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(token)
     }
 
     async fn renew(
@@ -51,10 +61,12 @@ impl Leadership for PgStore {
         token: i64,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
+        // Still ours while holder and token are: a takeover replaces the row (new token), and
+        // it and this update lock the row against each other, so one of them goes first.
         let r = sqlx::query(
             "UPDATE leases SET renewed_at = clock_timestamp(),
                     expires_at = clock_timestamp() + make_interval(secs => $4)
-             WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > clock_timestamp()",
+             WHERE name = $1 AND holder = $2 AND token = $3",
         )
         .bind(name)
         .bind(holder)
@@ -190,8 +202,9 @@ impl Leadership for PgStore {
 }
 
 impl PgStore {
-    /// The fence check at the start of a leader's transaction: the lease row is
-    /// share-locked until the transaction ends, so it cannot change hands meanwhile.
+    /// The fence check at the start of a leader's transaction: the lease row is key-share
+    /// locked until the transaction ends, so a takeover (which deletes the row) waits for it,
+    /// while the holder's renewal (which updates no key) goes on.
     pub(super) async fn check_fence(
         tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
         fence: &Fence,
@@ -203,7 +216,7 @@ impl PgStore {
             sqlx::query(
                 "SELECT token FROM leases
                  WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > clock_timestamp()
-                 FOR SHARE",
+                 FOR KEY SHARE",
             )
             .bind(&fence.name)
             .bind(&fence.holder)
