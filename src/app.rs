@@ -21,7 +21,7 @@ use crate::service::leader::{Gate, Instance, Keeper, RoleListener};
 use crate::service::outbox::{
     DeliveryReport, alert_admin, deliver_due, deliver_due_until, deliver_for,
 };
-use crate::service::{BlobStore, Context, PreviousKeys, ServiceError};
+use crate::service::{Context, PreviousKeys, ServiceError};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,17 @@ impl App {
             what: "procedure".into(),
             reason: e.to_string(),
         })?;
-        let blobs = BlobStore::new(&settings.data_dir);
+        let blobs: Arc<dyn crate::store::blobs::Blobs> = match settings.database.blobs {
+            crate::config::BlobLocation::Files => {
+                Arc::new(crate::store::blobs::FileBlobs::new(&settings.data_dir))
+            }
+            crate::config::BlobLocation::Database => {
+                store.database_blobs().ok_or_else(|| AppError::Setup {
+                    what: "database.blobs".into(),
+                    reason: "this database cannot keep them: use files".into(),
+                })?
+            }
+        };
         let previous_keys = load_previous_keys(&settings)?;
         let routing = settings
             .routing_rules()

@@ -350,6 +350,19 @@ pub struct Database {
     pub sslmode: Option<String>,
     /// PostgreSQL TLS: the CA certificate `verify-ca` / `verify-full` check against.
     pub ssl_root_cert: Option<PathBuf>,
+    /// Where raw mails and attachments are kept: `files` under the data directory (the
+    /// default), or `database` (PostgreSQL only: instances on several hosts then need no
+    /// shared disk).
+    #[serde(default)]
+    pub blobs: BlobLocation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobLocation {
+    #[default]
+    Files,
+    Database,
 }
 
 /// Staff addresses per role. `admin` gets operational alerts, `receiver` registers and
@@ -1054,6 +1067,18 @@ impl Settings {
             && let Err(e) = crate::store::postgres::parse_ssl_mode(mode)
         {
             p.push(Problem::new("database.sslmode", e));
+        }
+        if self.database.blobs == BlobLocation::Database
+            && !self
+                .database
+                .url
+                .as_ref()
+                .is_some_and(|u| u.expose().starts_with("postgres"))
+        {
+            p.push(Problem::new(
+                "database.blobs",
+                "\"database\" needs a PostgreSQL database.url; SQLite keeps them as files",
+            ));
         }
         if !self.database.password.is_empty() && self.database.password_file.is_some() {
             p.push(Problem::new(

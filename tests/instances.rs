@@ -417,3 +417,61 @@ fn a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing() {
     assert_gapless(&references, MAILS);
     eprintln!("frozen for {:?}", frozen_at.elapsed());
 }
+
+/// `database.blobs = "database"`: the raw mails live in PostgreSQL, so an instance on another
+/// host, with an empty data directory, serves a person's export with her mails byte for byte.
+#[test]
+fn with_blobs_in_the_database_an_instance_without_the_files_serves_an_export() {
+    if !postgres_or_skip(
+        "with_blobs_in_the_database_an_instance_without_the_files_serves_an_export",
+    ) {
+        return;
+    }
+    let app = installation();
+    app.set_env("KLACHTD__DATABASE__BLOBS", "database");
+    let mail = Mail::new("ria@gezin.example.nl", "Klacht over de les")
+        .message_id("blob.1@gezin.example.nl")
+        .header("Content-Type", "multipart/mixed; boundary=\"b\"")
+        .body(
+            "--b\r\nContent-Type: text/plain\r\n\r\nZie de bijlage.\r\n\
+             --b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"rooster.txt\"\r\n\r\nmaandag\r\n--b--\r\n",
+        )
+        .build();
+    app.deliver(&mail);
+    app.run_once();
+    assert_eq!(app.references(), vec!["KL-2026-0001".to_string()]);
+    for kind in ["raw", "attachments"] {
+        assert!(
+            !app.data_dir.join(kind).exists(),
+            "{kind}/ was written to the data directory"
+        );
+    }
+    // Another host: the same config and database, none of this data directory.
+    std::fs::rename(&app.data_dir, app.root.join("data.elsewhere")).expect("move data dir");
+    std::fs::create_dir_all(&app.data_dir).expect("empty data dir");
+    let dir = app.root.join("inzage");
+    app.cmd_ok(&[
+        "export",
+        "--email",
+        "ria@gezin.example.nl",
+        "--output",
+        dir.to_str().expect("utf-8 path"),
+    ]);
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("export.json")).expect("export.json"),
+    )
+    .expect("json");
+    let mails: Vec<String> = doc["complaints"][0]["mails"]
+        .as_array()
+        .expect("mails")
+        .iter()
+        .filter_map(|m| m.as_str().map(str::to_string))
+        .filter(|m| m.contains("-in-"))
+        .collect();
+    assert_eq!(mails.len(), 1, "{doc}");
+    let exported = std::fs::read(dir.join(&mails[0])).expect("exported mail");
+    assert_eq!(
+        exported, mail,
+        "the raw mail came back from the database unchanged"
+    );
+}

@@ -5,6 +5,7 @@ use super::ingest::{Outcome, register};
 use super::{Context, ServiceError};
 use crate::domain::types::{ComplaintRef, EmailAddress};
 use crate::mail::parse::parse;
+use crate::store::blobs::{ATTACHMENTS, RAW};
 
 /// Retry a quarantined mail. When it still cannot be parsed it stays held, with the reason.
 pub async fn release(ctx: &Context, id: i64) -> Result<Outcome, ServiceError> {
@@ -15,7 +16,7 @@ pub async fn release(ctx: &Context, id: i64) -> Result<Outcome, ServiceError> {
             "no held quarantine entry {id}"
         )));
     };
-    let raw = ctx.blobs.get("raw", &sha)?;
+    let raw = ctx.blobs.get(RAW, &sha).await?;
     let parsed = match parse(&raw) {
         Ok(p) => p,
         Err(e) => {
@@ -27,13 +28,13 @@ pub async fn release(ctx: &Context, id: i64) -> Result<Outcome, ServiceError> {
     let over_size = raw.len() as u64 > ctx.settings.limits.max_mail_bytes;
     let mut shas = Vec::new();
     for a in &parsed.attachments {
-        shas.push(
-            (!over_size)
-                .then(|| ctx.blobs.put("attachments", &a.bytes))
-                .transpose()?,
-        );
+        shas.push(if over_size {
+            None
+        } else {
+            Some(ctx.blobs.put(ATTACHMENTS, &a.bytes).await?)
+        });
     }
-    ctx.blobs.sync()?;
+    ctx.blobs.sync().await?;
     let outcome = register(
         ctx,
         tx.as_mut(),

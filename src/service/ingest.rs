@@ -3,6 +3,7 @@
 //! the source only after that transaction committed, so a crash at any point loses nothing and
 //! registers nothing twice (the source key and the dedupe key are both unique).
 
+use crate::store::blobs::{ATTACHMENTS, RAW};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tracing::Instrument;
@@ -257,13 +258,13 @@ async fn prepare(ctx: &Context, mut mail: RawMail) -> Result<Prepared, ServiceEr
     } else {
         &mail.bytes
     };
-    let raw_sha = ctx.blobs.put("raw", kept)?;
+    let raw_sha = ctx.blobs.put(RAW, kept).await?;
     let mut attachment_shas = Vec::new();
     if let Ok(p) = &parsed
         && !over_size
     {
         for a in p.attachments.iter().take(MAX_ATTACHMENTS) {
-            attachment_shas.push(Some(ctx.blobs.put("attachments", &a.bytes)?));
+            attachment_shas.push(Some(ctx.blobs.put(ATTACHMENTS, &a.bytes).await?));
         }
     }
     Ok(Prepared {
@@ -288,7 +289,7 @@ pub async fn ingest_batch(
     for mail in mails {
         prepared.push(prepare(ctx, mail).await?);
     }
-    ctx.blobs.sync()?;
+    ctx.blobs.sync().await?;
     // Counted here, once committed: a batch redone mail by mail counts each mail once.
     match attempt(ctx, source_id, &prepared).await {
         Ok(outcomes) => {

@@ -274,16 +274,8 @@ async fn delete_files(
                 totals.files_shared += 1;
                 continue;
             }
-            let path = ctx.blobs.path(kind, sha);
-            match std::fs::remove_file(&path) {
-                Ok(()) => totals.files_deleted += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(ServiceError::Disk {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    });
-                }
+            if ctx.blobs.delete(kind, sha).await? {
+                totals.files_deleted += 1;
             }
         }
     }
@@ -644,7 +636,7 @@ pub async fn export(
                     raw_kept,
                 } => {
                     let name = format!("{}-in-{message_row}.eml", c.reference);
-                    match ctx.blobs.get(RAW, &raw_sha256) {
+                    match ctx.blobs.get(RAW, &raw_sha256).await {
                         Ok(b) => {
                             if raw_kept != "whole" {
                                 report.missing.push(format!(
@@ -682,7 +674,7 @@ pub async fn export(
             m.reference.as_deref().unwrap_or("unfiled"),
             m.id
         );
-        let file = match ctx.blobs.get(RAW, &m.raw_sha256) {
+        let file = match ctx.blobs.get(RAW, &m.raw_sha256).await {
             Ok(b) => {
                 write(&name, &b)?;
                 report.mails += 1;

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+pub mod blobs;
 pub mod copy;
 pub mod leadership;
 pub mod lease;
@@ -442,6 +443,11 @@ pub trait Store: Send + Sync + retention::RetentionStore {
     /// Leases, instances and notifications: only a database that several instances share
     /// has them (PostgreSQL); None on SQLite.
     fn leadership(&self) -> Option<Arc<dyn leadership::Leadership>> {
+        None
+    }
+    /// Raw mails and attachments kept in this database (PostgreSQL's `blobs` table); None
+    /// where they can only be files (SQLite).
+    fn database_blobs(&self) -> Option<Arc<dyn blobs::Blobs>> {
         None
     }
     /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::StoreError;
 
 /// The kinds of content-addressed blobs under the data directory (see
-/// [`crate::service::BlobStore`]).
+/// [`crate::store::blobs`]).
 pub const RAW: &str = "raw";
 pub const ATTACHMENTS: &str = "attachments";
 

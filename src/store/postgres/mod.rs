@@ -16,6 +16,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use super::leadership::Leadership;
 use super::*;
 
+mod blobs;
 mod leadership;
 mod retention;
 
@@ -493,6 +494,12 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn database_blobs(&self) -> Option<std::sync::Arc<dyn crate::store::blobs::Blobs>> {
+        Some(std::sync::Arc::new(blobs::PgBlobs {
+            pool: self.pool.clone(),
+        }))
+    }
+
     fn leadership(&self) -> Option<std::sync::Arc<dyn Leadership>> {
         Some(std::sync::Arc::new(PgStore {
             pool: self.pool.clone(),
