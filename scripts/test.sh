@@ -40,7 +40,7 @@ eval "$pg_env"
 [ -n "${KLACHTD_TEST_PG:-}" ] || { echo "test.sh: pgcluster.sh gave no KLACHTD_TEST_PG" >&2; exit 1; }
 # The PostgreSQL store tests fail instead of skipping when the server is missing.
 export KLACHTD_REQUIRE_PG=1
-cargo test --locked --test intake --test procedures --test outbox --test store_backends --test instances
+cargo test --locked --test intake --test procedures --test outbox --test store_backends --test instances --test migrate_store
 # Fuzzing itself (cargo-fuzz: its own instrumented build of every dependency, 12 minutes of a
 # fresh CI machine) is `bash scripts/fuzz.sh short|long`; the crash fixtures it keeps are
 # replayed above by tests/fuzz_regressions.rs, which keeps CI well under 30 minutes.

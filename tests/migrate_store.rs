@@ -17,7 +17,7 @@ use serde_json::Value;
 /// and a milestone done), a complainant's reply, an unfiled auto-reply, a quarantined mail,
 /// acknowledgements and reminders in the outbox, actions and jobs the scheduler did.
 fn installation() -> (TestApp, Vec<String>) {
-    let app = TestApp::spawn();
+    let app = TestApp::spawn_sqlite();
     for (from, subject) in [
         ("jan@example.nl", "Les viel uit"),
         ("piet@example.nl", "Geluidsoverlast na tienen"),
@@ -271,7 +271,7 @@ fn sqlite_exec(url: &str, sql: &str) {
 /// source repaired, is not refused.
 #[test]
 fn a_failed_copy_leaves_the_target_empty() {
-    let app = TestApp::spawn();
+    let app = TestApp::spawn_sqlite();
     for from in ["a@example.nl", "b@example.nl"] {
         app.deliver(&Mail::new(from, "Klacht").build());
     }

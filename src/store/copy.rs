@@ -19,7 +19,9 @@
 //! the references), compared side by side ([`TableOutcome`]).
 //!
 //! Not copied: `_sqlx_migrations` (each side has its own), and PostgreSQL's `leases` and
-//! `instances`, which describe running processes, not the installation.
+//! `instances`, which describe running processes, not the installation. PostgreSQL's `blobs`
+//! (raw mails and attachments kept in the database, `database.blobs = "database"`) is not
+//! copied either: a source that holds any is refused, as its mails would be left behind.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -347,7 +349,10 @@ pub const TABLES: &[Table] = &[
 
 /// Tables that are known and deliberately not copied: the migration bookkeeping of each side,
 /// and PostgreSQL's leases and running instances.
-pub const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases", "instances"];
+pub const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases", "instances", BLOBS];
+
+/// PostgreSQL's table of raw mails and attachments (`store::postgres::blobs`).
+const BLOBS: &str = "blobs";
 
 /// Bound parameters per INSERT statement: SQLite allows 32766, PostgreSQL 65535.
 const MAX_PARAMS: usize = 16_000;
@@ -988,6 +993,20 @@ async fn copy(
     let mut dst = target.write().await?;
     check_schema(&mut src, "source").await?;
     check_schema(&mut dst, "target").await?;
+    if src
+        .tables()
+        .await
+        .map_err(at("listing the tables of", "source"))?
+        .iter()
+        .any(|t| t == BLOBS)
+    {
+        let n = src.count(BLOBS).await.map_err(at("counting", BLOBS))?;
+        if n > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the source keeps {n} raw mails and attachments in its database (database.blobs = \"database\"): migrate-store copies the rows only, and would leave them behind"
+            )));
+        }
+    }
     let mut filled = Vec::new();
     for table in TABLES {
         let n = dst

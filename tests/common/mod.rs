@@ -95,6 +95,15 @@ impl TestApp {
 
     /// Same, with a chance to edit the config text before it is written.
     pub fn spawn_with_config(edit: impl FnOnce(&mut String)) -> Self {
+        Self::spawn_on(edit, pg::server())
+    }
+
+    /// An installation on SQLite whatever `KLACHTD_TEST_PG` says (a test of moving from it).
+    pub fn spawn_sqlite() -> Self {
+        Self::spawn_on(|_| {}, None)
+    }
+
+    fn spawn_on(edit: impl FnOnce(&mut String), server: Option<pg::PgServer>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("klachtd-it-")
             .tempdir()
@@ -111,7 +120,7 @@ impl TestApp {
         let mut config = Self::config_toml(&data_dir, &maildir, &outbox_dir);
         edit(&mut config);
         // After the edit, so a test that rewrites the whole config still gets its database.
-        let pg = pg::server().map(|server| server.create_database("it"));
+        let pg = server.map(|server| server.create_database("it"));
         if let Some(db) = &pg {
             config.push_str(&format!("\n[database]\nurl = {:?}\n", db.url));
         }
