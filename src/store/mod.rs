@@ -1,7 +1,9 @@
-//! The store: one trait for reads and the outbox, one for the work done inside a single
-//! transaction (ingest, scheduler steps). SQLite is the embedded default (`store::sqlite`);
-//! PostgreSQL (`store::postgres`) serves several instances on one database, behind the same
-//! traits.
+//! The store, split by capability: [`Store`] (transactions, and what only a shared database
+//! has) over [`SourceKeys`], [`RegisterReads`], [`OutboxQueue`], [`SchedulerReads`] and
+//! [`SettingsStore`]; and one transaction, [`StoreTx`], over [`IntakeTx`], [`ComplaintTx`],
+//! [`OutboxTx`] and [`SchedulerTx`]. A `dyn Store` or `dyn StoreTx` has every method of its
+//! parts. SQLite is the embedded default (`store::sqlite`); PostgreSQL (`store::postgres`)
+//! serves several instances on one database, behind the same traits.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -438,29 +440,66 @@ pub struct OutboxBacklog {
     pub oldest_waiting_since: Option<DateTime<Utc>>,
 }
 
+/// The store's entry points: transactions, and the capabilities only some databases have.
 #[async_trait]
-pub trait Store: Send + Sync + retention::RetentionStore {
+pub trait Store:
+    SourceKeys
+    + RegisterReads
+    + OutboxQueue
+    + SchedulerReads
+    + SettingsStore
+    + Send
+    + Sync
+    + retention::RetentionStore
+{
+    /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
+    /// concurrent writers queue instead of failing on a lock upgrade.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
+    /// A transaction that only reads (a dry run): no write lock is taken, nothing commits.
+    async fn begin_read(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+
     /// Leases, instances and notifications: only a database that several instances share
     /// has them (PostgreSQL); None on SQLite.
     fn leadership(&self) -> Option<Arc<dyn leadership::Leadership>> {
         None
     }
+
     /// Raw mails and attachments kept in this database (PostgreSQL's `blobs` table); None
     /// where they can only be files (SQLite).
     fn database_blobs(&self) -> Option<Arc<dyn blobs::Blobs>> {
         None
     }
-    /// A write transaction. On SQLite it takes the write lock at once (BEGIN IMMEDIATE), so
-    /// concurrent writers queue instead of failing on a lock upgrade.
-    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+}
 
+/// What each mail source handed over (intake): committed keys, and which are marked
+/// processed at the source.
+#[async_trait]
+pub trait SourceKeys: Send + Sync {
     async fn known_source_keys(
         &self,
         source: &str,
         keys: &[String],
     ) -> Result<HashSet<String>, StoreError>;
+
     async fn last_source_key(&self, source: &str) -> Result<Option<String>, StoreError>;
 
+    /// Up to `limit` committed keys of `source` not yet marked processed at the source (a
+    /// crash between the commit and `mark_processed`), oldest first.
+    async fn unmarked_source_keys(
+        &self,
+        source: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Record that these keys are marked processed at the source (flagged, moved).
+    async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError>;
+}
+
+/// Reads of the register for the CLI, reports and exports: pages, one complaint, its messages
+/// and history, the queues.
+#[async_trait]
+pub trait RegisterReads: Send + Sync {
     /// One page of the register in its order: `limit` rows after `after` (or from the start),
     /// skipping `offset` rows first. One statement: a short read transaction.
     async fn list_complaints_page(
@@ -470,6 +509,7 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ComplaintRow>, StoreError>;
+
     /// The register and the reports: up to `limit` complaints matching `query` after `after`,
     /// each with its milestones and round (without the message counts), in one statement.
     async fn register_page(
@@ -478,6 +518,7 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         after: Option<&RegisterPosition>,
         limit: i64,
     ) -> Result<Vec<RegisterEntry>, StoreError>;
+
     /// The whole register, read [`PAGE_ROWS`] at a time.
     async fn list_complaints(&self, status: Option<&str>) -> Result<Vec<ComplaintRow>, StoreError> {
         let mut out: Vec<ComplaintRow> = Vec::new();
@@ -493,12 +534,17 @@ pub trait Store: Send + Sync + retention::RetentionStore {
             }
         }
     }
+
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError>;
+
     /// What the register adds to a page from the other tables: escalations and appeal
     /// pointers sent, and when a measure was recorded; two statements for the whole page.
     async fn add_register_extras(&self, page: &mut [RegisterEntry]) -> Result<(), StoreError>;
+
     async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError>;
+
     async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError>;
+
     /// Pages of the other listings: up to `limit` rows with an id above `after_id`.
     async fn list_quarantine_page(
         &self,
@@ -506,17 +552,20 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<QuarantineRow>, StoreError>;
+
     async fn list_unfiled_page(
         &self,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<UnfiledRow>, StoreError>;
+
     async fn list_outbox_page(
         &self,
         status: Option<&str>,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError>;
+
     async fn list_quarantine(&self, all: bool) -> Result<Vec<QuarantineRow>, StoreError> {
         let mut out: Vec<QuarantineRow> = Vec::new();
         loop {
@@ -529,6 +578,7 @@ pub trait Store: Send + Sync + retention::RetentionStore {
             }
         }
     }
+
     async fn list_unfiled(&self) -> Result<Vec<UnfiledRow>, StoreError> {
         let mut out: Vec<UnfiledRow> = Vec::new();
         loop {
@@ -541,6 +591,7 @@ pub trait Store: Send + Sync + retention::RetentionStore {
             }
         }
     }
+
     async fn list_outbox(&self, status: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
         let mut out: Vec<OutboxRow> = Vec::new();
         loop {
@@ -554,9 +605,13 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         }
     }
 
-    /// A transaction that only reads (a dry run): no write lock is taken, nothing commits.
-    async fn begin_read(&self) -> Result<Box<dyn StoreTx>, StoreError>;
+    /// How many complaints the register holds, voided ones not counted (for progress bars).
+    async fn complaint_count(&self) -> Result<u64, StoreError>;
+}
 
+/// The outbox as senders see it: claims with a lease, fenced results, what is due.
+#[async_trait]
+pub trait OutboxQueue: Send + Sync {
     /// Claim up to `limit` due outbox entries: the attempt is recorded (counter, lease until
     /// `lease_until`, holder `owner`, see [`lease`]) before any network call, so a crash
     /// mid-send retries after the lease, or at once when the holder is known to be gone.
@@ -567,20 +622,25 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         limit: i64,
         owner: Option<&str>,
     ) -> Result<Vec<OutboxItem>, StoreError>;
+
     /// Give back claimed mails that were not tried (a stop between mails): due at `now`
     /// again, their attempt not counted.
     async fn outbox_release(&self, claims: &[Claim], now: DateTime<Utc>) -> Result<(), StoreError>;
+
     /// The holders of the outbox leases that have not run out at `now`.
     async fn outbox_lease_holders(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError>;
+
     /// Free every lease `owner` holds (it is gone): due at `now`. Returns how many.
     async fn outbox_free_leases_of(
         &self,
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
     /// Mark these claimed mails sent, in one statement. Returns how many were still ours: a
     /// claim that was taken over (its lease ran out) is not touched.
     async fn outbox_sent(&self, claims: &[Claim], at: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Due again at `next`; false when the claim was taken over meanwhile.
     async fn outbox_retry(
         &self,
@@ -588,46 +648,241 @@ pub trait Store: Send + Sync + retention::RetentionStore {
         next: DateTime<Utc>,
         error: &str,
     ) -> Result<bool, StoreError>;
+
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
     /// The outbox depth and its oldest waiting mail at `now` (for `/healthz` and `/metrics`):
     /// one aggregate over the `outbox_due` index, cheap enough for every scrape.
     async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<OutboxBacklog, StoreError>;
+}
 
+/// What the scheduler looks at between its transactions: open and due complaints, jobs done.
+#[async_trait]
+pub trait SchedulerReads: Send + Sync {
     /// Ids of complaints whose procedure still runs (status open).
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError>;
-    /// How many complaints the register holds, voided ones not counted (for progress bars).
-    async fn complaint_count(&self) -> Result<u64, StoreError>;
+
     /// Open complaints whose stored next scheduler time is unknown or at or before `at`, in
     /// id order: one range of an index, as long as the answer (not the register).
     async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
+
     /// The earliest stored next scheduler time of an open complaint.
     async fn earliest_next_due(&self) -> Result<Option<NextDue>, StoreError>;
+
     /// Forget every open complaint's stored next time (what plans are made from changed).
     async fn forget_next_due(&self) -> Result<u64, StoreError>;
+
     /// Whether a periodic job has fired for `fire_at` (a read; [`StoreTx::mark_job_done`]
     /// decides).
     async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError>;
+}
 
+/// Small named values the installation keeps (the shared key, markers).
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
     /// The setting, first stored as `value` when it has none: several processes starting at
     /// once all end up with the value the first one stored.
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError>;
-
-    /// Up to `limit` committed keys of `source` not yet marked processed at the source (a
-    /// crash between the commit and `mark_processed`), oldest first.
-    async fn unmarked_source_keys(
-        &self,
-        source: &str,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError>;
-    /// Record that these keys are marked processed at the source (flagged, moved).
-    async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError>;
 }
 
+/// One transaction: committed whole or not at all (dropped = rolled back), with savepoints.
 #[async_trait]
-pub trait StoreTx: Send + retention::RetentionTx {
+pub trait StoreTx:
+    IntakeTx + ComplaintTx + OutboxTx + SchedulerTx + Send + retention::RetentionTx
+{
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+
+    async fn savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Undoes everything since the latest [`StoreTx::savepoint`] and drops it.
+    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
+
+    /// Keeps everything since the latest [`StoreTx::savepoint`] and drops it.
+    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
+}
+
+/// Inside the registering transaction: source keys, dedupe, threading, messages, quarantine.
+#[async_trait]
+pub trait IntakeTx: Send {
+    async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError>;
+
+    async fn record_source_key(
+        &mut self,
+        source: &str,
+        key: &str,
+        outcome: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The complaint a stored incoming or sent outgoing mail with one of these ids belongs to.
+    async fn complaint_by_message_ids(&mut self, ids: &[String])
+    -> Result<Option<i64>, StoreError>;
+
+    /// (complaint id, complainant address) of an existing, not voided reference.
+    async fn complaint_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+
+    async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError>;
+
+    async fn insert_attachment(
+        &mut self,
+        message_row: i64,
+        a: &NewAttachment,
+    ) -> Result<(), StoreError>;
+
+    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError>;
+
+    /// The held quarantine entry (source, key, sha256), when it is held.
+    async fn quarantine_entry(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError>;
+
+    async fn set_quarantine_status(
+        &mut self,
+        id: i64,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// A held quarantine entry with these raw bytes (the same mail delivered again).
+    async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Stored incoming mails with this Message-ID (a few at most), to tell a redelivery from
+    /// a form mailer that reuses one Message-ID for everybody.
+    async fn messages_with_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<StoredContent>, StoreError>;
+
+    async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError>;
+
+    async fn file_message(&mut self, message_row: i64, complaint_id: i64)
+    -> Result<(), StoreError>;
+}
+
+/// A complaint's record: its number, fields, progress, milestones and history.
+#[async_trait]
+pub trait ComplaintTx: Send {
+    /// Next number for (prefix, year): gapless, since it rolls back with the transaction.
+    async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError>;
+
+    async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError>;
+
+    async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError>;
+
+    async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError>;
+
+    async fn complaint_id_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// The complainant address of a complaint.
+    async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError>;
+
+    async fn void_complaint(
+        &mut self,
+        id: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Set one of [`SETTABLE_FIELDS`].
+    async fn set_field(
+        &mut self,
+        id: i64,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn set_progress(
+        &mut self,
+        id: i64,
+        round: u32,
+        extended_weeks: u32,
+    ) -> Result<(), StoreError>;
+
+    async fn milestones(
+        &mut self,
+        id: i64,
+    ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError>;
+
+    async fn reset_milestone(
+        &mut self,
+        id: i64,
+        milestone: &str,
+        at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn complete_milestone(
+        &mut self,
+        complaint_id: i64,
+        milestone: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, StoreError>;
+
+    async fn history(
+        &mut self,
+        complaint_id: Option<i64>,
+        at: DateTime<Utc>,
+        actor: &str,
+        event: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn save_procedure_version(
+        &mut self,
+        name: &str,
+        version: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn procedure_text(
+        &mut self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<String>, StoreError>;
+}
+
+/// Queueing mail in the same transaction as what caused it (transactional outbox), and what
+/// was sent.
+#[async_trait]
+pub trait OutboxTx: Send {
+    async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError>;
+
+    /// The id the next queued mail gets, so its envelope sender (which carries the id) is
+    /// known before the insert. Valid until the transaction ends.
+    async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError>;
+
+    async fn count_sent_to_since(
+        &mut self,
+        template: &str,
+        recipient: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, StoreError>;
+
+    async fn sent_by_message_ids(&mut self, ids: &[String]) -> Result<Option<SentRef>, StoreError>;
+
+    async fn sent_by_id(&mut self, outbox_id: i64) -> Result<Option<SentRef>, StoreError>;
+
+    async fn mark_bounced(
+        &mut self,
+        outbox_id: i64,
+        at: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+
+    async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError>;
+
     /// Marks a point inside the transaction to roll back to: the staff commands of one mail
     /// are applied together or not at all, while the mail itself is kept either way.
     /// Savepoints nest (SQL `SAVEPOINT`).
@@ -637,102 +892,28 @@ pub trait StoreTx: Send + retention::RetentionTx {
         &mut self,
         complaint_id: i64,
     ) -> Result<Vec<SentTo>, StoreError>;
-    async fn savepoint(&mut self) -> Result<(), StoreError>;
-    /// Undoes everything since the latest [`StoreTx::savepoint`] and drops it.
-    async fn rollback_to_savepoint(&mut self) -> Result<(), StoreError>;
-    /// Keeps everything since the latest [`StoreTx::savepoint`] and drops it.
-    async fn release_savepoint(&mut self) -> Result<(), StoreError>;
 
-    async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError>;
-    async fn record_source_key(
+    /// Acknowledgements queued since `since` to this normalised recipient.
+    async fn count_acknowledgements_to_key_since(
         &mut self,
-        source: &str,
-        key: &str,
-        outcome: &str,
-    ) -> Result<bool, StoreError>;
-    /// The complaint a stored incoming or sent outgoing mail with one of these ids belongs to.
-    async fn complaint_by_message_ids(&mut self, ids: &[String])
-    -> Result<Option<i64>, StoreError>;
-    /// (complaint id, complainant address) of an existing, not voided reference.
-    async fn complaint_by_reference(
-        &mut self,
-        reference: &str,
-    ) -> Result<Option<(i64, String)>, StoreError>;
-    async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError>;
-    /// Next number for (prefix, year): gapless, since it rolls back with the transaction.
-    async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError>;
-    async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError>;
-    async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError>;
-    async fn insert_attachment(
-        &mut self,
-        message_row: i64,
-        a: &NewAttachment,
-    ) -> Result<(), StoreError>;
-    async fn history(
-        &mut self,
-        complaint_id: Option<i64>,
-        at: DateTime<Utc>,
-        actor: &str,
-        event: &str,
-        detail: &str,
-    ) -> Result<(), StoreError>;
-    async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError>;
-    /// The id the next queued mail gets, so its envelope sender (which carries the id) is
-    /// known before the insert. Valid until the transaction ends.
-    async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError>;
-    async fn count_sent_to_since(
-        &mut self,
-        template: &str,
-        recipient: &str,
+        recipient_key: &str,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
-    async fn sent_by_message_ids(&mut self, ids: &[String]) -> Result<Option<SentRef>, StoreError>;
-    async fn sent_by_id(&mut self, outbox_id: i64) -> Result<Option<SentRef>, StoreError>;
-    async fn mark_bounced(
+
+    /// The release time of the `n`-th latest acknowledgement released after `after` (1 is the
+    /// latest): with `n` = the hourly cap, a new one may go one hour after it.
+    async fn nth_latest_acknowledgement_release(
         &mut self,
-        outbox_id: i64,
-        at: DateTime<Utc>,
-        reason: &str,
-    ) -> Result<bool, StoreError>;
-    async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError>;
-    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError>;
-    /// The held quarantine entry (source, key, sha256), when it is held.
-    async fn quarantine_entry(
-        &mut self,
-        id: i64,
-    ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError>;
-    async fn set_quarantine_status(
-        &mut self,
-        id: i64,
-        status: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError>;
-    async fn file_message(&mut self, message_row: i64, complaint_id: i64)
-    -> Result<(), StoreError>;
-    async fn void_complaint(
-        &mut self,
-        id: i64,
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError>;
-    async fn complaint_id_by_reference(
-        &mut self,
-        reference: &str,
-    ) -> Result<Option<i64>, StoreError>;
-    async fn milestones(
-        &mut self,
-        id: i64,
-    ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError>;
-    async fn reset_milestone(
-        &mut self,
-        id: i64,
-        milestone: &str,
-        at: Option<DateTime<Utc>>,
-        actor: &str,
-    ) -> Result<(), StoreError>;
+        after: DateTime<Utc>,
+        n: i64,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+/// What the scheduler records, once each: actions and jobs done, the next due time.
+#[async_trait]
+pub trait SchedulerTx: Send {
     async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError>;
+
     /// Record that an action ran; false when it already had (exactly once).
     async fn mark_action_done(
         &mut self,
@@ -741,19 +922,7 @@ pub trait StoreTx: Send + retention::RetentionTx {
         due_at: DateTime<Utc>,
         done_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Set one of [`SETTABLE_FIELDS`].
-    async fn set_field(
-        &mut self,
-        id: i64,
-        field: &str,
-        value: Option<&str>,
-    ) -> Result<(), StoreError>;
-    async fn set_progress(
-        &mut self,
-        id: i64,
-        round: u32,
-        extended_weeks: u32,
-    ) -> Result<(), StoreError>;
+
     /// Record that a periodic job fired for `fire_at`; false when it already had.
     async fn mark_job_done(
         &mut self,
@@ -761,49 +930,6 @@ pub trait StoreTx: Send + retention::RetentionTx {
         fire_at: DateTime<Utc>,
         done_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    async fn save_procedure_version(
-        &mut self,
-        name: &str,
-        version: &str,
-        text: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-    async fn procedure_text(
-        &mut self,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<String>, StoreError>;
-    async fn complete_milestone(
-        &mut self,
-        complaint_id: i64,
-        milestone: &str,
-        at: DateTime<Utc>,
-        actor: &str,
-    ) -> Result<bool, StoreError>;
-
-    /// Stored incoming mails with this Message-ID (a few at most), to tell a redelivery from
-    /// a form mailer that reuses one Message-ID for everybody.
-    async fn messages_with_message_id(
-        &mut self,
-        message_id: &str,
-    ) -> Result<Vec<StoredContent>, StoreError>;
-    /// The complainant address of a complaint.
-    async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError>;
-    /// A held quarantine entry with these raw bytes (the same mail delivered again).
-    async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError>;
-    /// Acknowledgements queued since `since` to this normalised recipient.
-    async fn count_acknowledgements_to_key_since(
-        &mut self,
-        recipient_key: &str,
-        since: DateTime<Utc>,
-    ) -> Result<i64, StoreError>;
-    /// The release time of the `n`-th latest acknowledgement released after `after` (1 is the
-    /// latest): with `n` = the hourly cap, a new one may go one hour after it.
-    async fn nth_latest_acknowledgement_release(
-        &mut self,
-        after: DateTime<Utc>,
-        n: i64,
-    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Store when the scheduler next has something to do for this complaint (None: nothing
     /// planned any more).

@@ -494,19 +494,6 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    fn database_blobs(&self) -> Option<std::sync::Arc<dyn crate::store::blobs::Blobs>> {
-        Some(std::sync::Arc::new(blobs::PgBlobs {
-            pool: self.pool.clone(),
-        }))
-    }
-
-    fn leadership(&self) -> Option<std::sync::Arc<dyn Leadership>> {
-        Some(std::sync::Arc::new(PgStore {
-            pool: self.pool.clone(),
-            fence: None,
-        }))
-    }
-
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
         // READ COMMITTED (the default): what must not race is serialised by row locks (the
         // reference counter row, unique keys, the mailbox lease row).
@@ -540,6 +527,22 @@ impl Store for PgStore {
         }))
     }
 
+    fn leadership(&self) -> Option<std::sync::Arc<dyn Leadership>> {
+        Some(std::sync::Arc::new(PgStore {
+            pool: self.pool.clone(),
+            fence: None,
+        }))
+    }
+
+    fn database_blobs(&self) -> Option<std::sync::Arc<dyn crate::store::blobs::Blobs>> {
+        Some(std::sync::Arc::new(blobs::PgBlobs {
+            pool: self.pool.clone(),
+        }))
+    }
+}
+
+#[async_trait]
+impl SourceKeys for PgStore {
     async fn known_source_keys(
         &self,
         source: &str,
@@ -563,6 +566,35 @@ impl Store for PgStore {
         .await?)
     }
 
+    async fn unmarked_source_keys(
+        &self,
+        source: &str,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // The partial index source_keys_unmarked holds only these rows: cheap on every poll.
+        Ok(sqlx::query_scalar(
+            "SELECT key FROM source_keys WHERE source = $1 AND marked = 0 ORDER BY seq LIMIT $2",
+        )
+        .bind(source)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE source_keys SET marked = 1 WHERE source = $1 AND marked = 0 AND key = ANY($2)",
+        )
+        .bind(source)
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RegisterReads for PgStore {
     async fn list_complaints_page(
         &self,
         status: Option<&str>,
@@ -610,6 +642,18 @@ impl Store for PgStore {
         rows.iter().map(register_complaint).collect()
     }
 
+    async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COMPLAINT_COLUMNS}, {MESSAGE_COUNT} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
+             WHERE c.reference = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(reference.to_ascii_uppercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(complaint_row).transpose()
+    }
+
     async fn add_register_extras(&self, page: &mut [RegisterEntry]) -> Result<(), StoreError> {
         let index: std::collections::HashMap<i64, usize> = page
             .iter()
@@ -650,18 +694,6 @@ impl Store for PgStore {
             }
         }
         Ok(())
-    }
-
-    async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
-        let sql = format!(
-            "SELECT {COMPLAINT_COLUMNS}, {MESSAGE_COUNT} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE c.reference = $1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(reference.to_ascii_uppercase())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(complaint_row).transpose()
     }
 
     async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError> {
@@ -821,6 +853,16 @@ impl Store for PgStore {
         rows.iter().map(outbox_row).collect()
     }
 
+    async fn complaint_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM complaints WHERE status <> 'voided'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl OutboxQueue for PgStore {
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
@@ -953,20 +995,16 @@ impl Store for PgStore {
             oldest_waiting_since: oldest.map(|s| parse_ts(&s)).transpose()?,
         })
     }
+}
 
+#[async_trait]
+impl SchedulerReads for PgStore {
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT id FROM complaints WHERE status = 'open' ORDER BY id")
                 .fetch_all(&self.pool)
                 .await?,
         )
-    }
-
-    async fn complaint_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM complaints WHERE status <> 'voided'")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
@@ -1017,7 +1055,10 @@ impl Store for PgStore {
                 .await?;
         Ok(n > 0)
     }
+}
 
+#[async_trait]
+impl SettingsStore for PgStore {
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = $1")
@@ -1054,32 +1095,6 @@ impl Store for PgStore {
                 .await?,
         )
     }
-
-    async fn unmarked_source_keys(
-        &self,
-        source: &str,
-        limit: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        // The partial index source_keys_unmarked holds only these rows: cheap on every poll.
-        Ok(sqlx::query_scalar(
-            "SELECT key FROM source_keys WHERE source = $1 AND marked = 0 ORDER BY seq LIMIT $2",
-        )
-        .bind(source)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE source_keys SET marked = 1 WHERE source = $1 AND marked = 0 AND key = ANY($2)",
-        )
-        .bind(source)
-        .bind(keys)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -1099,28 +1114,6 @@ impl StoreTx for PgTx {
         }
         self.tx.commit().await?;
         Ok(())
-    }
-
-    async fn complaint_mail_recipients(
-        &mut self,
-        complaint_id: i64,
-    ) -> Result<Vec<SentTo>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT recipients, recipient_role, template FROM outbox
-             WHERE complaint_id = $1 LIMIT 1000",
-        )
-        .bind(complaint_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SentTo {
-                    recipients: r.try_get("recipients")?,
-                    role: r.try_get("recipient_role")?,
-                    template: r.try_get("template")?,
-                })
-            })
-            .collect()
     }
 
     async fn savepoint(&mut self) -> Result<(), StoreError> {
@@ -1161,7 +1154,10 @@ impl StoreTx for PgTx {
             .await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl IntakeTx for PgTx {
     async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE dedupe_key = $1")
             .bind(key)
@@ -1223,58 +1219,6 @@ impl StoreTx for PgTx {
             .transpose()
     }
 
-    async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError> {
-        sqlx::query_scalar("SELECT reference FROM complaints WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))
-    }
-
-    async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "INSERT INTO ref_counters (prefix, year, last) VALUES ($1, $2, 1)
-             ON CONFLICT (prefix, year) DO UPDATE SET last = ref_counters.last + 1
-             RETURNING last",
-        )
-        .bind(prefix)
-        .bind(year)
-        .fetch_one(&mut *self.tx)
-        .await?;
-        u32::try_from(n).map_err(|_| StoreError::Query(format!("reference counter overflow: {n}")))
-    }
-
-    async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError> {
-        self.notify_scheduler = true;
-        let reference =
-            crate::domain::types::ComplaintRef::new(&c.prefix, c.year, number).to_string();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO complaints (reference, ref_prefix, ref_year, ref_number, received_at,
-                complainant_address, complainant_name, subject, kind, severity, serious_keywords,
-                related_id, language, procedure_name, procedure_version, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
-        )
-        .bind(&reference)
-        .bind(&c.prefix)
-        .bind(c.year)
-        .bind(i64::from(number))
-        .bind(ts(c.received_at))
-        .bind(nul_free(&c.complainant_address))
-        .bind(nul_free_opt(&c.complainant_name))
-        .bind(nul_free(&c.subject))
-        .bind(&c.kind)
-        .bind(&c.severity)
-        .bind(&c.serious_keywords)
-        .bind(c.related_id)
-        .bind(&c.language)
-        .bind(&c.procedure_name)
-        .bind(&c.procedure_version)
-        .bind(ts(c.created_at))
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(id)
-    }
-
     async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (complaint_id, dedupe_key, message_id, source, source_key,
@@ -1330,6 +1274,384 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO quarantine (source, source_key, message_id, received_at, reason,
+                raw_sha256, raw_size, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(&q.source)
+        .bind(nul_free(&q.source_key))
+        .bind(nul_free_opt(&q.message_id))
+        .bind(ts(q.received_at))
+        .bind(nul_free(&q.reason))
+        .bind(&q.raw_sha256)
+        .bind(q.raw_size)
+        .bind(ts(q.created_at))
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    async fn quarantine_entry(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT source, source_key, raw_sha256, received_at FROM quarantine
+             WHERE id = $1 AND status = 'held'",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("source")?,
+                r.try_get("source_key")?,
+                r.try_get("raw_sha256")?,
+                parse_ts(&r.try_get::<String, _>("received_at")?)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn set_quarantine_status(
+        &mut self,
+        id: i64,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE quarantine SET status = $1, released_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM quarantine WHERE raw_sha256 = $1 AND status = 'held' LIMIT 1",
+        )
+        .bind(sha)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    async fn messages_with_message_id(
+        &mut self,
+        message_id: &str,
+    ) -> Result<Vec<StoredContent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT from_address, subject, body_text FROM messages WHERE message_id = $1 LIMIT 100",
+        )
+        .bind(message_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredContent {
+                from_address: r.get(0),
+                subject: r.get(1),
+                body_text: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, message_id, received_at, from_address, from_name, reply_to, subject,
+                    body_text, automatic
+             FROM messages WHERE id = $1 AND complaint_id IS NULL AND unfiled_reason IS NOT NULL",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok(UnfiledMessage {
+                id: r.try_get("id")?,
+                message_id: r.try_get("message_id")?,
+                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
+                from_address: r.try_get("from_address")?,
+                from_name: r.try_get("from_name")?,
+                reply_to: r.try_get("reply_to")?,
+                subject: r.try_get("subject")?,
+                body_text: r.try_get("body_text")?,
+                automatic: r.try_get("automatic")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn file_message(
+        &mut self,
+        message_row: i64,
+        complaint_id: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET complaint_id = $1, unfiled_reason = NULL WHERE id = $2")
+            .bind(complaint_id)
+            .bind(message_row)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ComplaintTx for PgTx {
+    async fn next_reference_number(&mut self, prefix: &str, year: i32) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO ref_counters (prefix, year, last) VALUES ($1, $2, 1)
+             ON CONFLICT (prefix, year) DO UPDATE SET last = ref_counters.last + 1
+             RETURNING last",
+        )
+        .bind(prefix)
+        .bind(year)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        u32::try_from(n).map_err(|_| StoreError::Query(format!("reference counter overflow: {n}")))
+    }
+
+    async fn insert_complaint(&mut self, c: &NewComplaint, number: u32) -> Result<i64, StoreError> {
+        self.notify_scheduler = true;
+        let reference =
+            crate::domain::types::ComplaintRef::new(&c.prefix, c.year, number).to_string();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO complaints (reference, ref_prefix, ref_year, ref_number, received_at,
+                complainant_address, complainant_name, subject, kind, severity, serious_keywords,
+                related_id, language, procedure_name, procedure_version, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+        )
+        .bind(&reference)
+        .bind(&c.prefix)
+        .bind(c.year)
+        .bind(i64::from(number))
+        .bind(ts(c.received_at))
+        .bind(nul_free(&c.complainant_address))
+        .bind(nul_free_opt(&c.complainant_name))
+        .bind(nul_free(&c.subject))
+        .bind(&c.kind)
+        .bind(&c.severity)
+        .bind(&c.serious_keywords)
+        .bind(c.related_id)
+        .bind(&c.language)
+        .bind(&c.procedure_name)
+        .bind(&c.procedure_version)
+        .bind(ts(c.created_at))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(id)
+    }
+
+    async fn complaint_reference(&mut self, id: i64) -> Result<String, StoreError> {
+        sqlx::query_scalar("SELECT reference FROM complaints WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("complaint {id}")))
+    }
+
+    async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.id, c.reference, c.received_at, c.status, c.severity, c.serious_keywords,
+                    c.language, c.procedure_name, c.procedure_version, c.subject,
+                    c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
+                    c.extended_weeks, c.subject_person, c.extension_agreement, c.routed_roles,
+                    c.category, c.cause, c.incident_kind, c.agreement,
+                    CAST(c.satisfaction AS TEXT) AS satisfaction, c.reopen_reason, c.kind, c.measure,
+                    (SELECT r.reference FROM complaints r WHERE r.id = c.related_id) AS related_reference,
+                    (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
+                    (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
+             FROM complaints c WHERE c.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.map(|r| {
+            Ok(ComplaintState {
+                id: r.try_get("id")?,
+                reference: r.try_get("reference")?,
+                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
+                status: r.try_get("status")?,
+                severity: r.try_get("severity")?,
+                serious_keywords: r.try_get("serious_keywords")?,
+                language: r.try_get("language")?,
+                procedure_name: r.try_get("procedure_name")?,
+                procedure_version: r.try_get("procedure_version")?,
+                subject: r.try_get("subject")?,
+                complainant_address: r.try_get("complainant_address")?,
+                complainant_name: r.try_get("complainant_name")?,
+                handler: r.try_get("handler")?,
+                solution: r.try_get("solution")?,
+                round: u32::try_from(r.try_get::<i64, _>("round")?).unwrap_or(0),
+                extended_weeks: u32::try_from(r.try_get::<i64, _>("extended_weeks")?).unwrap_or(0),
+                subject_person: r.try_get("subject_person")?,
+                extension_agreement: r.try_get("extension_agreement")?,
+                routed_roles: r
+                    .try_get::<Option<String>, _>("routed_roles")?
+                    .map(|s| {
+                        s.split(',')
+                            .map(str::to_string)
+                            .filter(|r| !r.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                text: r.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
+                first_message_id: r.try_get("first_message_id")?,
+                category: r.try_get("category")?,
+                cause: r.try_get("cause")?,
+                incident_kind: r.try_get("incident_kind")?,
+                agreement: r.try_get("agreement")?,
+                satisfaction: r.try_get("satisfaction")?,
+                reopen_reason: r.try_get("reopen_reason")?,
+                kind: r.try_get("kind")?,
+                related_reference: r.try_get("related_reference")?,
+                measure: r.try_get("measure")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn complaint_id_by_reference(
+        &mut self,
+        reference: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
+                .bind(reference.to_ascii_uppercase())
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT complainant_address FROM complaints WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
+    }
+
+    async fn void_complaint(
+        &mut self,
+        id: i64,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
+        sqlx::query(
+            "UPDATE complaints SET status = 'voided', void_reason = $1, voided_at = $2 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(ts(at))
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_field(
+        &mut self,
+        id: i64,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
+        if !SETTABLE_FIELDS.contains(&field) {
+            return Err(StoreError::Conflict(format!("field {field} cannot be set")));
+        }
+        // The column name comes from the fixed list above, never from input.
+        let sql = format!("UPDATE complaints SET {field} = $1 WHERE id = $2");
+        sqlx::query(&sql)
+            .bind(value.map(nul_free))
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_progress(
+        &mut self,
+        id: i64,
+        round: u32,
+        extended_weeks: u32,
+    ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
+        sqlx::query("UPDATE complaints SET round = $1, extended_weeks = $2 WHERE id = $3")
+            .bind(i64::from(round))
+            .bind(i64::from(extended_weeks))
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn milestones(
+        &mut self,
+        id: i64,
+    ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
+        let rows =
+            sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = $1")
+                .bind(id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        let mut out = std::collections::BTreeMap::new();
+        for r in rows {
+            out.insert(
+                r.try_get("milestone")?,
+                parse_ts(&r.try_get::<String, _>("completed_at")?)?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn reset_milestone(
+        &mut self,
+        id: i64,
+        milestone: &str,
+        at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
+        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone = $2")
+            .bind(id)
+            .bind(milestone)
+            .execute(&mut *self.tx)
+            .await?;
+        if let Some(at) = at {
+            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(milestone)
+                .bind(ts(at))
+                .bind(actor)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn complete_milestone(
+        &mut self,
+        complaint_id: i64,
+        milestone: &str,
+        at: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        self.notify_scheduler = true;
+        let r = sqlx::query(
+            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (complaint_id, milestone) DO NOTHING",
+        )
+        .bind(complaint_id)
+        .bind(milestone)
+        .bind(ts(at))
+        .bind(actor)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn history(
         &mut self,
         complaint_id: Option<i64>,
@@ -1348,16 +1670,49 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
-    async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError> {
-        // The identity's sequence: unique across instances (a rolled-back id leaves a gap,
-        // which outbox ids may have; reference numbers may not, see next_reference_number).
-        Ok(
-            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")
-                .fetch_one(&mut *self.tx)
-                .await?,
+    async fn save_procedure_version(
+        &mut self,
+        name: &str,
+        version: &str,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if !self
+            .saved_versions
+            .insert((name.to_string(), version.to_string()))
+        {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO procedure_versions (name, version, text, first_used) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name, version) DO NOTHING",
         )
+        .bind(name)
+        .bind(version)
+        .bind(text)
+        .bind(ts(at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
+    async fn procedure_text(
+        &mut self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT text FROM procedure_versions WHERE name = $1 AND version = $2",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl OutboxTx for PgTx {
     async fn enqueue(&mut self, o: &NewOutbox) -> Result<i64, StoreError> {
         self.notify_outbox = true;
         sqlx::query(
@@ -1380,6 +1735,16 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(o.id)
+    }
+
+    async fn reserve_outbox_id(&mut self) -> Result<i64, StoreError> {
+        // The identity's sequence: unique across instances (a rolled-back id leaves a gap,
+        // which outbox ids may have; reference numbers may not, see next_reference_number).
+        Ok(
+            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('outbox', 'id'))")
+                .fetch_one(&mut *self.tx)
+                .await?,
+        )
     }
 
     async fn count_sent_to_since(
@@ -1461,413 +1826,26 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
-    async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO quarantine (source, source_key, message_id, received_at, reason,
-                raw_sha256, raw_size, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(&q.source)
-        .bind(nul_free(&q.source_key))
-        .bind(nul_free_opt(&q.message_id))
-        .bind(ts(q.received_at))
-        .bind(nul_free(&q.reason))
-        .bind(&q.raw_sha256)
-        .bind(q.raw_size)
-        .bind(ts(q.created_at))
-        .fetch_one(&mut *self.tx)
-        .await?)
-    }
-
-    async fn quarantine_entry(
-        &mut self,
-        id: i64,
-    ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT source, source_key, raw_sha256, received_at FROM quarantine
-             WHERE id = $1 AND status = 'held'",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("source")?,
-                r.try_get("source_key")?,
-                r.try_get("raw_sha256")?,
-                parse_ts(&r.try_get::<String, _>("received_at")?)?,
-            ))
-        })
-        .transpose()
-    }
-
-    async fn set_quarantine_status(
-        &mut self,
-        id: i64,
-        status: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE quarantine SET status = $1, released_at = $2 WHERE id = $3")
-            .bind(status)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, message_id, received_at, from_address, from_name, reply_to, subject,
-                    body_text, automatic
-             FROM messages WHERE id = $1 AND complaint_id IS NULL AND unfiled_reason IS NOT NULL",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok(UnfiledMessage {
-                id: r.try_get("id")?,
-                message_id: r.try_get("message_id")?,
-                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
-                from_address: r.try_get("from_address")?,
-                from_name: r.try_get("from_name")?,
-                reply_to: r.try_get("reply_to")?,
-                subject: r.try_get("subject")?,
-                body_text: r.try_get("body_text")?,
-                automatic: r.try_get("automatic")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn file_message(
-        &mut self,
-        message_row: i64,
-        complaint_id: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET complaint_id = $1, unfiled_reason = NULL WHERE id = $2")
-            .bind(complaint_id)
-            .bind(message_row)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn void_complaint(
-        &mut self,
-        id: i64,
-        reason: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.notify_scheduler = true;
-        sqlx::query(
-            "UPDATE complaints SET status = 'voided', void_reason = $1, voided_at = $2 WHERE id = $3",
-        )
-        .bind(reason)
-        .bind(ts(at))
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.id, c.reference, c.received_at, c.status, c.severity, c.serious_keywords,
-                    c.language, c.procedure_name, c.procedure_version, c.subject,
-                    c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
-                    c.extended_weeks, c.subject_person, c.extension_agreement, c.routed_roles,
-                    c.category, c.cause, c.incident_kind, c.agreement,
-                    CAST(c.satisfaction AS TEXT) AS satisfaction, c.reopen_reason, c.kind, c.measure,
-                    (SELECT r.reference FROM complaints r WHERE r.id = c.related_id) AS related_reference,
-                    (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
-                    (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
-             FROM complaints c WHERE c.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok(ComplaintState {
-                id: r.try_get("id")?,
-                reference: r.try_get("reference")?,
-                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
-                status: r.try_get("status")?,
-                severity: r.try_get("severity")?,
-                serious_keywords: r.try_get("serious_keywords")?,
-                language: r.try_get("language")?,
-                procedure_name: r.try_get("procedure_name")?,
-                procedure_version: r.try_get("procedure_version")?,
-                subject: r.try_get("subject")?,
-                complainant_address: r.try_get("complainant_address")?,
-                complainant_name: r.try_get("complainant_name")?,
-                handler: r.try_get("handler")?,
-                solution: r.try_get("solution")?,
-                round: u32::try_from(r.try_get::<i64, _>("round")?).unwrap_or(0),
-                extended_weeks: u32::try_from(r.try_get::<i64, _>("extended_weeks")?).unwrap_or(0),
-                subject_person: r.try_get("subject_person")?,
-                extension_agreement: r.try_get("extension_agreement")?,
-                routed_roles: r
-                    .try_get::<Option<String>, _>("routed_roles")?
-                    .map(|s| {
-                        s.split(',')
-                            .map(str::to_string)
-                            .filter(|r| !r.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                text: r.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
-                first_message_id: r.try_get("first_message_id")?,
-                category: r.try_get("category")?,
-                cause: r.try_get("cause")?,
-                incident_kind: r.try_get("incident_kind")?,
-                agreement: r.try_get("agreement")?,
-                satisfaction: r.try_get("satisfaction")?,
-                reopen_reason: r.try_get("reopen_reason")?,
-                kind: r.try_get("kind")?,
-                related_reference: r.try_get("related_reference")?,
-                measure: r.try_get("measure")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn complaint_id_by_reference(
-        &mut self,
-        reference: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
-                .bind(reference.to_ascii_uppercase())
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
-    }
-
-    async fn milestones(
-        &mut self,
-        id: i64,
-    ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
-        let rows =
-            sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = $1")
-                .bind(id)
-                .fetch_all(&mut *self.tx)
-                .await?;
-        let mut out = std::collections::BTreeMap::new();
-        for r in rows {
-            out.insert(
-                r.try_get("milestone")?,
-                parse_ts(&r.try_get::<String, _>("completed_at")?)?,
-            );
-        }
-        Ok(out)
-    }
-
-    async fn reset_milestone(
-        &mut self,
-        id: i64,
-        milestone: &str,
-        at: Option<DateTime<Utc>>,
-        actor: &str,
-    ) -> Result<(), StoreError> {
-        self.notify_scheduler = true;
-        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone = $2")
-            .bind(id)
-            .bind(milestone)
-            .execute(&mut *self.tx)
-            .await?;
-        if let Some(at) = at {
-            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(milestone)
-                .bind(ts(at))
-                .bind(actor)
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError> {
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = $1")
-                .bind(id)
-                .fetch_all(&mut *self.tx)
-                .await?;
-        Ok(keys.into_iter().collect())
-    }
-
-    async fn mark_action_done(
-        &mut self,
-        id: i64,
-        key: &str,
-        due_at: DateTime<Utc>,
-        done_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (complaint_id, action_key) DO NOTHING",
-        )
-        .bind(id)
-        .bind(key)
-        .bind(ts(due_at))
-        .bind(ts(done_at))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn set_field(
-        &mut self,
-        id: i64,
-        field: &str,
-        value: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.notify_scheduler = true;
-        if !SETTABLE_FIELDS.contains(&field) {
-            return Err(StoreError::Conflict(format!("field {field} cannot be set")));
-        }
-        // The column name comes from the fixed list above, never from input.
-        let sql = format!("UPDATE complaints SET {field} = $1 WHERE id = $2");
-        sqlx::query(&sql)
-            .bind(value.map(nul_free))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_progress(
-        &mut self,
-        id: i64,
-        round: u32,
-        extended_weeks: u32,
-    ) -> Result<(), StoreError> {
-        self.notify_scheduler = true;
-        sqlx::query("UPDATE complaints SET round = $1, extended_weeks = $2 WHERE id = $3")
-            .bind(i64::from(round))
-            .bind(i64::from(extended_weeks))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn mark_job_done(
-        &mut self,
-        job: &str,
-        fire_at: DateTime<Utc>,
-        done_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO jobs_done (job, fire_at, done_at) VALUES ($1, $2, $3) ON CONFLICT (job, fire_at) DO NOTHING",
-        )
-        .bind(job)
-        .bind(ts(fire_at))
-        .bind(ts(done_at))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn save_procedure_version(
-        &mut self,
-        name: &str,
-        version: &str,
-        text: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        if !self
-            .saved_versions
-            .insert((name.to_string(), version.to_string()))
-        {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO procedure_versions (name, version, text, first_used) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name, version) DO NOTHING",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(text)
-        .bind(ts(at))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn procedure_text(
-        &mut self,
-        name: &str,
-        version: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT text FROM procedure_versions WHERE name = $1 AND version = $2",
-        )
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&mut *self.tx)
-        .await?)
-    }
-
-    async fn complete_milestone(
+    async fn complaint_mail_recipients(
         &mut self,
         complaint_id: i64,
-        milestone: &str,
-        at: DateTime<Utc>,
-        actor: &str,
-    ) -> Result<bool, StoreError> {
-        self.notify_scheduler = true;
-        let r = sqlx::query(
-            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (complaint_id, milestone) DO NOTHING",
+    ) -> Result<Vec<SentTo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT recipients, recipient_role, template FROM outbox
+             WHERE complaint_id = $1 LIMIT 1000",
         )
         .bind(complaint_id)
-        .bind(milestone)
-        .bind(ts(at))
-        .bind(actor)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    async fn messages_with_message_id(
-        &mut self,
-        message_id: &str,
-    ) -> Result<Vec<StoredContent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT from_address, subject, body_text FROM messages WHERE message_id = $1 LIMIT 100",
-        )
-        .bind(message_id)
         .fetch_all(&mut *self.tx)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredContent {
-                from_address: r.get(0),
-                subject: r.get(1),
-                body_text: r.get(2),
+        rows.iter()
+            .map(|r| {
+                Ok(SentTo {
+                    recipients: r.try_get("recipients")?,
+                    role: r.try_get("recipient_role")?,
+                    template: r.try_get("template")?,
+                })
             })
-            .collect())
-    }
-
-    async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT complainant_address FROM complaints WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
-    }
-
-    async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM quarantine WHERE raw_sha256 = $1 AND status = 'held' LIMIT 1",
-        )
-        .bind(sha)
-        .fetch_optional(&mut *self.tx)
-        .await?)
+            .collect()
     }
 
     async fn count_acknowledgements_to_key_since(
@@ -1900,6 +1878,55 @@ impl StoreTx for PgTx {
         .fetch_optional(&mut *self.tx)
         .await?;
         t.as_deref().map(parse_ts).transpose()
+    }
+}
+
+#[async_trait]
+impl SchedulerTx for PgTx {
+    async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError> {
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = $1")
+                .bind(id)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn mark_action_done(
+        &mut self,
+        id: i64,
+        key: &str,
+        due_at: DateTime<Utc>,
+        done_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (complaint_id, action_key) DO NOTHING",
+        )
+        .bind(id)
+        .bind(key)
+        .bind(ts(due_at))
+        .bind(ts(done_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn mark_job_done(
+        &mut self,
+        job: &str,
+        fire_at: DateTime<Utc>,
+        done_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO jobs_done (job, fire_at, done_at) VALUES ($1, $2, $3) ON CONFLICT (job, fire_at) DO NOTHING",
+        )
+        .bind(job)
+        .bind(ts(fire_at))
+        .bind(ts(done_at))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn set_next_due(
