@@ -245,8 +245,9 @@ pub struct NewQuarantine {
     pub created_at: DateTime<Utc>,
 }
 
-/// A complaint as the register shows it. Serialized as the stable JSON of `list`/`show`.
-#[derive(Debug, Clone, Serialize)]
+/// A complaint as the register shows it. Serialized as the stable JSON of `list`/`show`; read
+/// by both backends with `FromRow` from the columns their `COMPLAINT_COLUMNS` name.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ComplaintRow {
     #[serde(skip)]
     pub id: i64,
@@ -254,16 +255,19 @@ pub struct ComplaintRow {
     pub received_at: String,
     /// Where the complaint stands (see [`crate::domain::complaint::Lifecycle`]): `new`,
     /// `in_progress`, `resolved`, `closed`, `reopened`, `voided`.
+    #[sqlx(rename = "lifecycle")]
     pub status: String,
     /// What the register stores underneath: `open`, `closed`, `voided` (`--status` filters on
     /// either).
     pub stored_status: String,
     pub kind: String,
     pub severity: String,
+    #[sqlx(rename = "complainant_address")]
     pub complainant: String,
     pub complainant_name: Option<String>,
     pub subject: String,
     pub related_reference: Option<String>,
+    #[sqlx(rename = "procedure_name")]
     pub procedure: String,
     pub procedure_version: String,
     pub language: String,
@@ -289,17 +293,22 @@ pub struct ComplaintRow {
     pub received_by: Option<String>,
     /// Recommendations and measures recorded on it, one per line.
     pub measure: Option<String>,
+    #[sqlx(rename = "message_count")]
     pub messages: i64,
     /// Where this row stands in the register's order, to read the next page after it.
     #[serde(skip)]
+    #[sqlx(flatten)]
     pub position: RegisterPosition,
 }
 
 /// The register's order: year, prefix, number.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
 pub struct RegisterPosition {
+    #[sqlx(rename = "ref_year")]
     pub year: i64,
+    #[sqlx(rename = "ref_prefix")]
     pub prefix: String,
+    #[sqlx(rename = "ref_number")]
     pub number: i64,
 }
 
@@ -331,7 +340,7 @@ pub struct MessageRow {
     pub status: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AttachmentRow {
     pub name: String,
     pub content_type: String,
@@ -340,7 +349,7 @@ pub struct AttachmentRow {
     pub refused_reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct HistoryRow {
     pub at: String,
     pub actor: String,
@@ -348,7 +357,7 @@ pub struct HistoryRow {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct QuarantineRow {
     pub id: i64,
     pub status: String,
@@ -361,17 +370,19 @@ pub struct QuarantineRow {
     pub raw_size: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct UnfiledRow {
     pub id: i64,
     pub received_at: String,
     pub message_id: Option<String>,
+    #[sqlx(rename = "from_address")]
     pub from: String,
     pub subject: String,
+    #[sqlx(rename = "unfiled_reason")]
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: i64,
     pub reference: Option<String>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 
 use super::leadership::Leadership;
 use super::*;
@@ -338,84 +338,19 @@ const MESSAGE_COUNT: &str = "(SELECT COUNT(*) FROM messages m WHERE m.complaint_
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
 
 fn complaint_row(r: &sqlx::postgres::PgRow) -> Result<ComplaintRow, StoreError> {
-    Ok(ComplaintRow {
-        id: r.try_get("id")?,
-        reference: r.try_get("reference")?,
-        received_at: r.try_get("received_at")?,
-        status: r.try_get("lifecycle")?,
-        stored_status: r.try_get("stored_status")?,
-        kind: r.try_get("kind")?,
-        severity: r.try_get("severity")?,
-        complainant: r.try_get("complainant_address")?,
-        complainant_name: r.try_get("complainant_name")?,
-        subject: r.try_get("subject")?,
-        related_reference: r.try_get("related_reference")?,
-        procedure: r.try_get("procedure_name")?,
-        procedure_version: r.try_get("procedure_version")?,
-        language: r.try_get("language")?,
-        category: r.try_get("category")?,
-        cause: r.try_get("cause")?,
-        solution: r.try_get("solution")?,
-        handler: r.try_get("handler")?,
-        void_reason: r.try_get("void_reason")?,
-        subject_person: r.try_get("subject_person")?,
-        extended_weeks: r.try_get("extended_weeks")?,
-        incident_kind: r.try_get("incident_kind")?,
-        agreement: r.try_get("agreement")?,
-        satisfaction: r.try_get("satisfaction")?,
-        channel: r.try_get("channel")?,
-        received_by: r.try_get("received_by")?,
-        measure: r.try_get("measure")?,
-        messages: r.try_get("message_count")?,
-        position: RegisterPosition {
-            year: r.try_get("ref_year")?,
-            prefix: r.try_get("ref_prefix")?,
-            number: r.try_get("ref_number")?,
-        },
-    })
+    Ok(ComplaintRow::from_row(r)?)
 }
 
 fn quarantine_row(r: &sqlx::postgres::PgRow) -> Result<QuarantineRow, StoreError> {
-    Ok(QuarantineRow {
-        id: r.try_get("id")?,
-        status: r.try_get("status")?,
-        received_at: r.try_get("received_at")?,
-        message_id: r.try_get("message_id")?,
-        reason: r.try_get("reason")?,
-        source: r.try_get("source")?,
-        source_key: r.try_get("source_key")?,
-        raw_sha256: r.try_get("raw_sha256")?,
-        raw_size: r.try_get("raw_size")?,
-    })
+    Ok(QuarantineRow::from_row(r)?)
 }
 
 fn unfiled_row(r: &sqlx::postgres::PgRow) -> Result<UnfiledRow, StoreError> {
-    Ok(UnfiledRow {
-        id: r.try_get("id")?,
-        received_at: r.try_get("received_at")?,
-        message_id: r.try_get("message_id")?,
-        from: r.try_get("from_address")?,
-        subject: r.try_get("subject")?,
-        reason: r.try_get("unfiled_reason")?,
-    })
+    Ok(UnfiledRow::from_row(r)?)
 }
 
 fn outbox_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
-    Ok(OutboxRow {
-        id: r.try_get("id")?,
-        reference: r.try_get("reference")?,
-        template: r.try_get("template")?,
-        message_id: r.try_get("message_id")?,
-        recipients: r.try_get("recipients")?,
-        subject: r.try_get("subject")?,
-        status: r.try_get("status")?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        last_error: r.try_get("last_error")?,
-        created_at: r.try_get("created_at")?,
-        sent_at: r.try_get("sent_at")?,
-        bounced_at: r.try_get("bounced_at")?,
-    })
+    Ok(OutboxRow::from_row(r)?)
 }
 
 fn outbox_item(r: &sqlx::postgres::PgRow) -> Result<OutboxItem, StoreError> {
@@ -716,15 +651,7 @@ impl RegisterReads for PgStore {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|a| {
-                Ok(AttachmentRow {
-                    name: a.try_get("name")?,
-                    content_type: a.try_get("content_type")?,
-                    size: a.try_get("size")?,
-                    sha256: a.try_get("sha256")?,
-                    refused_reason: a.try_get("refused_reason")?,
-                })
-            })
+            .map(|a| Ok(AttachmentRow::from_row(a)?))
             .collect::<Result<Vec<_>, StoreError>>()?;
             out.push(MessageRow {
                 id,
@@ -784,16 +711,7 @@ impl RegisterReads for PgStore {
         .bind(complaint_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryRow {
-                    at: r.try_get("at")?,
-                    actor: r.try_get("actor")?,
-                    event: r.try_get("event")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| Ok(HistoryRow::from_row(r)?)).collect()
     }
 
     async fn list_quarantine_page(
