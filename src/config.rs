@@ -1672,6 +1672,76 @@ director = ["directeur@example.org"]
 "#;
 
     #[test]
+    fn database_settings_for_postgresql_are_checked_by_key() {
+        let with = |extra: &str, env: &[(String, String)]| {
+            Settings::from_text(&format!("{MINIMAL}\n{extra}"), "t.toml", env)
+                .unwrap()
+                .problems()
+                .into_iter()
+                .map(|p| p.key)
+                .collect::<Vec<_>>()
+        };
+        let pg = "[database]\nurl = \"postgres://klachtd@db/klachtd\"\n";
+        assert_eq!(with(pg, &[]), Vec::<String>::new());
+        assert_eq!(
+            with(&format!("{pg}sslmode = \"verify-all\"\n"), &[]),
+            vec!["database.sslmode"]
+        );
+        assert_eq!(
+            with(&format!("{pg}sslmode = \"verify-full\"\n"), &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            with(
+                &format!("{pg}password = \"x\"\npassword_file = \"/run/pw\"\n"),
+                &[]
+            ),
+            vec!["database.password_file"]
+        );
+        assert_eq!(
+            with(
+                "[database]\nurl = \"sqlite:///var/lib/klachtd/klachtd.db\"\nblobs = \"database\"\n",
+                &[]
+            ),
+            vec!["database.blobs"]
+        );
+        assert_eq!(
+            with(&format!("{pg}blobs = \"database\"\n"), &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            with("[runtime]\nfailover_seconds = 1\n", &[]),
+            vec!["runtime.failover_seconds"]
+        );
+        // The password from the environment, and never shown.
+        let env = vec![(
+            "KLACHTD__DATABASE__PASSWORD".to_string(),
+            "s3cr#t".to_string(),
+        )];
+        let s = Settings::from_text(&format!("{MINIMAL}\n{pg}"), "t.toml", &env).unwrap();
+        assert!(!format!("{s:?}").contains("s3cr#t"));
+        match s.database() {
+            Ok(crate::store::Backend::Postgres(t)) => {
+                assert_eq!(t.password.as_deref(), Some("s3cr#t"));
+                assert_eq!(t.url, "postgres://klachtd@db/klachtd");
+            }
+            _ => panic!("a postgres backend"),
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_database_url_is_never_shown() {
+        let shown = crate::store::postgres::redact_url(
+            "postgres://klachtd:s3cret@db:5432/k?sslmode=require",
+        );
+        assert_eq!(shown, "postgres://klachtd:***@db:5432/k?sslmode=require");
+        assert_eq!(
+            crate::store::postgres::redact_url("postgres://klachtd@db/k"),
+            "postgres://klachtd@db/k"
+        );
+    }
+
+    #[test]
     fn minimal_config_is_valid() {
         let s = Settings::from_text(MINIMAL, "t.toml", &[]).unwrap();
         assert_eq!(s.problems(), vec![]);
