@@ -41,6 +41,11 @@ eval "$pg_env"
 # The PostgreSQL store tests fail instead of skipping when the server is missing.
 export KLACHTD_REQUIRE_PG=1
 cargo test --locked --test intake --test procedures --test outbox --test store_backends --test instances --test migrate_store
+# The same three instances through the real Dovecot (IMAP IDLE) and Postfix (SMTP), the leader
+# killed during a backlog of 2,000 complaints (tests/mail_stack/instances.rs; the mail stack
+# must start: KLACHTD_REQUIRE_STACK=1 above). --nocapture: its summary line (kills, failover
+# times, duplicates over SMTP, time taken) shows in the log.
+cargo test --locked --test mail_stack instances:: -- --nocapture
 # Fuzzing itself (cargo-fuzz: its own instrumented build of every dependency, 12 minutes of a
 # fresh CI machine) is `bash scripts/fuzz.sh short|long`; the crash fixtures it keeps are
 # replayed above by tests/fuzz_regressions.rs, which keeps CI well under 30 minutes.

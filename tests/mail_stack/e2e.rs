@@ -54,20 +54,20 @@ fn wait_until<T>(bound: Duration, what: &str, mut f: impl FnMut() -> Option<T>) 
 
 // ---- a minimal blocking IMAP client (the other side) ---------------------------------------
 
-struct Imap {
+pub(super) struct Imap {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     tag: u32,
 }
 
 /// One response: the untagged lines and the literals ({N} blocks) in them.
-struct Reply {
-    lines: Vec<String>,
-    literals: Vec<Vec<u8>>,
+pub(super) struct Reply {
+    pub(super) lines: Vec<String>,
+    pub(super) literals: Vec<Vec<u8>>,
 }
 
 impl Imap {
-    fn login(stack: &Stack, user: &str) -> Imap {
+    pub(super) fn login(stack: &Stack, user: &str) -> Imap {
         let tcp = TcpStream::connect(("127.0.0.1", stack.port("IMAP_PORT"))).expect("connect");
         tcp.set_read_timeout(Some(Duration::from_secs(120)))
             .expect("timeout");
@@ -114,7 +114,7 @@ impl Imap {
         }
     }
 
-    fn cmd(&mut self, cmd: &str) -> Reply {
+    pub(super) fn cmd(&mut self, cmd: &str) -> Reply {
         self.tag += 1;
         let tag = format!("t{}", self.tag);
         self.writer
@@ -124,7 +124,7 @@ impl Imap {
     }
 
     /// SELECT; returns EXISTS.
-    fn select(&mut self, folder: &str) -> usize {
+    pub(super) fn select(&mut self, folder: &str) -> usize {
         let reply = self.cmd(&format!("SELECT \"{folder}\""));
         reply
             .lines
@@ -150,7 +150,25 @@ impl Imap {
     /// with non-synchronising literals (LITERAL+, RFC 7888), the commands pipelined while the
     /// answers are read, so a bulk load is neither a round trip nor an fsync per mail.
     fn append_all(&mut self, folder: &str, mails: &[String]) {
-        let groups: Vec<&[String]> = mails.chunks(100).collect();
+        self.append_all_dated(folder, mails, None);
+    }
+
+    /// [`Imap::append_all`], each mail with the INTERNALDATE (RFC 3501 `date-time`, e.g.
+    /// `02-Nov-2026 11:00:00 +0000`) at the same index of `dates` when given.
+    pub(super) fn append_all_dated(
+        &mut self,
+        folder: &str,
+        mails: &[String],
+        dates: Option<&[String]>,
+    ) {
+        if let Some(d) = dates {
+            assert_eq!(d.len(), mails.len(), "one date per mail");
+        }
+        let groups: Vec<(usize, &[String])> = mails
+            .chunks(100)
+            .enumerate()
+            .map(|(i, g)| (i * 100, g))
+            .collect();
         let first = self.tag + 1;
         self.tag += groups.len() as u32;
         let mut writer = self.writer.try_clone().expect("clone");
@@ -158,10 +176,13 @@ impl Imap {
             let groups = &groups;
             s.spawn(move || {
                 let mut out = std::io::BufWriter::with_capacity(1 << 16, &mut writer);
-                for (i, group) in groups.iter().enumerate() {
+                for (i, (start, group)) in groups.iter().enumerate() {
                     let tag = first + i as u32;
                     write!(out, "t{tag} APPEND \"{folder}\"").expect("write APPEND");
-                    for mail in group.iter() {
+                    for (j, mail) in group.iter().enumerate() {
+                        if let Some(d) = dates {
+                            write!(out, " \"{}\"", d[start + j]).expect("write APPEND");
+                        }
                         write!(out, " {{{}+}}\r\n", mail.len())
                             .and_then(|_| out.write_all(mail.as_bytes()))
                             .expect("write APPEND");
