@@ -190,6 +190,11 @@ dir = "$ROOT/config/procedures"
 dir = "$ROOT/templates"
 [limits]
 acknowledgements_per_hour = 1000000
+# The new-complaint notice to staff is queued with the acknowledgement at any hour, as it is
+# in working hours: without this a run at night or at the weekend queues half the mail (and
+# (g), which waits for those notices, fails).
+[schedule]
+notify_staff_at_once = true
 [logging]
 format = "json"
 level = "info"
