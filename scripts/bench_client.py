@@ -5,8 +5,11 @@
             setup, not timed by the benchmark.
   fetchflag the physical limit of reading: per mail `UID FETCH n BODY.PEEK[]` then
             `UID STORE n +FLAGS (\\Seen)`, one command at a time, over STARTTLS like klachtd.
-  smtpsend  send the raw mails of a klachtd outbox (sqlite) with smtplib over STARTTLS on
+  smtpsend  send the raw mails of a klachtd outbox (sqlite, or rows exported from PostgreSQL
+            as tab-separated envelope_from, recipients, hex raw) with smtplib over STARTTLS on
             C connections at the same time (one thread each).
+  trickle   APPEND one complaint at a time, a random 100-200 ms apart, until a stop file
+            exists; each APPEND's index and end time go to a file (for the failover figure).
   latency   a minimal SMTP sink plus an appender: APPEND one complaint, wait until its
             acknowledgement is accepted by the sink, repeat; prints p50/p99.
   staffreply the same sink and appender for staff mail: APPEND a few complaints, take the
@@ -168,12 +171,26 @@ def cmd_fetchflag(a):
     print(json.dumps({"mails": len(uids), "bytes": size, "seconds": seconds}))
 
 
-def cmd_smtpsend(a):
+def outbox_rows(a):
+    """(envelope_from, recipients, raw) of the first `a.n` outbox mails, in id order."""
+    if a.tsv:
+        rows = []
+        with open(a.tsv) as f:
+            for line in f:
+                env_from, recipients, raw_hex = line.rstrip("\n").split("\t")
+                # psql shows bytea as \x followed by hex digits.
+                rows.append((env_from, recipients, bytes.fromhex(raw_hex.removeprefix("\\x"))))
+        return rows[: a.n]
     db = sqlite3.connect(a.db)
     rows = db.execute(
         "SELECT envelope_from, recipients, raw FROM outbox ORDER BY id LIMIT ?", (a.n,)
     ).fetchall()
     db.close()
+    return rows
+
+
+def cmd_smtpsend(a):
+    rows = outbox_rows(a)
     ctx = tls_context(a.ca)
     per = -(-len(rows) // a.connections)
     parts = [rows[c * per : (c + 1) * per] for c in range(a.connections)]
@@ -204,6 +221,23 @@ def cmd_smtpsend(a):
     if errors:
         sys.exit("smtpsend failed: " + "; ".join(errors))
     print(json.dumps({"sent": sum(sent), "seconds": seconds}))
+
+
+def cmd_trickle(a):
+    import random
+
+    imap = RawImap(a.port, a.user)
+    started = time.time()
+    i = 0
+    with open(a.log, "w") as log:
+        while not os.path.exists(a.stop):
+            imap.append_all(a.folder, [complaint(a.tag, i, a.user, False)], 1)
+            log.write(f"{i} {time.time():.6f}\n")
+            log.flush()
+            i += 1
+            time.sleep(random.uniform(a.gap_min, a.gap_max))
+    imap.command("LOGOUT")
+    print(json.dumps({"appended": i, "seconds": time.time() - started}))
 
 
 class Sink(socketserver.ThreadingTCPServer):
@@ -417,10 +451,22 @@ def main():
     s = sub.add_parser("smtpsend")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--ca", required=True)
-    s.add_argument("--db", required=True)
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--db", help="the outbox of a klachtd SQLite database")
+    src.add_argument("--tsv", help="outbox rows exported from PostgreSQL (psql -At, tab)")
     s.add_argument("--n", type=int, default=1 << 30)
     s.add_argument("--connections", type=int, default=1)
     s.set_defaults(fn=cmd_smtpsend)
+    t = sub.add_parser("trickle")
+    t.add_argument("--port", type=int, required=True)
+    t.add_argument("--user", required=True)
+    t.add_argument("--folder", default="INBOX")
+    t.add_argument("--tag", required=True)
+    t.add_argument("--stop", required=True)
+    t.add_argument("--log", required=True)
+    t.add_argument("--gap-min", type=float, default=0.1)
+    t.add_argument("--gap-max", type=float, default=0.2)
+    t.set_defaults(fn=cmd_trickle)
     l = sub.add_parser("latency")
     l.add_argument("--port", type=int, required=True)
     l.add_argument("--user", required=True)

@@ -16,7 +16,12 @@
 # socket inside the cluster directory.
 #
 # Environment: KLACHTD_PGCLUSTER_DIR (default /tmp/klachtd-pgcluster): where the state and the
-#   env file live; PGCLUSTER_PORT (default 55432): the port to try first.
+#   env file live; PGCLUSTER_PORT (default 55432): the port to try first;
+#   PGCLUSTER_DURABLE=1: fsync, synchronous_commit and full_page_writes on (PostgreSQL's
+#   defaults, for benchmarks: scripts/bench.sh); unset, all three are off (tests);
+#   PGCLUSTER_CONF: more postgresql.conf lines (e.g. "log_min_duration_statement = 0") for a
+#   new cluster. A running cluster is reused (its settings as they are), unless its
+#   durability differs: then start fails rather than stopping a cluster tests may be using.
 set -euo pipefail
 
 PGBIN=/usr/lib/postgresql/15/bin
@@ -24,6 +29,8 @@ STATE_DIR=${KLACHTD_PGCLUSTER_DIR:-/tmp/klachtd-pgcluster}
 ENV_FILE=$STATE_DIR/env
 PREFERRED_PORT=${PGCLUSTER_PORT:-55432}
 ROLE=klachtd
+DURABLE=${PGCLUSTER_DURABLE:-0}
+case "$DURABLE" in 0 | 1) ;; *) echo "pgcluster: PGCLUSTER_DURABLE must be 0 or 1" >&2; exit 1 ;; esac
 
 die() { echo "pgcluster: $*" >&2; exit 1; }
 
@@ -87,7 +94,7 @@ PY
 
 # Reads CLUSTER_DIR and PORT of the cluster an earlier `start` made (if any).
 load_state() {
-    CLUSTER_DIR="" PORT=""
+    CLUSTER_DIR="" PORT="" CLUSTER_DURABLE=0
     if [ -s "$STATE_DIR/cluster" ]; then
         # shellcheck disable=SC1091
         . "$STATE_DIR/cluster"
@@ -124,7 +131,19 @@ teardown() {
 
 # start_server PORT: 0 when it runs; 1 when it did not start (log shown).
 start_server() {
-    local port=$1
+    local port=$1 durability
+    if [ "$DURABLE" = 1 ]; then
+        durability="# Durable, as PostgreSQL's defaults: for benchmarks set against SQLite's
+# synchronous = FULL.
+fsync = on
+synchronous_commit = on
+full_page_writes = on"
+    else
+        durability="# A throwaway cluster: durability buys nothing, speed does.
+fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    fi
     # Settings in postgresql.conf rather than on the command line: a `pg_ctl restart` by hand
     # keeps them.
     sed -i '/^# klachtd-pgcluster$/,$d' "$CLUSTER_DIR/data/postgresql.conf"
@@ -133,13 +152,11 @@ start_server() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$CLUSTER_DIR/sock'
-# A throwaway cluster: durability buys nothing, speed does.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 # Tests run many harnesses (each daemon with its own pool) at once.
 max_connections = 300
 password_encryption = 'scram-sha-256'
+${PGCLUSTER_CONF:-}
 CONF
     # 9>&-: the server must not inherit the lock this script holds, or it holds it for good.
     if as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/postgres.log" -w -t 60 \
@@ -159,6 +176,9 @@ start() {
     flock 9
     load_state
     if cluster_usable; then
+        # Never torn down for another durability: tests may be using it.
+        [ "$CLUSTER_DURABLE" = "$DURABLE" ] ||
+            die "the cluster in $CLUSTER_DIR runs with PGCLUSTER_DURABLE=$CLUSTER_DURABLE; use another KLACHTD_PGCLUSTER_DIR"
         echo "pgcluster: reusing the cluster in $CLUSTER_DIR on 127.0.0.1:$PORT" >&2
         cat "$ENV_FILE"
         return 0
@@ -189,7 +209,8 @@ HBA
         echo "pgcluster: start attempt $attempt on port $PORT failed; trying another port" >&2
         PORT=$(free_port)
     done
-    printf 'CLUSTER_DIR=%s\nPORT=%s\n' "$CLUSTER_DIR" "$PORT" > "$STATE_DIR/cluster"
+    printf 'CLUSTER_DIR=%s\nPORT=%s\nCLUSTER_DURABLE=%s\n' "$CLUSTER_DIR" "$PORT" "$DURABLE" \
+        > "$STATE_DIR/cluster"
     local password
     password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
     as_owner "$PGBIN/psql" -h "$CLUSTER_DIR/sock" -p "$PORT" -U postgres -d postgres -XqAw \
