@@ -404,8 +404,8 @@ fn a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing() {
     );
     let log = std::fs::read_to_string(&first.log).expect("log");
     assert!(log.contains("lease"), "its log says why:\n{log}");
-    // Nothing registered by it after it woke: its `ingested` lines (written after each commit)
-    // all come before.
+    // Nothing registered by it after it woke: its `ingested` lines (logged inside each
+    // registering transaction, which begins with the lease check) all come before.
     let late: Vec<&str> = log
         .lines()
         .filter(|line| {
