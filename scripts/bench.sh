@@ -53,7 +53,7 @@
 #   the whole set. Written, BENCH_OUT keeps the sections of other scripts (from its first
 #   "## " heading on).
 # Needs root (the mail stack, the PostgreSQL cluster), python3, /usr/bin/time, PostgreSQL 15
-# (pgcluster.sh installs it). About 8-12 minutes on 2 cores.
+# (pgcluster.sh installs it). About 20 minutes on 2 cores (part p about 12).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
