@@ -53,7 +53,7 @@
 #   the whole set. Written, BENCH_OUT keeps the sections of other scripts (from its first
 #   "## " heading on).
 # Needs root (the mail stack, the PostgreSQL cluster), python3, /usr/bin/time, PostgreSQL 15
-# (pgcluster.sh installs it). About 8-12 minutes on 2 cores.
+# (pgcluster.sh installs it). About 20 minutes on 2 cores (part p about 12).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -972,8 +972,8 @@ pass() { if python3 -c "import sys; sys.exit(0 if $1 else 1)"; then echo "met"; 
     echo "  one fresh database (IMAP, file outgoing, failover_seconds = 10), timed from their start to"
     echo "  the JSON log's last \`ingested\` line of a registered mail (written just before its batch"
     echo "  commits; the count is checked against the database); runs one, two, one, two... Mails"
-    echo "  registered by each of the two (leader/standby): $(for r in $(seq 1 "$PG_REPEAT"); do printf '%s ' "${PI_SPLIT[2,$r]}"; done)(the"
-    echo "  leader ingests alone by design; every instance sends from the outbox)."
+    echo "  registered by daemon 1/daemon 2 in each run of two: $(for r in $(seq 1 "$PG_REPEAT"); do printf '%s ' "${PI_SPLIT[2,$r]}"; done)(the"
+    echo "  one that leads ingests alone by design; every instance sends from the outbox)."
     fi
     if want p && pg_part failover; then
     echo "- (failover): two daemons (failover_seconds = 10: lease 6 s, renewed every 2 s, standby"
