@@ -406,18 +406,26 @@ fn a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing() {
     assert!(log.contains("lease"), "its log says why:\n{log}");
     // Nothing registered by it after it woke: its `ingested` lines (logged inside each
     // registering transaction, which begins with the lease check) all come before.
-    let late: Vec<&str> = log
+    let ingested: Vec<(DateTime<Utc>, &str)> = log
         .lines()
-        .filter(|line| {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                return false;
-            };
-            v["fields"]["message"] == "ingested"
-                && v["timestamp"]
-                    .as_str()
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| t.with_timezone(&Utc) > woken_wall)
+        .filter_map(|line| {
+            let v = serde_json::from_str::<Value>(line).ok()?;
+            if v["fields"]["message"] != "ingested" {
+                return None;
+            }
+            let at = DateTime::parse_from_rfc3339(v["timestamp"].as_str()?).ok()?;
+            Some((at.with_timezone(&Utc), line))
         })
+        .collect();
+    // It registered mail before it was frozen: so the lines are read, and none after is real.
+    assert!(
+        !ingested.is_empty(),
+        "no `ingested` line read from its log: the check below would see nothing"
+    );
+    let late: Vec<&str> = ingested
+        .iter()
+        .filter(|(at, _)| *at > woken_wall)
+        .map(|(_, line)| *line)
         .collect();
     assert!(
         late.is_empty(),
