@@ -12,8 +12,13 @@
 # The exports (also in $STATE_DIR/env, shell-sourceable):
 #   KLACHTD_TEST_PG=postgres://klachtd@127.0.0.1:PORT   (no database, no password)
 #   KLACHTD_TEST_PG_PASSWORD=...                         (role klachtd, LOGIN CREATEDB)
+#   KLACHTD_TEST_PG_TLS_ROLE=klachtd_tls                 (same password; TLS only)
+#   KLACHTD_TEST_PG_CA=.../tls/ca.crt                    (the CA of the server's certificate)
 # TCP on 127.0.0.1 only, scram-sha-256; the superuser `postgres` is reachable only through the
-# socket inside the cluster directory.
+# socket inside the cluster directory. TLS is on (ssl = on) with a certificate of the cluster's
+# own CA, for the name `localhost` only (not 127.0.0.1, so a test can see verify-full check the
+# name); the role klachtd_tls is refused without TLS (pg_hba `hostnossl ... reject`), so a
+# connection that works as it has used TLS.
 #
 # Environment: KLACHTD_PGCLUSTER_DIR (default /tmp/klachtd-pgcluster): where the state and the
 #   env file live; PGCLUSTER_PORT (default 55432): the port to try first;
@@ -29,6 +34,7 @@ STATE_DIR=${KLACHTD_PGCLUSTER_DIR:-/tmp/klachtd-pgcluster}
 ENV_FILE=$STATE_DIR/env
 PREFERRED_PORT=${PGCLUSTER_PORT:-55432}
 ROLE=klachtd
+TLS_ROLE=klachtd_tls
 DURABLE=${PGCLUSTER_DURABLE:-0}
 case "$DURABLE" in 0 | 1) ;; *) echo "pgcluster: PGCLUSTER_DURABLE must be 0 or 1" >&2; exit 1 ;; esac
 
@@ -56,15 +62,15 @@ wait_for_apt() {
 }
 
 install_packages() {
-    [ -x "$PGBIN/initdb" ] && return 0
-    [ "$(id -u)" = 0 ] || die "$PGBIN/initdb is missing and installing postgresql-15 needs root"
-    echo "pgcluster: installing postgresql-15" >&2
+    if [ -x "$PGBIN/initdb" ] && command -v openssl >/dev/null; then return 0; fi
+    [ "$(id -u)" = 0 ] || die "$PGBIN/initdb or openssl is missing and installing them needs root"
+    echo "pgcluster: installing postgresql-15 and openssl (the test CA)" >&2
     export DEBIAN_FRONTEND=noninteractive
     wait_for_apt
-    if ! apt-get install -y -q postgresql-15 >&2; then
+    if ! apt-get install -y -q postgresql-15 openssl >&2; then
         wait_for_apt
         apt-get update -q >&2
-        apt-get install -y -q postgresql-15 >&2
+        apt-get install -y -q postgresql-15 openssl >&2
     fi
     [ -x "$PGBIN/initdb" ] || die "postgresql-15 installed but $PGBIN/initdb is missing"
 }
@@ -104,6 +110,8 @@ load_state() {
 # The cluster `start` made still runs and lets klachtd in with the password in the env file.
 cluster_usable() {
     [ -n "$CLUSTER_DIR" ] && [ -n "$PORT" ] && [ -s "$ENV_FILE" ] || return 1
+    # A cluster an older version of this script made (without TLS) is made again.
+    grep -q '^export KLACHTD_TEST_PG_CA=' "$ENV_FILE" || return 1
     [ -d "$CLUSTER_DIR/data" ] || return 1
     as_owner "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" status >/dev/null 2>&1 || return 1
     local url password
@@ -127,6 +135,31 @@ teardown() {
         */klachtd-pg.??????) rm -rf "$CLUSTER_DIR" ;;
     esac
     rm -f "$ENV_FILE" "$STATE_DIR/cluster"
+}
+
+# make_certificates DIR: a CA and a server certificate it signed for DNS:localhost, in DIR
+# (the key readable by the server's user alone, as PostgreSQL demands).
+make_certificates() {
+    local dir=$1
+    command -v openssl >/dev/null || die "openssl is missing (apt-get install openssl)"
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=klachtd pgcluster test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+        >/dev/null 2>&1 || die "openssl could not make the test CA"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1 ||
+        die "openssl could not make the server key"
+    printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 30 -extfile "$dir/server.ext" -out "$dir/server.crt" \
+        >/dev/null 2>&1 || die "openssl could not sign the server certificate"
+    rm -f "$dir/ca.key" "$dir/server.csr" "$dir/ca.srl"
+    chmod 0644 "$dir/ca.crt" "$dir/server.crt"
+    chmod 0600 "$dir/server.key"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$dir"; fi
+    chmod 0755 "$dir"
 }
 
 # start_server PORT: 0 when it runs; 1 when it did not start (log shown).
@@ -156,6 +189,9 @@ $durability
 # Tests run many harnesses (each daemon with its own pool) at once.
 max_connections = 300
 password_encryption = 'scram-sha-256'
+ssl = on
+ssl_cert_file = '$CLUSTER_DIR/tls/server.crt'
+ssl_key_file = '$CLUSTER_DIR/tls/server.key'
 ${PGCLUSTER_CONF:-}
 CONF
     # 9>&-: the server must not inherit the lock this script holds, or it holds it for good.
@@ -188,6 +224,9 @@ start() {
     mkdir -p "$CLUSTER_DIR/data" "$CLUSTER_DIR/sock"
     if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$CLUSTER_DIR"; fi
     chmod 0700 "$CLUSTER_DIR/data" "$CLUSTER_DIR/sock"
+    # The tests (another user, when this runs as root) read the CA through the directory.
+    chmod 0755 "$CLUSTER_DIR"
+    make_certificates "$CLUSTER_DIR/tls"
     # The directory is recorded first, so a failed start is cleaned up by the next one.
     echo "CLUSTER_DIR=$CLUSTER_DIR" > "$STATE_DIR/cluster"
     # trust for the superuser on the socket only: its directory is the owner's alone.
@@ -196,8 +235,9 @@ start() {
         { cat "$CLUSTER_DIR/initdb.log" >&2; die "initdb failed in $CLUSTER_DIR"; }
     cat > "$CLUSTER_DIR/data/pg_hba.conf" <<HBA
 # Generated by pgcluster.sh.
-local all postgres              trust
-host  all all      127.0.0.1/32 scram-sha-256
+local     all postgres                 trust
+hostnossl all $TLS_ROLE 127.0.0.1/32 reject
+host      all all         127.0.0.1/32 scram-sha-256
 HBA
     local attempt
     PORT=$PREFERRED_PORT
@@ -214,8 +254,9 @@ HBA
     local password
     password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
     as_owner "$PGBIN/psql" -h "$CLUSTER_DIR/sock" -p "$PORT" -U postgres -d postgres -XqAw \
-        -v ON_ERROR_STOP=1 -v role="$ROLE" -v password="$password" >&2 <<'SQL' ||
+        -v ON_ERROR_STOP=1 -v role="$ROLE" -v tls_role="$TLS_ROLE" -v password="$password" >&2 <<'SQL' ||
 CREATE ROLE :"role" LOGIN CREATEDB PASSWORD :'password';
+CREATE ROLE :"tls_role" LOGIN CREATEDB PASSWORD :'password';
 SQL
         die "cannot create role $ROLE"
     local url="postgres://$ROLE@127.0.0.1:$PORT"
@@ -226,10 +267,20 @@ SQL
         >/dev/null 2>&1; then
         die "a wrong password is accepted: pg_hba.conf is not in force"
     fi
+    local tls_url="postgres://$TLS_ROLE@localhost:$PORT/postgres"
+    [ "$(PGPASSWORD=$password PGSSLMODE=verify-full PGSSLROOTCERT=$CLUSTER_DIR/tls/ca.crt \
+        "$PGBIN/psql" "$tls_url" -XtAqw -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')" = t ] ||
+        die "role $TLS_ROLE cannot log in over TLS (verify-full)"
+    if PGPASSWORD=$password PGSSLMODE=disable "$PGBIN/psql" "$tls_url" -XtAqw -c 'SELECT 1' \
+        >/dev/null 2>&1; then
+        die "role $TLS_ROLE logs in without TLS: pg_hba.conf is not in force"
+    fi
     umask 077
     cat > "$ENV_FILE.tmp" <<ENV
 export KLACHTD_TEST_PG=$url
 export KLACHTD_TEST_PG_PASSWORD=$password
+export KLACHTD_TEST_PG_TLS_ROLE=$TLS_ROLE
+export KLACHTD_TEST_PG_CA=$CLUSTER_DIR/tls/ca.crt
 ENV
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     echo "pgcluster: PostgreSQL 15 in $CLUSTER_DIR on 127.0.0.1:$PORT" >&2

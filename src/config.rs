@@ -1068,6 +1068,16 @@ impl Settings {
         {
             p.push(Problem::new("database.sslmode", e));
         }
+        // Read by the TLS handshake only, where a missing file is "No such file or directory"
+        // without its name: named here, before anything connects.
+        if let Some(cert) = &self.database.ssl_root_cert
+            && let Err(e) = std::fs::File::open(cert)
+        {
+            p.push(Problem::new(
+                "database.ssl_root_cert",
+                format!("cannot read {}: {e}", cert.display()),
+            ));
+        }
         if self.database.blobs == BlobLocation::Database
             && !self
                 .database
