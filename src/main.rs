@@ -195,6 +195,10 @@ async fn run(args: Cli) -> anyhow::Result<ExitCode> {
             cli::backup::restore(&*valid(settings, problems)?, &input, force).await
         }
         Command::MigrateStore(m) => cli::migrate_store::migrate_store(&m).await,
+        Command::MigrateBlobs { to, format } => {
+            let app = open(settings, problems, now).await?;
+            cli::migrate_blobs::migrate_blobs(&app.ctx, to, format).await
+        }
         Command::Complete {
             reference,
             milestone,

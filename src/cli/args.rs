@@ -33,6 +33,15 @@ pub enum Format {
     Json,
 }
 
+/// `klachtd migrate-blobs --to`: where the raw mails and attachments go (`database.blobs`).
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BlobTarget {
+    /// Files under the data directory.
+    Files,
+    /// The `blobs` table of the PostgreSQL database.
+    Database,
+}
+
 /// `klachtd register --format`.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum RegisterFormat {
@@ -269,6 +278,18 @@ pub enum Command {
     /// attachments stay where they are, in the data directory. Does not read the
     /// configuration: afterwards point `database.url` at the target.
     MigrateStore(MigrateStoreArgs),
+    /// Copy the raw mails and attachments to the other place they can be kept: from the data
+    /// directory into the PostgreSQL database (`--to database`) or back (`--to files`). Each
+    /// one read is checked against its SHA-256 name; afterwards the target must hold every
+    /// one the database names (exit 1 when any is damaged or missing). Stop every instance
+    /// first, then set `database.blobs` to the target and start again. The source is left as
+    /// it is; a run can be repeated.
+    MigrateBlobs {
+        #[arg(long, value_enum)]
+        to: BlobTarget,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Complete a milestone (one done by staff, by an email we send, or the complainant's verdict).
     Complete {
         reference: String,

@@ -8,6 +8,7 @@ pub mod backup;
 pub mod check;
 pub mod commands;
 pub mod list;
+pub mod migrate_blobs;
 pub mod migrate_store;
 pub mod outbox;
 pub mod privacy;

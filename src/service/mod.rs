@@ -10,6 +10,7 @@ use crate::mail::templates::TemplateEngine;
 use crate::store::Store;
 
 pub mod admin;
+pub mod blob_move;
 pub mod health;
 pub mod ingest;
 pub mod leader;

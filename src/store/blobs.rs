@@ -36,6 +36,16 @@ pub trait Blobs: Send + Sync {
     async fn sync(&self) -> Result<(), BlobError>;
     /// Remove one; false when it was not there.
     async fn delete(&self, kind: &str, sha: &str) -> Result<bool, BlobError>;
+    /// The SHA-256 of every blob of `kind` held, sorted (`klachtd migrate-blobs`).
+    async fn list(&self, kind: &str) -> Result<Vec<String>, BlobError>;
+}
+
+/// A file name `put` could have written: 64 lower-case hex digits (not a temporary file).
+pub fn is_sha256_hex(name: &str) -> bool {
+    name.len() == 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Files under the data directory: `KIND/PREFIX/SHA`.
@@ -138,6 +148,40 @@ impl Blobs for FileBlobs {
             Err(e) => Err(disk(&path)(e)),
         }
     }
+
+    /// `KIND/PREFIX/SHA` files whose name is a SHA-256 under the prefix it starts with;
+    /// anything else there (a temporary file of a crashed put, a stray copy) is not a blob.
+    async fn list(&self, kind: &str) -> Result<Vec<String>, BlobError> {
+        let root = self.root.join(kind);
+        let mut found = Vec::new();
+        let prefixes = match std::fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(disk(&root)(e)),
+        };
+        for prefix in prefixes {
+            let prefix = prefix.map_err(disk(&root))?;
+            let dir = prefix.path();
+            let Some(prefix_name) = prefix.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !dir.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&dir).map_err(disk(&dir))? {
+                let entry = entry.map_err(disk(&dir))?;
+                if let Some(name) = entry.file_name().to_str()
+                    && is_sha256_hex(name)
+                    && name.starts_with(&prefix_name)
+                    && entry.file_type().map_err(disk(&dir))?.is_file()
+                {
+                    found.push(name.to_string());
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
@@ -157,7 +201,29 @@ mod tests {
             blobs.get(ATTACHMENTS, &sha).await,
             Err(BlobError::Missing { .. })
         ));
+        assert_eq!(blobs.list(RAW).await.expect("list"), vec![sha.clone()]);
+        assert!(blobs.list(ATTACHMENTS).await.expect("none").is_empty());
         assert!(blobs.delete(RAW, &sha).await.expect("delete"));
         assert!(!blobs.delete(RAW, &sha).await.expect("gone"));
+        assert!(blobs.list(RAW).await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn listing_skips_temporary_and_misplaced_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = FileBlobs::new(dir.path());
+        let a = blobs.put(RAW, b"a").await.expect("put");
+        let b = blobs.put(RAW, b"b").await.expect("put");
+        let prefix = dir.path().join(RAW).join(&a[..2]);
+        std::fs::write(prefix.join(format!("{a}.tmp123")), b"half").expect("tmp");
+        // A blob name under the wrong prefix is not where `get` looks: not listed.
+        let wrong = if a.starts_with("00") { "01" } else { "00" };
+        std::fs::create_dir_all(dir.path().join(RAW).join(wrong)).expect("dir");
+        std::fs::write(dir.path().join(RAW).join(wrong).join(&a), b"a").expect("copy");
+        let mut expected = vec![a, b];
+        expected.sort();
+        assert_eq!(blobs.list(RAW).await.expect("list"), expected);
+        assert!(!is_sha256_hex(&"A".repeat(64)));
+        assert!(!is_sha256_hex("abc"));
     }
 }

@@ -145,6 +145,9 @@ pub trait RetentionStore: Send + Sync {
     async fn complaint_mails(&self, complaint_id: i64) -> Result<Vec<StoredMail>, StoreError>;
     /// Whether any row still names this blob.
     async fn blob_referenced(&self, kind: &str, sha: &str) -> Result<bool, StoreError>;
+    /// Every blob of `kind` some row names, sorted and once each (`klachtd migrate-blobs`
+    /// checks the target holds them all); empty for a kind nobody names.
+    async fn referenced_blobs(&self, kind: &str) -> Result<Vec<String>, StoreError>;
     /// Copy the WAL into the database and truncate it, so no old page image stays in it.
     async fn checkpoint_truncate(&self) -> Result<Checkpoint, StoreError>;
     /// Rebuild the database file (VACUUM): no free page or free space is left that could

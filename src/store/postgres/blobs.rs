@@ -57,4 +57,14 @@ impl Blobs for PgBlobs {
             .map_err(crate::store::StoreError::from)?;
         Ok(r.rows_affected() == 1)
     }
+
+    async fn list(&self, kind: &str) -> Result<Vec<String>, BlobError> {
+        Ok(
+            sqlx::query_scalar("SELECT sha256 FROM blobs WHERE kind = $1 ORDER BY sha256")
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(crate::store::StoreError::from)?,
+        )
+    }
 }

@@ -253,6 +253,23 @@ impl RetentionStore for SqliteStore {
         Ok(n != 0)
     }
 
+    async fn referenced_blobs(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let sql = match kind {
+            RAW => {
+                "SELECT raw_sha256 FROM messages WHERE raw_sha256 IS NOT NULL AND raw_sha256 <> ''
+                 UNION
+                 SELECT raw_sha256 FROM quarantine WHERE raw_sha256 IS NOT NULL AND raw_sha256 <> ''
+                 ORDER BY 1"
+            }
+            ATTACHMENTS => {
+                "SELECT DISTINCT sha256 FROM attachments
+                 WHERE sha256 IS NOT NULL AND sha256 <> '' ORDER BY 1"
+            }
+            _ => return Ok(Vec::new()),
+        };
+        Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
+    }
+
     async fn checkpoint_truncate(&self) -> Result<Checkpoint, StoreError> {
         // (busy, log frames, checkpointed frames); busy = 1 when a reader or writer kept the
         // checkpoint from finishing (the busy timeout was waited first).
