@@ -38,7 +38,8 @@
 #       killed one restarted as a standby each time): seconds from the kill to the first
 #       `ingested` line of a registered mail in the other's log, failover_seconds = 10;
 #       target < 10 s.
-#       BENCH_PG_PARTS ("ingest delivery two failover") runs only some of them; BENCH_PG_LOG=1
+#       BENCH_PG_PARTS ("ingest delivery two failover") runs only some of them; BENCH_PG_TOP (8):
+#       how many of the busiest statements each (a_pg) run lists; BENCH_PG_LOG=1
 #       logs every statement (log_min_duration_statement = 0) and summarises, per (a_pg) run,
 #       the ingest backend's time in the server and waiting for klachtd between statements
 #       (a diagnosis: the logging slows the server, so its figures are not the ones to quote);
@@ -468,7 +469,7 @@ pg_stats() {
                       left(regexp_replace(query, '\s+', ' ', 'g'), 90)
                FROM pg_stat_statements
                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-               ORDER BY total_exec_time DESC LIMIT 8" >"$2"
+               ORDER BY total_exec_time DESC LIMIT ${BENCH_PG_TOP:-8}" >"$2"
 }
 # pg_cpu: CPU seconds (user + system) the cluster's processes have used so far: the
 # postmaster, its live children, and the children it reaped (backends of ended connections).

@@ -77,11 +77,6 @@ impl PgStore {
                 ("timezone", "UTC".to_string()),
                 // The migrator's "relation already exists, skipping" notices are not news.
                 ("client_min_messages", "warning".to_string()),
-                // sqlx prepares every statement once per connection. A generic plan made while
-                // the tables were small stays, and it scans the whole table once they are big
-                // (bench.sh part p: the per-address and hourly acknowledgement counts, 1.3 to
-                // 1.5 ms each at 10,000 complaints). Each execution is planned for its values.
-                ("plan_cache_mode", "force_custom_plan".to_string()),
                 (
                     "idle_in_transaction_session_timeout",
                     format!("{}s", IDLE_IN_TRANSACTION.as_secs()),
@@ -1780,6 +1775,10 @@ impl OutboxTx for PgTx {
             "SELECT COUNT(*) FROM outbox
              WHERE template = 'acknowledgement' AND recipient_key = $1 AND created_at >= $2",
         )
+        // Planned for its values each time (an unnamed statement): a generic plan made while
+        // the outbox was small scans all of it once it is big (bench.sh part p: 1.3 ms at
+        // 10,000 complaints).
+        .persistent(false)
         .bind(recipient_key)
         .bind(ts(since))
         .fetch_one(&mut *self.tx)
@@ -1796,6 +1795,7 @@ impl OutboxTx for PgTx {
              WHERE template = 'acknowledgement' AND next_attempt_at > $1
              ORDER BY next_attempt_at DESC LIMIT 1 OFFSET $2",
         )
+        .persistent(false)
         .bind(ts(after))
         .bind((n - 1).max(0))
         .fetch_optional(&mut *self.tx)
