@@ -40,7 +40,8 @@ eval "$pg_env"
 [ -n "${KLACHTD_TEST_PG:-}" ] || { echo "test.sh: pgcluster.sh gave no KLACHTD_TEST_PG" >&2; exit 1; }
 # The PostgreSQL store tests fail instead of skipping when the server is missing.
 export KLACHTD_REQUIRE_PG=1
-cargo test --locked --test intake --test procedures --test outbox --test store_backends --test instances --test migrate_store
+cargo test --locked --test intake --test procedures --test outbox --test store_backends --test instances \
+    --test migrate_store --test migrate_blobs --test pg_tls
 # The same three instances through the real Dovecot (IMAP IDLE) and Postfix (SMTP), the leader
 # killed during a backlog of 2,000 complaints (tests/mail_stack/instances.rs; the mail stack
 # must start: KLACHTD_REQUIRE_STACK=1 above). --nocapture: its summary line (kills, failover
