@@ -322,21 +322,6 @@ fn a_database_from_a_newer_klachtd_is_refused_by_name() {
 
 // ---- backup and restore ----------------------------------------------------------------------
 
-/// A mail with an attachment, so the backup carries attachments too.
-fn mail_with_attachment(from: &str, subject: &str) -> Vec<u8> {
-    format!(
-        "From: {from}\r\nTo: {SERVICE}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 09:14:02 +0100\r\n\
-         Message-ID: <att.{subject_slug}@example.nl>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nZie de bijlage.\r\n--b1\r\n\
-         Content-Type: application/pdf; name=\"brief.pdf\"\r\n\
-         Content-Disposition: attachment; filename=\"brief.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iago=\r\n--b1--\r\n",
-        subject_slug = subject.replace(' ', "")
-    )
-    .into_bytes()
-}
-
 /// Everything `list` and `show` say about an installation, and what `quarantine`, `unfiled`
 /// and `outbox` list.
 fn observed(app: &TestApp) -> BTreeMap<String, String> {
@@ -352,18 +337,6 @@ fn observed(app: &TestApp) -> BTreeMap<String, String> {
         seen.insert(what.into(), app.cmd_ok(&[what, "list", "--format", "json"]));
     }
     seen
-}
-
-/// The raw mails and attachments, by relative path and content.
-fn blobs(app: &TestApp) -> BTreeMap<PathBuf, Vec<u8>> {
-    app.data_files()
-        .into_iter()
-        .filter(|p| p.starts_with("raw") || p.starts_with("attachments"))
-        .map(|p| {
-            let bytes = std::fs::read(app.data_dir.join(&p)).expect("read blob");
-            (p, bytes)
-        })
-        .collect()
 }
 
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
@@ -386,7 +359,11 @@ fn backup_of_a_running_daemon_restores_to_what_list_and_show_cannot_tell_apart()
     for i in 0..5 {
         a.deliver(&Mail::new(&format!("eerste{i}@example.nl"), &format!("Klacht {i}")).build());
     }
-    a.deliver(&mail_with_attachment("bijlage@example.nl", "Met bijlage"));
+    a.deliver(&mail_with_attachment(
+        "bijlage@example.nl",
+        "Met bijlage",
+        SMALL_PDF,
+    ));
     let log = std::fs::File::create(a.root.join("daemon.log")).expect("log");
     let mut daemon = a
         .command(&["run"])
@@ -464,7 +441,7 @@ fn backup_of_a_running_daemon_restores_to_what_list_and_show_cannot_tell_apart()
     signal(&daemon, libc::SIGTERM);
     assert!(daemon.wait().expect("daemon").success());
     let expected = observed(&a);
-    let expected_blobs = blobs(&a);
+    let expected_blobs = a.blob_files();
     assert!(
         expected_blobs.keys().any(|p| p.starts_with("attachments")),
         "the fixture has an attachment"
@@ -481,7 +458,7 @@ fn backup_of_a_running_daemon_restores_to_what_list_and_show_cannot_tell_apart()
         stderr_of(&out)
     );
     assert_eq!(observed(&b), expected);
-    assert_eq!(blobs(&b), expected_blobs);
+    assert_eq!(b.blob_files(), expected_blobs);
 
     phase("restored and compared B");
     // Not over what is there, unless --force; with it, the backup's state replaces it.
@@ -506,7 +483,7 @@ fn backup_of_a_running_daemon_restores_to_what_list_and_show_cannot_tell_apart()
         expected["list"],
         "--force put the backup's register back"
     );
-    assert_eq!(blobs(&b), expected_blobs);
+    assert_eq!(b.blob_files(), expected_blobs);
 
     phase("force");
     // The backup made while mail flowed is consistent: it restores, and holds a prefix of the

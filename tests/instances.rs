@@ -21,18 +21,6 @@ use serde_json::Value;
 /// Short, so a test waits seconds rather than tens of seconds for each takeover.
 const FAILOVER_SECONDS: u64 = 4;
 
-fn postgres_or_skip(test: &str) -> bool {
-    if common::pg::server().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("KLACHTD_REQUIRE_PG").as_deref() != Ok("1"),
-        "{test}: KLACHTD_REQUIRE_PG=1 but KLACHTD_TEST_PG is not set"
-    );
-    eprintln!("{test}: skipped, needs PostgreSQL (KLACHTD_TEST_PG)");
-    false
-}
-
 fn installation() -> TestApp {
     let app = TestApp::spawn_with_config(|c| {
         c.push_str(&format!(
@@ -239,7 +227,11 @@ fn assert_gapless(references: &[String], n: usize) {
 
 #[test]
 fn three_instances_survive_their_leader_being_killed_again_and_again() {
-    if !postgres_or_skip("three_instances_survive_their_leader_being_killed_again_and_again") {
+    if common::pg::server_or_skip(
+        "three_instances_survive_their_leader_being_killed_again_and_again",
+    )
+    .is_none()
+    {
         return;
     }
     // 2,000 through IMAP and SMTP in tests/mail_stack/instances.rs; here, on a Maildir and the
@@ -356,7 +348,11 @@ fn three_instances_survive_their_leader_being_killed_again_and_again() {
 
 #[test]
 fn a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing() {
-    if !postgres_or_skip("a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing") {
+    if common::pg::server_or_skip(
+        "a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing",
+    )
+    .is_none()
+    {
         return;
     }
     const MAILS: usize = 600;
@@ -443,9 +439,11 @@ fn a_frozen_leader_that_wakes_after_losing_its_lease_registers_nothing() {
 /// host, with an empty data directory, serves a person's export with her mails byte for byte.
 #[test]
 fn with_blobs_in_the_database_an_instance_without_the_files_serves_an_export() {
-    if !postgres_or_skip(
+    if common::pg::server_or_skip(
         "with_blobs_in_the_database_an_instance_without_the_files_serves_an_export",
-    ) {
+    )
+    .is_none()
+    {
         return;
     }
     let app = installation();

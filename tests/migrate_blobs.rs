@@ -9,38 +9,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{Mail, TestApp};
+use common::{Mail, TestApp, mail_with_attachment};
 use serde_json::Value;
-
-const SERVICE: &str = "klachten@school.example.nl";
-
-fn postgres_or_skip(test: &str) -> bool {
-    if common::pg::server().is_some() {
-        return true;
-    }
-    assert!(
-        std::env::var("KLACHTD_REQUIRE_PG").as_deref() != Ok("1"),
-        "{test}: KLACHTD_REQUIRE_PG=1 but KLACHTD_TEST_PG is not set"
-    );
-    eprintln!("{test}: skipped, needs PostgreSQL (KLACHTD_TEST_PG)");
-    false
-}
-
-fn mail_with_attachment(from: &str, subject: &str, pdf_base64: &str) -> Vec<u8> {
-    format!(
-        "From: {from}\r\nTo: {SERVICE}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 09:14:02 +0100\r\n\
-         Message-ID: <att.{slug}@example.nl>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nZie de bijlage.\r\n--b1\r\n\
-         Content-Type: application/pdf; name=\"brief.pdf\"\r\n\
-         Content-Disposition: attachment; filename=\"brief.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{pdf_base64}\r\n--b1--\r\n",
-        slug = subject.replace(' ', "")
-    )
-    .into_bytes()
-}
 
 /// Complaints with attachments, a plain one, and a quarantined mail (its raw bytes kept).
 fn installation() -> TestApp {
@@ -66,18 +38,6 @@ fn installation() -> TestApp {
     assert_eq!(app.references().len(), 3);
     assert_eq!(app.quarantine().len(), 1);
     app
-}
-
-/// The files under `raw/` and `attachments/`, by path and content.
-fn blob_files(app: &TestApp) -> BTreeMap<PathBuf, Vec<u8>> {
-    app.data_files()
-        .into_iter()
-        .filter(|p| p.starts_with("raw") || p.starts_with("attachments"))
-        .map(|p| {
-            let bytes = std::fs::read(app.data_dir.join(&p)).expect("read blob");
-            (p, bytes)
-        })
-        .collect()
 }
 
 fn remove_blob_files(app: &TestApp) {
@@ -160,11 +120,11 @@ fn kind<'a>(json: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn blobs_move_into_the_database_and_back_and_nothing_is_lost() {
-    if !postgres_or_skip("blobs_move") {
+    if common::pg::server_or_skip("blobs_move").is_none() {
         return;
     }
     let app = installation();
-    let files_before = blob_files(&app);
+    let files_before = app.blob_files();
     let raw_files = files_before.keys().filter(|p| p.starts_with("raw")).count();
     let attachment_files = files_before.len() - raw_files;
     assert_eq!(raw_files, 4, "3 complaints and the quarantined mail");
@@ -217,7 +177,7 @@ fn blobs_move_into_the_database_and_back_and_nothing_is_lost() {
     ));
     app.run_once();
     assert_eq!(app.references().len(), 4);
-    assert!(blob_files(&app).is_empty(), "a blob was written as a file");
+    assert!(app.blob_files().is_empty(), "a blob was written as a file");
     let export_database = export(&app, "jan@example.nl", "export-database-2");
     assert!(
         export_database.len() > export_before.len(),
@@ -230,7 +190,7 @@ fn blobs_move_into_the_database_and_back_and_nothing_is_lost() {
     assert_eq!(kind(&json, "raw")["copied"], 5);
     assert_eq!(kind(&json, "attachments")["copied"], 3);
     set_blobs(&app, "files");
-    let files_after = blob_files(&app);
+    let files_after = app.blob_files();
     for (path, bytes) in &files_before {
         assert_eq!(files_after.get(path), Some(bytes), "{}", path.display());
     }
@@ -243,11 +203,11 @@ fn blobs_move_into_the_database_and_back_and_nothing_is_lost() {
 
 #[test]
 fn a_damaged_file_is_reported_not_copied_and_the_switch_is_refused() {
-    if !postgres_or_skip("damaged_blob") {
+    if common::pg::server_or_skip("damaged_blob").is_none() {
         return;
     }
     let app = installation();
-    let files = blob_files(&app);
+    let files = app.blob_files();
     let (path, _) = files
         .iter()
         .find(|(p, _)| p.starts_with("attachments"))

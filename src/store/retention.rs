@@ -126,6 +126,24 @@ pub struct Checkpoint {
     pub truncated: bool,
 }
 
+/// The SQL of [`RetentionStore::referenced_blobs`], the same on both backends (no parameters);
+/// `None` for a kind nobody names.
+pub fn referenced_blobs_sql(kind: &str) -> Option<&'static str> {
+    match kind {
+        RAW => Some(
+            "SELECT raw_sha256 FROM messages WHERE raw_sha256 IS NOT NULL AND raw_sha256 <> ''
+             UNION
+             SELECT raw_sha256 FROM quarantine WHERE raw_sha256 IS NOT NULL AND raw_sha256 <> ''
+             ORDER BY 1",
+        ),
+        ATTACHMENTS => Some(
+            "SELECT DISTINCT sha256 FROM attachments
+             WHERE sha256 IS NOT NULL AND sha256 <> '' ORDER BY 1",
+        ),
+        _ => None,
+    }
+}
+
 #[async_trait]
 pub trait RetentionStore: Send + Sync {
     /// Every complaint not yet purged, and every purged one that has data again, with what

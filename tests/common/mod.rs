@@ -376,6 +376,19 @@ level = "warn"
     }
 
     /// Files under `data_dir` (relative paths), recursively.
+    /// The raw mails and attachments kept as files (`raw/`, `attachments/` under the data
+    /// directory), by relative path and content.
+    pub fn blob_files(&self) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        self.data_files()
+            .into_iter()
+            .filter(|p| p.starts_with("raw") || p.starts_with("attachments"))
+            .map(|p| {
+                let bytes = std::fs::read(self.data_dir.join(&p)).expect("read blob");
+                (p, bytes)
+            })
+            .collect()
+    }
+
     pub fn data_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         walk(&self.data_dir, &self.data_dir, &mut out);
@@ -404,6 +417,25 @@ fn as_array(v: Value) -> Vec<Value> {
 }
 
 /// Write a Maildir file the way a delivery agent does: into `tmp/`, set the mtime, rename.
+/// A tiny PDF, base64: the attachment of [`mail_with_attachment`].
+pub const SMALL_PDF: &str = "JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PD4+CmVuZG9iago=";
+
+/// A complaint with a text part and one PDF attachment (`pdf_base64`, e.g. [`SMALL_PDF`]),
+/// its Message-ID made from the subject.
+pub fn mail_with_attachment(from: &str, subject: &str, pdf_base64: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {SERVICE}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 09:14:02 +0100\r\n\
+         Message-ID: <att.{slug}@example.nl>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nZie de bijlage.\r\n--b1\r\n\
+         Content-Type: application/pdf; name=\"brief.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"brief.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf_base64}\r\n--b1--\r\n",
+        slug = subject.replace(' ', "")
+    )
+    .into_bytes()
+}
+
 pub fn write_maildir_file(
     maildir: &Path,
     unique: &str,

@@ -46,6 +46,20 @@ pub fn server() -> Option<PgServer> {
     Some(PgServer { url, password })
 }
 
+/// The server, or `None` after saying the test `test` is skipped; with `KLACHTD_REQUIRE_PG=1`
+/// (scripts/test.sh) a missing server fails the test instead.
+pub fn server_or_skip(test: &str) -> Option<PgServer> {
+    if let Some(server) = server() {
+        return Some(server);
+    }
+    assert!(
+        std::env::var("KLACHTD_REQUIRE_PG").as_deref() != Ok("1"),
+        "{test}: KLACHTD_REQUIRE_PG=1 but KLACHTD_TEST_PG is not set"
+    );
+    eprintln!("{test}: skipped, needs PostgreSQL (KLACHTD_TEST_PG)");
+    None
+}
+
 /// The client binary: the Debian server package's, else whichever `psql` is on PATH.
 fn psql_binary() -> &'static str {
     const DEBIAN: &str = "/usr/lib/postgresql/15/bin/psql";

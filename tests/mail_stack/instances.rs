@@ -49,18 +49,6 @@ const FAILOVER_SECONDS: u64 = 4;
 const MIN_KILLS: usize = 3;
 const MAX_KILLS: usize = 5;
 
-fn postgres_or_skip(test: &str) -> Option<pg::PgServer> {
-    if let Some(server) = pg::server() {
-        return Some(server);
-    }
-    assert!(
-        std::env::var("KLACHTD_REQUIRE_PG").as_deref() != Ok("1"),
-        "{test}: KLACHTD_REQUIRE_PG=1 but KLACHTD_TEST_PG is not set"
-    );
-    eprintln!("{test}: skipped, needs PostgreSQL (KLACHTD_TEST_PG)");
-    None
-}
-
 // ---- the installations -------------------------------------------------------------------
 
 /// The addresses both installations share, so their outboxes compare recipient for
@@ -583,7 +571,7 @@ fn wait_postfix_queue_empty(stack: &Stack, within: Duration) -> usize {
 #[test]
 fn three_instances_over_imap_and_smtp_survive_their_leader_being_killed() {
     const TEST: &str = "three_instances_over_imap_and_smtp_survive_their_leader_being_killed";
-    let Some(server) = postgres_or_skip(TEST) else {
+    let Some(server) = pg::server_or_skip(TEST) else {
         return;
     };
     let Some(stack) = stack() else { return };

@@ -254,18 +254,8 @@ impl RetentionStore for SqliteStore {
     }
 
     async fn referenced_blobs(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        let sql = match kind {
-            RAW => {
-                "SELECT raw_sha256 FROM messages WHERE raw_sha256 IS NOT NULL AND raw_sha256 <> ''
-                 UNION
-                 SELECT raw_sha256 FROM quarantine WHERE raw_sha256 IS NOT NULL AND raw_sha256 <> ''
-                 ORDER BY 1"
-            }
-            ATTACHMENTS => {
-                "SELECT DISTINCT sha256 FROM attachments
-                 WHERE sha256 IS NOT NULL AND sha256 <> '' ORDER BY 1"
-            }
-            _ => return Ok(Vec::new()),
+        let Some(sql) = crate::store::retention::referenced_blobs_sql(kind) else {
+            return Ok(Vec::new());
         };
         Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
     }
