@@ -97,6 +97,7 @@ on_every_backend!(
     source_keys_are_recorded_once_and_marked,
     jobs_are_done_once_and_settings_overwrite,
     a_dropped_transaction_leaves_nothing,
+    the_nth_latest_acknowledgement_release_is_found_and_old_ones_fall_out,
 );
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -596,4 +597,51 @@ async fn a_dropped_transaction_leaves_nothing(backend: Backend) {
             .collect::<Vec<_>>(),
         vec![(again, "<kept@example.org>")]
     );
+}
+
+/// The hourly cap's ledger: the n-th latest release is the one recorded n - 1 before the last,
+/// when it is after the window's start; fewer than n recorded is none; only the `keep` latest
+/// are kept, and a rolled-back record is gone.
+async fn the_nth_latest_acknowledgement_release_is_found_and_old_ones_fall_out(backend: Backend) {
+    let store = backend.open().await;
+    let start = at("2026-11-23T09:00:00Z");
+    let minute = |m: i64| start + chrono::Duration::minutes(m);
+    let nth = |after: DateTime<Utc>, n: i64| {
+        let store = store.clone();
+        async move {
+            in_transaction(&store, "nth", move |mut tx| async move {
+                let t = tx.nth_latest_acknowledgement_release(after, n).await?;
+                Ok((tx, t))
+            })
+            .await
+        }
+    };
+    assert_eq!(nth(start - chrono::Duration::hours(1), 1).await, None);
+    // Ten releases a minute apart, keeping the 5 latest.
+    in_transaction(&store, "record", move |mut tx| async move {
+        for m in 0..10 {
+            tx.record_acknowledgement_release(minute(m), 5).await?;
+        }
+        Ok((tx, ()))
+    })
+    .await;
+    let before = start - chrono::Duration::hours(1);
+    assert_eq!(nth(before, 1).await, Some(minute(9)));
+    assert_eq!(nth(before, 3).await, Some(minute(7)));
+    assert_eq!(nth(before, 5).await, Some(minute(5)));
+    // Older than the 5 kept: not found (as if fewer had been recorded).
+    assert_eq!(nth(before, 6).await, None);
+    assert_eq!(nth(before, 11).await, None);
+    // Not after the window's start: none.
+    assert_eq!(nth(minute(7), 3).await, None);
+    assert_eq!(nth(minute(6), 3).await, Some(minute(7)));
+    // A record in a transaction that rolls back is not there.
+    {
+        let mut tx = store.begin().await.expect("begin");
+        tx.record_acknowledgement_release(minute(30), 5)
+            .await
+            .expect("record");
+        drop(tx);
+    }
+    assert_eq!(nth(before, 1).await, Some(minute(9)));
 }

@@ -242,6 +242,11 @@ pub async fn acknowledge(
         },
     )
     .await?;
+    tx.record_acknowledgement_release(
+        not_before.unwrap_or(now),
+        i64::from(limits.acknowledgements_per_hour.max(1)),
+    )
+    .await?;
     let held = match not_before {
         Some(t) => format!(
             "; held until {} by the hourly cap ({} per hour)",

@@ -345,6 +345,15 @@ pub const TABLES: &[Table] = &[
         self_ref: None,
         page_rows: DEFAULT_PAGE,
     },
+    Table {
+        name: "ack_releases",
+        columns: &[c("seq", Int), c("release_at", Text)],
+        key: &["seq"],
+        id: None,
+        checked: &["release_at"],
+        self_ref: None,
+        page_rows: DEFAULT_PAGE,
+    },
 ];
 
 /// Tables that are known and deliberately not copied: the migration bookkeeping of each side,

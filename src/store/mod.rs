@@ -911,13 +911,22 @@ pub trait OutboxTx: Send {
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError>;
 
-    /// The release time of the `n`-th latest acknowledgement released after `after` (1 is the
-    /// latest): with `n` = the hourly cap, a new one may go one hour after it.
+    /// The release time of the `n`-th latest acknowledgement recorded (1 is the latest), when
+    /// it is after `after`: with `n` = the hourly cap, a new one may go one hour after it.
+    /// One lookup (`ack_releases`, migrations */..._ack_releases.sql), whatever the cap.
     async fn nth_latest_acknowledgement_release(
         &mut self,
         after: DateTime<Utc>,
         n: i64,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Record that an acknowledgement was queued to go at `at`; the `keep` latest records are
+    /// what [`Self::nth_latest_acknowledgement_release`] may ask for (the hourly cap).
+    async fn record_acknowledgement_release(
+        &mut self,
+        at: DateTime<Utc>,
+        keep: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// What the scheduler records, once each: actions and jobs done, the next due time.

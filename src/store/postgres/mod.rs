@@ -1791,16 +1791,35 @@ impl OutboxTx for PgTx {
         n: i64,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<String> = sqlx::query_scalar(
-            "SELECT next_attempt_at FROM outbox
-             WHERE template = 'acknowledgement' AND next_attempt_at > $1
-             ORDER BY next_attempt_at DESC LIMIT 1 OFFSET $2",
+            "SELECT release_at FROM ack_releases
+             WHERE seq = (SELECT MAX(seq) FROM ack_releases) - $1 + 1 AND release_at > $2",
         )
-        .persistent(false)
+        .bind(n.max(1))
         .bind(ts(after))
-        .bind((n - 1).max(0))
         .fetch_optional(&mut *self.tx)
         .await?;
         t.as_deref().map(parse_ts).transpose()
+    }
+
+    async fn record_acknowledgement_release(
+        &mut self,
+        at: DateTime<Utc>,
+        keep: i64,
+    ) -> Result<(), StoreError> {
+        // One round trip: the next number, and the record that falls out of the `keep` latest.
+        // Only the leader registers mail; a `quarantine release` on another host at the same
+        // instant takes the same number and records nothing (the cap is one short for it).
+        sqlx::query(
+            "WITH next AS (SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM ack_releases),
+                  added AS (INSERT INTO ack_releases (seq, release_at)
+                            SELECT seq, $1 FROM next ON CONFLICT (seq) DO NOTHING)
+             DELETE FROM ack_releases WHERE seq = (SELECT seq FROM next) - $2",
+        )
+        .bind(ts(at))
+        .bind(keep.max(1))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 }
 

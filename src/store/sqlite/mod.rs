@@ -1716,15 +1716,34 @@ impl OutboxTx for SqliteTx {
         n: i64,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<String> = sqlx::query_scalar(
-            "SELECT next_attempt_at FROM outbox
-             WHERE template = 'acknowledgement' AND next_attempt_at > ?
-             ORDER BY next_attempt_at DESC LIMIT 1 OFFSET ?",
+            "SELECT release_at FROM ack_releases
+             WHERE seq = (SELECT MAX(seq) FROM ack_releases) - ?1 + 1 AND release_at > ?2",
         )
+        .bind(n.max(1))
         .bind(ts(after))
-        .bind((n - 1).max(0))
         .fetch_optional(&mut *self.tx)
         .await?;
         t.as_deref().map(parse_ts).transpose()
+    }
+
+    async fn record_acknowledgement_release(
+        &mut self,
+        at: DateTime<Utc>,
+        keep: i64,
+    ) -> Result<(), StoreError> {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO ack_releases (seq, release_at)
+             SELECT COALESCE(MAX(seq), 0) + 1, ?1 FROM ack_releases RETURNING seq",
+        )
+        .bind(ts(at))
+        .fetch_one(&mut *self.tx)
+        .await?;
+        // One record falls out of the `keep` latest with each new one.
+        sqlx::query("DELETE FROM ack_releases WHERE seq = ?1")
+            .bind(seq - keep.max(1))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }
 
