@@ -247,3 +247,38 @@ fn sqlite_keeps_no_blobs_and_says_so() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("migrate-store"), "{err}");
 }
+
+#[test]
+fn refused_while_an_instance_runs_on_the_database() {
+    if common::pg::server_or_skip("refused_while_running").is_none() {
+        return;
+    }
+    let app = installation();
+    let mut daemon = app
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start klachtd run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = app.json(&["status", "--format", "json"]);
+        if status["instances"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|i| i["alive"] == true))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no live instance: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = app.cmd(&["migrate-blobs", "--to", "database"]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stop every instance first"), "{err}");
+}

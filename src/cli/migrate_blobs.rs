@@ -27,6 +27,25 @@ pub async fn migrate_blobs(
         )
         .into());
     };
+    // Mail taken in during the copy would be in the source only: refused while any instance
+    // sent a heartbeat lately (as `klachtd status` counts them alive).
+    if let Some(shared) = ctx.store.leadership() {
+        let within = ctx.settings.runtime.failover_seconds as f64 * 0.5;
+        let running: Vec<String> = shared
+            .instances()
+            .await?
+            .into_iter()
+            .filter(|i| i.seen_seconds_ago <= within)
+            .map(|i| format!("{} (pid {} on {})", i.id, i.pid, i.host))
+            .collect();
+        if !running.is_empty() {
+            return Err(UsageError(format!(
+                "klachtd runs on this database: {}; stop every instance first (klachtd status shows them)",
+                running.join(", ")
+            ))
+            .into());
+        }
+    }
     let files: Arc<dyn Blobs> = Arc::new(FileBlobs::new(&ctx.settings.data_dir));
     let files_name = format!("files ({})", ctx.settings.data_dir.display());
     let database_name = format!(
