@@ -9,12 +9,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use common::instances::{Outcome, assert_gapless, outcome_of};
 use common::*;
 use serde_json::Value;
 
@@ -158,56 +159,10 @@ fn wait_drained(app: &TestApp, within: Duration) {
     }
 }
 
-/// What the register and the outbox say, keyed by the complainant (one per mail), so two
-/// installations compare whatever order they registered in.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    /// complainant -> the (template, recipients) of every outbox mail about their complaint.
-    mails: BTreeMap<String, Vec<(String, String)>>,
-    /// Mails about no complaint (alerts to the admin), by template.
-    other: BTreeMap<String, usize>,
-}
-
 fn outcome(app: &TestApp) -> (Outcome, Vec<String>, Vec<Value>) {
-    let list = app.list();
-    let by_reference: BTreeMap<String, String> = list
-        .iter()
-        .map(|c| {
-            (
-                c["reference"].as_str().unwrap_or_default().to_string(),
-                c["complainant"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
     let outbox = app.outbox();
-    let mut mails: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    let mut other = BTreeMap::new();
-    for o in &outbox {
-        let template = o["template"].as_str().unwrap_or_default().to_string();
-        match o["reference"].as_str() {
-            Some(r) => mails
-                .entry(
-                    by_reference
-                        .get(r)
-                        .cloned()
-                        .unwrap_or_else(|| r.to_string()),
-                )
-                .or_default()
-                .push((
-                    template,
-                    o["recipients"].as_str().unwrap_or_default().to_string(),
-                )),
-            None => *other.entry(template).or_insert(0) += 1,
-        }
-    }
-    for v in mails.values_mut() {
-        v.sort();
-    }
-    let references = list
-        .iter()
-        .map(|c| c["reference"].as_str().unwrap_or_default().to_string())
-        .collect();
-    (Outcome { mails, other }, references, outbox)
+    let (outcome, references) = outcome_of(&app.list(), &outbox);
+    (outcome, references, outbox)
 }
 
 fn message_id_files(dir: &Path) -> BTreeSet<String> {
@@ -215,14 +170,6 @@ fn message_id_files(dir: &Path) -> BTreeSet<String> {
         .into_iter()
         .filter(|n| n.ends_with(".eml"))
         .collect()
-}
-
-fn assert_gapless(references: &[String], n: usize) {
-    let expected: Vec<String> = (1..=n).map(|i| format!("KL-2026-{i:04}")).collect();
-    let mut got = references.to_vec();
-    got.sort();
-    assert_eq!(got.len(), n, "{n} mails, {} complaints", got.len());
-    assert_eq!(got, expected, "references are not 1..={n} without gaps");
 }
 
 #[test]

@@ -26,6 +26,7 @@
 
 #![allow(dead_code)]
 
+pub mod instances;
 pub mod pg;
 
 use std::cell::{Cell, RefCell};

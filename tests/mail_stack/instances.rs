@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::common::instances::{Outcome, assert_gapless, outcome_of};
 use super::common::{DEFAULT_NOW, pg, ts, write_maildir_file};
 use super::e2e::Imap;
 use super::stack::{Stack, exclusive, stack};
@@ -413,65 +414,10 @@ impl Watch {
 
 // ---- what the register and the outbox say ------------------------------------------------
 
-/// Keyed by the complainant (one per mail), so two installations compare whatever order they
-/// registered in.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    /// complainant -> the sorted (template, recipients) of every outbox mail about their
-    /// complaint.
-    mails: BTreeMap<String, Vec<(String, String)>>,
-    /// Mails about no complaint (alerts to the admin), by template.
-    other: BTreeMap<String, usize>,
-}
-
 fn outcome(app: &Installation) -> (Outcome, Vec<String>, Vec<Value>) {
-    let list = app.array(&["list", "--format", "json"]);
-    let by_reference: BTreeMap<String, String> = list
-        .iter()
-        .map(|c| {
-            (
-                c["reference"].as_str().unwrap_or_default().to_string(),
-                c["complainant"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
     let outbox = app.array(&["outbox", "list", "--format", "json"]);
-    let mut mails: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    let mut other = BTreeMap::new();
-    for o in &outbox {
-        let template = o["template"].as_str().unwrap_or_default().to_string();
-        match o["reference"].as_str() {
-            Some(r) => mails
-                .entry(
-                    by_reference
-                        .get(r)
-                        .cloned()
-                        .unwrap_or_else(|| r.to_string()),
-                )
-                .or_default()
-                .push((
-                    template,
-                    o["recipients"].as_str().unwrap_or_default().to_string(),
-                )),
-            None => *other.entry(template).or_insert(0) += 1,
-        }
-    }
-    for v in mails.values_mut() {
-        v.sort();
-    }
-    let references = list
-        .iter()
-        .map(|c| c["reference"].as_str().unwrap_or_default().to_string())
-        .collect();
-    (Outcome { mails, other }, references, outbox)
-}
-
-fn assert_gapless(references: &[String], n: usize) {
-    let expected: Vec<String> = (1..=n).map(|i| format!("KL-2026-{i:04}")).collect();
-    let mut got = references.to_vec();
-    got.sort();
-    assert_eq!(got.len(), n, "{n} mails, {} complaints", got.len());
-    assert_eq!(got, expected, "references are not 1..={n} without gaps");
+    let (outcome, references) = outcome_of(&app.array(&["list", "--format", "json"]), &outbox);
+    (outcome, references, outbox)
 }
 
 fn bare_id(id: &str) -> String {
