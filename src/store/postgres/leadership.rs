@@ -176,6 +176,7 @@ impl Leadership for PgStore {
         Arc::new(PgStore {
             pool: self.pool.clone(),
             fence: Some(fence),
+            outbox_ids: self.outbox_ids.clone(),
         })
     }
 
