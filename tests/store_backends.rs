@@ -98,6 +98,7 @@ on_every_backend!(
     jobs_are_done_once_and_settings_overwrite,
     a_dropped_transaction_leaves_nothing,
     the_nth_latest_acknowledgement_release_is_found_and_old_ones_fall_out,
+    a_number_rolled_back_to_a_savepoint_is_given_again,
 );
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -596,6 +597,69 @@ async fn a_dropped_transaction_leaves_nothing(backend: Backend) {
             .map(|r| (r.id, r.message_id.as_str()))
             .collect::<Vec<_>>(),
         vec![(again, "<kept@example.org>")]
+    );
+}
+
+/// A mail that fails inside a batch is rolled back to its savepoint and the batch goes on:
+/// the number it took is given to the next mail (no gap), whether the counter was first
+/// taken before the savepoint or inside it, and the next transaction goes on from there.
+async fn a_number_rolled_back_to_a_savepoint_is_given_again(backend: Backend) {
+    let store = backend.open().await;
+    let mut tx = store.begin().await.expect("begin");
+    // The counter first taken inside a savepoint that is rolled back.
+    tx.savepoint().await.expect("savepoint");
+    assert_eq!(tx.next_reference_number("KL", 2026).await.expect("n"), 1);
+    tx.insert_complaint(&complaint(100), 1)
+        .await
+        .expect("insert");
+    tx.rollback_to_savepoint().await.expect("rollback");
+    let mut numbers = Vec::new();
+    for n in 1..=2 {
+        tx.savepoint().await.expect("savepoint");
+        let number = tx.next_reference_number("KL", 2026).await.expect("n");
+        tx.insert_complaint(&complaint(n), number)
+            .await
+            .expect("insert");
+        tx.release_savepoint().await.expect("release");
+        numbers.push(number);
+    }
+    // Taken before this savepoint, numbered again inside it, rolled back.
+    tx.savepoint().await.expect("savepoint");
+    assert_eq!(tx.next_reference_number("KL", 2026).await.expect("n"), 3);
+    tx.insert_complaint(&complaint(101), 3)
+        .await
+        .expect("insert");
+    tx.rollback_to_savepoint().await.expect("rollback");
+    let number = tx.next_reference_number("KL", 2026).await.expect("n");
+    tx.insert_complaint(&complaint(3), number)
+        .await
+        .expect("insert");
+    numbers.push(number);
+    tx.commit().await.expect("commit");
+    assert_eq!(numbers, vec![1, 2, 3], "a rolled-back number was skipped");
+
+    let next = in_transaction(&store, "the next transaction", |mut tx| async move {
+        let number = tx.next_reference_number("KL", 2026).await?;
+        Ok((tx, number))
+    })
+    .await;
+    assert_eq!(
+        next, 4,
+        "the counter row was not written back as the batch left it"
+    );
+    let register = store.list_complaints(None).await.expect("register");
+    let stored: Vec<(i64, &str)> = register
+        .iter()
+        .map(|c| (c.position.number, c.complainant.as_str()))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            (1, "klager1@example.nl"),
+            (2, "klager2@example.nl"),
+            (3, "klager3@example.nl")
+        ],
+        "a rolled-back complaint survived, or a kept one was lost"
     );
 }
 
