@@ -45,6 +45,8 @@
 #       (a diagnosis: the logging slows the server, so its figures are not the ones to quote);
 #       BENCH_PG_EXPLAIN=MS logs the plans of statements slower than MS ms (auto_explain) and
 #       groups them per (a_pg) run by statement and the scans their plans chose.
+#       BENCH_PERF=1 samples each ingest run of klachtd with `perf record -g` into that run's
+#       work directory (a diagnosis: sampling costs the run time).
 #
 # Usage: scripts/bench.sh            (release build in $CARGO_TARGET_DIR, default target/)
 # Environment: BENCH_NS ("1000 10000"), BENCH_DELIVERY_N (1000), BENCH_LATENCY_N (200),
@@ -225,7 +227,11 @@ fill_mailbox() {
 ingest_once() {
     local n=$1 cfg=$2 d=$3 t0 t1 drained
     t0=$(now)
-    /usr/bin/time -v -o "$d/time.txt" env -u RUST_LOG NO_COLOR=1 "$BIN" --config "$cfg" run --once \
+    local perf=()
+    # A diagnosis, not a figure: BENCH_PERF=1 samples klachtd's CPU (perf record) into
+    # $d/perf.data; read it with `perf report -i $d/perf.data --no-children`.
+    [ "${BENCH_PERF:-}" = 1 ] && perf=(perf record -q -F 999 -g -o "$d/perf.data" --)
+    /usr/bin/time -v -o "$d/time.txt" env -u RUST_LOG NO_COLOR=1 "${perf[@]}" "$BIN" --config "$cfg" run --once \
         >"$d/stdout" 2>"$d/stderr" || die "run --once failed: $(tail -5 "$d/stderr")"
     t1=$(now)
     grep -q "processed $n mail(s): $n registered" "$d/stdout" ||

@@ -18,6 +18,7 @@ pub mod leadership;
 pub mod lease;
 pub mod postgres;
 pub mod retention;
+mod rows;
 pub mod sqlite;
 
 /// Which store a database URL names, parsed once where the settings are read.

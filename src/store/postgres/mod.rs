@@ -303,140 +303,12 @@ impl PgTx {
     }
 }
 
-/// Where a complaint stands ([`ComplaintRow::status`]), from its row `c` and milestones.
-/// The same rule as the SQLite store's (`strpos` for SQLite's `instr`).
-macro_rules! lifecycle_sql {
-    () => {
-        "CASE
-      WHEN c.status = 'voided' THEN 'voided'
-      WHEN c.status = 'closed' THEN 'closed'
-      WHEN c.agreement = 'yes' OR EXISTS (
-        SELECT 1 FROM milestones ms WHERE ms.complaint_id = c.id
-          AND strpos(',solution_proposed,verdict,handled,closed,', ',' || ms.milestone || ',') > 0
-          AND (NOT (c.round > 0 OR c.reopen_reason IS NOT NULL)
-               OR ms.completed_at >= COALESCE((SELECT mr.completed_at FROM milestones mr
-                    WHERE mr.complaint_id = c.id AND mr.milestone = 'reopened'), ''))
-      ) THEN 'resolved'
-      WHEN c.round > 0 OR c.reopen_reason IS NOT NULL THEN 'reopened'
-      WHEN c.handler IS NOT NULL THEN 'in_progress'
-      ELSE 'new'
-    END"
-    };
-}
-
-// The message count is two index searches per row (messages_complaint, outbox_complaint):
-// linear in the rows listed.
-const COMPLAINT_COLUMNS: &str = concat!(
-    "c.id, c.reference, c.ref_year, c.ref_prefix, c.ref_number,
-    c.received_at, c.status, c.kind, c.severity,
-    c.complainant_address, c.complainant_name, c.subject, r.reference AS related_reference,
-    c.procedure_name, c.procedure_version, c.language, c.category, c.cause, c.solution,
-    c.handler, c.void_reason, c.subject_person, c.extended_weeks,
-    c.incident_kind, c.agreement, CAST(c.satisfaction AS TEXT) AS satisfaction,
-    c.channel, c.received_by, c.measure, c.status AS stored_status, ",
-    lifecycle_sql!(),
-    " AS lifecycle"
-);
-
-/// What the register and the reports read of a complaint, in the order
-/// [`register_complaint`] reads them by index (no name lookups, no personal data).
-const REGISTER_COLUMNS: &str = concat!(
-    "c.id, c.reference, c.ref_year, c.ref_prefix, c.ref_number, c.received_at, ",
-    lifecycle_sql!(),
-    ", c.kind, c.severity, c.procedure_name, c.procedure_version, c.category, c.cause,
-    c.solution, c.handler, c.extended_weeks, c.incident_kind, c.agreement,
-    CAST(c.satisfaction AS TEXT), c.channel, c.received_by, c.measure, c.round,
-    (SELECT string_agg(ms.milestone || '=' || ms.completed_at, ',')
-       FROM milestones ms WHERE ms.complaint_id = c.id)"
-);
-
-fn register_complaint(r: &sqlx::postgres::PgRow) -> Result<RegisterEntry, StoreError> {
-    let complaint = RegisterComplaint {
-        id: r.try_get(0)?,
-        reference: r.try_get(1)?,
-        position: RegisterPosition {
-            year: r.try_get(2)?,
-            prefix: r.try_get(3)?,
-            number: r.try_get(4)?,
-        },
-        received_at: r.try_get(5)?,
-        status: r.try_get(6)?,
-        kind: r.try_get(7)?,
-        severity: r.try_get(8)?,
-        procedure: r.try_get(9)?,
-        procedure_version: r.try_get(10)?,
-        category: r.try_get(11)?,
-        cause: r.try_get(12)?,
-        solution: r.try_get(13)?,
-        handler: r.try_get(14)?,
-        extended_weeks: r.try_get(15)?,
-        incident_kind: r.try_get(16)?,
-        agreement: r.try_get(17)?,
-        satisfaction: r.try_get(18)?,
-        channel: r.try_get(19)?,
-        received_by: r.try_get(20)?,
-        measure: r.try_get(21)?,
-    };
-    let mut extras = RegisterExtras {
-        round: u32::try_from(r.try_get::<i64, _>(22)?).unwrap_or(0),
-        ..RegisterExtras::default()
-    };
-    // Milestone names are ours ([a-z_]) and times are RFC 3339 (`ts`): neither holds the
-    // separators.
-    if let Some(list) = r.try_get::<Option<String>, _>(23)? {
-        for item in list.split(',') {
-            let (milestone, at) = item.split_once('=').ok_or_else(|| {
-                StoreError::Query(format!(
-                    "bad milestone {item:?} of {} in database",
-                    complaint.reference
-                ))
-            })?;
-            extras
-                .milestones
-                .insert(milestone.to_string(), parse_ts(at)?);
-        }
-    }
-    Ok(RegisterEntry { complaint, extras })
-}
+const COMPLAINT_COLUMNS: &str = rows::complaint_columns!("strpos");
+const REGISTER_COLUMNS: &str = rows::register_columns!("strpos", "string_agg");
 
 /// The message count: two index searches per row (messages_complaint, outbox_complaint).
 const MESSAGE_COUNT: &str = "(SELECT COUNT(*) FROM messages m WHERE m.complaint_id = c.id)
       + (SELECT COUNT(*) FROM outbox o WHERE o.complaint_id = c.id) AS message_count";
-
-fn complaint_row(r: &sqlx::postgres::PgRow) -> Result<ComplaintRow, StoreError> {
-    Ok(ComplaintRow::from_row(r)?)
-}
-
-fn quarantine_row(r: &sqlx::postgres::PgRow) -> Result<QuarantineRow, StoreError> {
-    Ok(QuarantineRow::from_row(r)?)
-}
-
-fn unfiled_row(r: &sqlx::postgres::PgRow) -> Result<UnfiledRow, StoreError> {
-    Ok(UnfiledRow::from_row(r)?)
-}
-
-fn outbox_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow, StoreError> {
-    Ok(OutboxRow::from_row(r)?)
-}
-
-fn outbox_item(r: &sqlx::postgres::PgRow) -> Result<OutboxItem, StoreError> {
-    let recipients: String = r.try_get("recipients")?;
-    Ok(OutboxItem {
-        id: r.try_get("id")?,
-        complaint_id: r.try_get("complaint_id")?,
-        template: r.try_get("template")?,
-        message_id: r.try_get("message_id")?,
-        envelope_from: r.try_get("envelope_from")?,
-        recipients: recipients
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .collect(),
-        subject: r.try_get("subject")?,
-        raw: r.try_get("raw")?,
-        attempts: r.try_get("attempts")?,
-        created_at: parse_ts(&r.try_get::<String, _>("created_at")?)?,
-    })
-}
 
 /// Text for a PostgreSQL text column, which cannot hold NUL (intake already reads NUL as
 /// U+FFFD, `mail::parse::without_nul`; this keeps any other path, an error message quoting a
@@ -479,7 +351,7 @@ impl PgStore {
             "SELECT {COMPLAINT_COLUMNS}, {message_count} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
              WHERE (($1 IS NULL AND c.status <> 'voided') OR c.status = $1 OR {lifecycle} = $1) {after_clause}
              ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT $2 OFFSET $3",
-            lifecycle = lifecycle_sql!()
+            lifecycle = rows::lifecycle_sql!("strpos")
         );
         let mut q = sqlx::query(&sql)
             .bind(status)
@@ -489,7 +361,7 @@ impl PgStore {
             q = q.bind(a.year).bind(&a.prefix).bind(a.number);
         }
         let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(complaint_row).collect()
+        rows.iter().map(rows::from_row).collect()
     }
 }
 
@@ -635,7 +507,7 @@ impl RegisterReads for PgStore {
                AND ($2 IS NULL OR c.received_at >= $2 OR ($4 AND c.measure IS NOT NULL))
                AND ($3 IS NULL OR c.received_at < $3) {after_clause}
              ORDER BY c.ref_year, c.ref_prefix, c.ref_number LIMIT $8",
-            lifecycle = lifecycle_sql!()
+            lifecycle = rows::lifecycle_sql!("strpos")
         );
         let mut q = sqlx::query(&sql)
             .bind(query.status.as_deref())
@@ -647,7 +519,7 @@ impl RegisterReads for PgStore {
             None => q.bind(None::<i64>).bind(None::<String>).bind(None::<i64>),
         };
         let rows = q.bind(limit.max(0)).fetch_all(&self.pool).await?;
-        rows.iter().map(register_complaint).collect()
+        rows.iter().map(rows::register_complaint).collect()
     }
 
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
@@ -659,7 +531,7 @@ impl RegisterReads for PgStore {
             .bind(reference.to_ascii_uppercase())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(complaint_row).transpose()
+        row.as_ref().map(rows::from_row).transpose()
     }
 
     async fn add_register_extras(&self, page: &mut [RegisterEntry]) -> Result<(), StoreError> {
@@ -803,7 +675,7 @@ impl RegisterReads for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(quarantine_row).collect()
+        rows.iter().map(rows::from_row).collect()
     }
 
     async fn list_unfiled_page(
@@ -820,7 +692,7 @@ impl RegisterReads for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(unfiled_row).collect()
+        rows.iter().map(rows::from_row).collect()
     }
 
     async fn list_outbox_page(
@@ -841,7 +713,7 @@ impl RegisterReads for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(outbox_row).collect()
+        rows.iter().map(rows::from_row).collect()
     }
 
     async fn complaint_count(&self) -> Result<u64, StoreError> {
@@ -880,7 +752,7 @@ impl OutboxQueue for PgStore {
         .await?;
         let mut items = rows
             .iter()
-            .map(outbox_item)
+            .map(rows::outbox_item)
             .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|i| i.id);
         Ok(items)
