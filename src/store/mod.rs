@@ -19,6 +19,7 @@ pub mod lease;
 pub mod postgres;
 pub mod retention;
 mod rows;
+mod shared;
 pub mod sqlite;
 
 /// Which store a database URL names, parsed once where the settings are read.

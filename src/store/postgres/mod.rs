@@ -438,12 +438,7 @@ impl SourceKeys for PgStore {
     }
 
     async fn last_source_key(&self, source: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT key FROM source_keys WHERE source = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(source)
-        .fetch_optional(&self.pool)
-        .await?)
+        shared::source_keys_last_source_key!(&self.pool, source)
     }
 
     async fn unmarked_source_keys(
@@ -451,14 +446,7 @@ impl SourceKeys for PgStore {
         source: &str,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        // The partial index source_keys_unmarked holds only these rows: cheap on every poll.
-        Ok(sqlx::query_scalar(
-            "SELECT key FROM source_keys WHERE source = $1 AND marked = 0 ORDER BY seq LIMIT $2",
-        )
-        .bind(source)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        shared::source_keys_unmarked_source_keys!(&self.pool, source, limit)
     }
 
     async fn source_keys_marked(&self, source: &str, keys: &[String]) -> Result<(), StoreError> {
@@ -523,15 +511,7 @@ impl RegisterReads for PgStore {
     }
 
     async fn complaint(&self, reference: &str) -> Result<Option<ComplaintRow>, StoreError> {
-        let sql = format!(
-            "SELECT {COMPLAINT_COLUMNS}, {MESSAGE_COUNT} FROM complaints c LEFT JOIN complaints r ON r.id = c.related_id
-             WHERE c.reference = $1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(reference.to_ascii_uppercase())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(rows::from_row).transpose()
+        shared::register_reads_complaint!(&self.pool, reference)
     }
 
     async fn add_register_extras(&self, page: &mut [RegisterEntry]) -> Result<(), StoreError> {
@@ -577,86 +557,11 @@ impl RegisterReads for PgStore {
     }
 
     async fn messages(&self, complaint_id: i64) -> Result<Vec<MessageRow>, StoreError> {
-        let mut out = Vec::new();
-        let rows = sqlx::query(
-            "SELECT id, message_id, received_at, from_address, to_addresses, subject,
-                    classification, body_text
-             FROM messages WHERE complaint_id = $1 ORDER BY received_at, id",
-        )
-        .bind(complaint_id)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in rows {
-            let id: i64 = r.try_get("id")?;
-            let atts = sqlx::query(
-                "SELECT name, content_type, size, sha256, refused_reason FROM attachments
-                 WHERE message_row = $1 ORDER BY id",
-            )
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|a| Ok(AttachmentRow::from_row(a)?))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-            out.push(MessageRow {
-                id,
-                direction: "in".into(),
-                message_id: r.try_get("message_id")?,
-                at: r.try_get("received_at")?,
-                from: r.try_get("from_address")?,
-                to: r.try_get("to_addresses")?,
-                subject: r.try_get("subject")?,
-                classification: r.try_get("classification")?,
-                text: r.try_get("body_text")?,
-                attachments: atts,
-                status: None,
-            });
-        }
-        let rows = sqlx::query(
-            "SELECT id, message_id, created_at, envelope_from, recipients, subject, template,
-                    status, bounced_at, raw
-             FROM outbox WHERE complaint_id = $1 ORDER BY created_at, id",
-        )
-        .bind(complaint_id)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in rows {
-            let raw: Vec<u8> = r.try_get("raw")?;
-            let text = crate::mail::parse::parse(&raw)
-                .map(|p| p.text)
-                .unwrap_or_default();
-            let bounced: Option<String> = r.try_get("bounced_at")?;
-            let status: String = r.try_get("status")?;
-            out.push(MessageRow {
-                id: r.try_get("id")?,
-                direction: "out".into(),
-                message_id: Some(r.try_get("message_id")?),
-                at: r.try_get("created_at")?,
-                from: r.try_get("envelope_from")?,
-                to: r.try_get("recipients")?,
-                subject: r.try_get("subject")?,
-                classification: r.try_get("template")?,
-                text,
-                attachments: vec![],
-                status: Some(if bounced.is_some() {
-                    "bounced".into()
-                } else {
-                    status
-                }),
-            });
-        }
-        out.sort_by(|a, b| a.at.cmp(&b.at).then(a.direction.cmp(&b.direction)));
-        Ok(out)
+        shared::register_reads_messages!(&self.pool, complaint_id)
     }
 
     async fn history(&self, complaint_id: i64) -> Result<Vec<HistoryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, actor, event, detail FROM history WHERE complaint_id = $1 ORDER BY id",
-        )
-        .bind(complaint_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(HistoryRow::from_row(r)?)).collect()
+        shared::register_reads_history!(&self.pool, complaint_id)
     }
 
     async fn list_quarantine_page(
@@ -665,17 +570,7 @@ impl RegisterReads for PgStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<QuarantineRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, status, received_at, message_id, reason, source, source_key, raw_sha256,
-                    raw_size
-             FROM quarantine WHERE ($1 OR status = 'held') AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(all)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::from_row).collect()
+        shared::register_reads_list_quarantine_page!(&self.pool, all, after_id, limit)
     }
 
     async fn list_unfiled_page(
@@ -683,16 +578,7 @@ impl RegisterReads for PgStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<UnfiledRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, received_at, message_id, from_address, subject, unfiled_reason
-             FROM messages WHERE complaint_id IS NULL AND unfiled_reason IS NOT NULL AND id > $1
-             ORDER BY id LIMIT $2",
-        )
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::from_row).collect()
+        shared::register_reads_list_unfiled_page!(&self.pool, after_id, limit)
     }
 
     async fn list_outbox_page(
@@ -717,10 +603,7 @@ impl RegisterReads for PgStore {
     }
 
     async fn complaint_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM complaints WHERE status <> 'voided'")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        shared::register_reads_complaint_count!(&self.pool)
     }
 }
 
@@ -836,12 +719,7 @@ impl OutboxQueue for PgStore {
     }
 
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let next: Option<String> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('queued', 'sending')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        next.map(|s| parse_ts(&s)).transpose()
+        shared::outbox_queue_next_outbox_due!(&self.pool)
     }
 
     async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<OutboxBacklog, StoreError> {
@@ -863,100 +741,38 @@ impl OutboxQueue for PgStore {
 #[async_trait]
 impl SchedulerReads for PgStore {
     async fn open_complaint_ids(&self) -> Result<Vec<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM complaints WHERE status = 'open' ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        shared::scheduler_reads_open_complaint_ids!(&self.pool)
     }
 
     async fn complaints_due(&self, at: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
-        // '' (unknown) sorts before every time and NULL (nothing planned) matches no
-        // comparison: one range of complaints_next_due, which holds the id too. Sorted here:
-        // an ORDER BY id would make SQLite walk every open complaint in id order instead.
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM complaints WHERE status = 'open' AND next_due_at <= $1",
-        )
-        .bind(ts(at))
-        .fetch_all(&self.pool)
-        .await?;
-        ids.sort_unstable();
-        Ok(ids)
+        shared::scheduler_reads_complaints_due!(&self.pool, at)
     }
 
     async fn earliest_next_due(&self) -> Result<Option<NextDue>, StoreError> {
-        let next: Option<String> = sqlx::query_scalar(
-            "SELECT next_due_at FROM complaints
-             WHERE status = 'open' AND next_due_at IS NOT NULL
-             ORDER BY next_due_at LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        next.map(|s| {
-            if s.is_empty() {
-                Ok(NextDue::Unknown)
-            } else {
-                parse_ts(&s).map(NextDue::At)
-            }
-        })
-        .transpose()
+        shared::scheduler_reads_earliest_next_due!(&self.pool)
     }
 
     async fn forget_next_due(&self) -> Result<u64, StoreError> {
-        let r = sqlx::query("UPDATE complaints SET next_due_at = '' WHERE status = 'open'")
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        shared::scheduler_reads_forget_next_due!(&self.pool)
     }
 
     async fn job_done(&self, job: &str, fire_at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs_done WHERE job = $1 AND fire_at = $2")
-                .bind(job)
-                .bind(ts(fire_at))
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(n > 0)
+        shared::scheduler_reads_job_done!(&self.pool, job, fire_at)
     }
 }
 
 #[async_trait]
 impl SettingsStore for PgStore {
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        shared::settings_store_get_setting!(&self.pool, key)
     }
 
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO settings_kv (key, value) VALUES ($1, $2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        shared::settings_store_put_setting!(&self.pool, key, value)
     }
 
     async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        sqlx::query(
-            "INSERT INTO settings_kv (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings_kv WHERE key = $1")
-                .bind(key)
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        shared::settings_store_setting_or_insert!(&self.pool, key, value)
     }
 }
 
@@ -1028,11 +844,7 @@ impl StoreTx for PgTx {
 #[async_trait]
 impl IntakeTx for PgTx {
     async fn dedupe_key_exists(&mut self, key: &str) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE dedupe_key = $1")
-            .bind(key)
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(n > 0)
+        shared::intake_tx_dedupe_key_exists!(&mut *self.tx, key)
     }
 
     async fn record_source_key(
@@ -1078,14 +890,7 @@ impl IntakeTx for PgTx {
         &mut self,
         reference: &str,
     ) -> Result<Option<(i64, String)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, complainant_address FROM complaints WHERE reference = $1 AND status <> 'voided'",
-        )
-        .bind(reference)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| Ok((r.try_get("id")?, r.try_get("complainant_address")?)))
-            .transpose()
+        shared::intake_tx_complaint_by_reference!(&mut *self.tx, reference)
     }
 
     async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError> {
@@ -1165,22 +970,7 @@ impl IntakeTx for PgTx {
         &mut self,
         id: i64,
     ) -> Result<Option<(String, String, String, DateTime<Utc>)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT source, source_key, raw_sha256, received_at FROM quarantine
-             WHERE id = $1 AND status = 'held'",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get("source")?,
-                r.try_get("source_key")?,
-                r.try_get("raw_sha256")?,
-                parse_ts(&r.try_get::<String, _>("received_at")?)?,
-            ))
-        })
-        .transpose()
+        shared::intake_tx_quarantine_entry!(&mut *self.tx, id)
     }
 
     async fn set_quarantine_status(
@@ -1189,67 +979,22 @@ impl IntakeTx for PgTx {
         status: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE quarantine SET status = $1, released_at = $2 WHERE id = $3")
-            .bind(status)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        shared::intake_tx_set_quarantine_status!(&mut *self.tx, id, status, at)
     }
 
     async fn held_quarantine_by_sha(&mut self, sha: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM quarantine WHERE raw_sha256 = $1 AND status = 'held' LIMIT 1",
-        )
-        .bind(sha)
-        .fetch_optional(&mut *self.tx)
-        .await?)
+        shared::intake_tx_held_quarantine_by_sha!(&mut *self.tx, sha)
     }
 
     async fn messages_with_message_id(
         &mut self,
         message_id: &str,
     ) -> Result<Vec<StoredContent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT from_address, subject, body_text FROM messages WHERE message_id = $1 LIMIT 100",
-        )
-        .bind(message_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredContent {
-                from_address: r.get(0),
-                subject: r.get(1),
-                body_text: r.get(2),
-            })
-            .collect())
+        shared::intake_tx_messages_with_message_id!(&mut *self.tx, message_id)
     }
 
     async fn unfiled_message(&mut self, id: i64) -> Result<Option<UnfiledMessage>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, message_id, received_at, from_address, from_name, reply_to, subject,
-                    body_text, automatic
-             FROM messages WHERE id = $1 AND complaint_id IS NULL AND unfiled_reason IS NOT NULL",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok(UnfiledMessage {
-                id: r.try_get("id")?,
-                message_id: r.try_get("message_id")?,
-                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
-                from_address: r.try_get("from_address")?,
-                from_name: r.try_get("from_name")?,
-                reply_to: r.try_get("reply_to")?,
-                subject: r.try_get("subject")?,
-                body_text: r.try_get("body_text")?,
-                automatic: r.try_get("automatic")?,
-            })
-        })
-        .transpose()
+        shared::intake_tx_unfiled_message!(&mut *self.tx, id)
     }
 
     async fn file_message(
@@ -1257,12 +1002,7 @@ impl IntakeTx for PgTx {
         message_row: i64,
         complaint_id: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET complaint_id = $1, unfiled_reason = NULL WHERE id = $2")
-            .bind(complaint_id)
-            .bind(message_row)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        shared::intake_tx_file_message!(&mut *self.tx, message_row, complaint_id)
     }
 }
 
@@ -1343,85 +1083,18 @@ impl ComplaintTx for PgTx {
     }
 
     async fn complaint_state(&mut self, id: i64) -> Result<Option<ComplaintState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.id, c.reference, c.received_at, c.status, c.severity, c.serious_keywords,
-                    c.language, c.procedure_name, c.procedure_version, c.subject,
-                    c.complainant_address, c.complainant_name, c.handler, c.solution, c.round,
-                    c.extended_weeks, c.subject_person, c.extension_agreement, c.routed_roles,
-                    c.category, c.cause, c.incident_kind, c.agreement,
-                    CAST(c.satisfaction AS TEXT) AS satisfaction, c.reopen_reason, c.kind, c.measure,
-                    (SELECT r.reference FROM complaints r WHERE r.id = c.related_id) AS related_reference,
-                    (SELECT body_text FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS text,
-                    (SELECT message_id FROM messages m WHERE m.complaint_id = c.id ORDER BY m.id LIMIT 1) AS first_message_id
-             FROM complaints c WHERE c.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| {
-            Ok(ComplaintState {
-                id: r.try_get("id")?,
-                reference: r.try_get("reference")?,
-                received_at: parse_ts(&r.try_get::<String, _>("received_at")?)?,
-                status: r.try_get("status")?,
-                severity: r.try_get("severity")?,
-                serious_keywords: r.try_get("serious_keywords")?,
-                language: r.try_get("language")?,
-                procedure_name: r.try_get("procedure_name")?,
-                procedure_version: r.try_get("procedure_version")?,
-                subject: r.try_get("subject")?,
-                complainant_address: r.try_get("complainant_address")?,
-                complainant_name: r.try_get("complainant_name")?,
-                handler: r.try_get("handler")?,
-                solution: r.try_get("solution")?,
-                round: u32::try_from(r.try_get::<i64, _>("round")?).unwrap_or(0),
-                extended_weeks: u32::try_from(r.try_get::<i64, _>("extended_weeks")?).unwrap_or(0),
-                subject_person: r.try_get("subject_person")?,
-                extension_agreement: r.try_get("extension_agreement")?,
-                routed_roles: r
-                    .try_get::<Option<String>, _>("routed_roles")?
-                    .map(|s| {
-                        s.split(',')
-                            .map(str::to_string)
-                            .filter(|r| !r.is_empty())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                text: r.try_get::<Option<String>, _>("text")?.unwrap_or_default(),
-                first_message_id: r.try_get("first_message_id")?,
-                category: r.try_get("category")?,
-                cause: r.try_get("cause")?,
-                incident_kind: r.try_get("incident_kind")?,
-                agreement: r.try_get("agreement")?,
-                satisfaction: r.try_get("satisfaction")?,
-                reopen_reason: r.try_get("reopen_reason")?,
-                kind: r.try_get("kind")?,
-                related_reference: r.try_get("related_reference")?,
-                measure: r.try_get("measure")?,
-            })
-        })
-        .transpose()
+        shared::complaint_tx_complaint_state!(&mut *self.tx, id)
     }
 
     async fn complaint_id_by_reference(
         &mut self,
         reference: &str,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
-                .bind(reference.to_ascii_uppercase())
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
+        shared::complaint_tx_complaint_id_by_reference!(&mut *self.tx, reference)
     }
 
     async fn complaint_complainant(&mut self, id: i64) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT complainant_address FROM complaints WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *self.tx)
-                .await?,
-        )
+        shared::complaint_tx_complaint_complainant!(&mut *self.tx, id)
     }
 
     async fn void_complaint(
@@ -1482,19 +1155,7 @@ impl ComplaintTx for PgTx {
         &mut self,
         id: i64,
     ) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StoreError> {
-        let rows =
-            sqlx::query("SELECT milestone, completed_at FROM milestones WHERE complaint_id = $1")
-                .bind(id)
-                .fetch_all(&mut *self.tx)
-                .await?;
-        let mut out = std::collections::BTreeMap::new();
-        for r in rows {
-            out.insert(
-                r.try_get("milestone")?,
-                parse_ts(&r.try_get::<String, _>("completed_at")?)?,
-            );
-        }
-        Ok(out)
+        shared::complaint_tx_milestones!(&mut *self.tx, id)
     }
 
     async fn reset_milestone(
@@ -1651,51 +1312,15 @@ impl OutboxTx for PgTx {
         recipient: &str,
         since: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE template = $1 AND recipients = $2 AND created_at >= $3",
-        )
-        .bind(template)
-        .bind(recipient)
-        .bind(ts(since))
-        .fetch_one(&mut *self.tx)
-        .await?)
+        shared::outbox_tx_count_sent_to_since!(&mut *self.tx, template, recipient, since)
     }
 
     async fn sent_by_message_ids(&mut self, ids: &[String]) -> Result<Option<SentRef>, StoreError> {
-        for id in ids {
-            let row = sqlx::query(
-                "SELECT id, complaint_id, template, recipients FROM outbox WHERE message_id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            if let Some(r) = row {
-                return Ok(Some(SentRef {
-                    outbox_id: r.try_get("id")?,
-                    complaint_id: r.try_get("complaint_id")?,
-                    template: r.try_get("template")?,
-                    recipients: r.try_get("recipients")?,
-                }));
-            }
-        }
-        Ok(None)
+        shared::outbox_tx_sent_by_message_ids!(&mut *self.tx, ids)
     }
 
     async fn sent_by_id(&mut self, outbox_id: i64) -> Result<Option<SentRef>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, complaint_id, template, recipients FROM outbox WHERE id = $1")
-                .bind(outbox_id)
-                .fetch_optional(&mut *self.tx)
-                .await?;
-        row.map(|r| {
-            Ok(SentRef {
-                outbox_id: r.try_get("id")?,
-                complaint_id: r.try_get("complaint_id")?,
-                template: r.try_get("template")?,
-                recipients: r.try_get("recipients")?,
-            })
-        })
-        .transpose()
+        shared::outbox_tx_sent_by_id!(&mut *self.tx, outbox_id)
     }
 
     async fn mark_bounced(
@@ -1728,22 +1353,7 @@ impl OutboxTx for PgTx {
         &mut self,
         complaint_id: i64,
     ) -> Result<Vec<SentTo>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT recipients, recipient_role, template FROM outbox
-             WHERE complaint_id = $1 LIMIT 1000",
-        )
-        .bind(complaint_id)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SentTo {
-                    recipients: r.try_get("recipients")?,
-                    role: r.try_get("recipient_role")?,
-                    template: r.try_get("template")?,
-                })
-            })
-            .collect()
+        shared::outbox_tx_complaint_mail_recipients!(&mut *self.tx, complaint_id)
     }
 
     async fn count_acknowledgements_to_key_since(
@@ -1806,12 +1416,7 @@ impl OutboxTx for PgTx {
 #[async_trait]
 impl SchedulerTx for PgTx {
     async fn actions_done(&mut self, id: i64) -> Result<HashSet<String>, StoreError> {
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT action_key FROM actions_done WHERE complaint_id = $1")
-                .bind(id)
-                .fetch_all(&mut *self.tx)
-                .await?;
-        Ok(keys.into_iter().collect())
+        shared::scheduler_tx_actions_done!(&mut *self.tx, id)
     }
 
     async fn mark_action_done(
@@ -1821,17 +1426,7 @@ impl SchedulerTx for PgTx {
         due_at: DateTime<Utc>,
         done_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO actions_done (complaint_id, action_key, due_at, done_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (complaint_id, action_key) DO NOTHING",
-        )
-        .bind(id)
-        .bind(key)
-        .bind(ts(due_at))
-        .bind(ts(done_at))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        shared::scheduler_tx_mark_action_done!(&mut *self.tx, id, key, due_at, done_at)
     }
 
     async fn mark_job_done(
@@ -1840,15 +1435,7 @@ impl SchedulerTx for PgTx {
         fire_at: DateTime<Utc>,
         done_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO jobs_done (job, fire_at, done_at) VALUES ($1, $2, $3) ON CONFLICT (job, fire_at) DO NOTHING",
-        )
-        .bind(job)
-        .bind(ts(fire_at))
-        .bind(ts(done_at))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        shared::scheduler_tx_mark_job_done!(&mut *self.tx, job, fire_at, done_at)
     }
 
     async fn set_next_due(
@@ -1856,11 +1443,6 @@ impl SchedulerTx for PgTx {
         complaint_id: i64,
         next: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE complaints SET next_due_at = $1 WHERE id = $2")
-            .bind(next.map(ts))
-            .bind(complaint_id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        shared::scheduler_tx_set_next_due!(&mut *self.tx, complaint_id, next)
     }
 }

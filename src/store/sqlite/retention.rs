@@ -157,14 +157,7 @@ impl RetentionStore for SqliteStore {
     }
 
     async fn complaints_of_address(&self, address: &str) -> Result<Vec<(i64, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, reference FROM complaints
-             WHERE complainant_address <> '' AND lower(complainant_address) = lower(?)
-             ORDER BY ref_year, ref_prefix, ref_number",
-        )
-        .bind(address)
-        .fetch_all(&self.pool)
-        .await?)
+        crate::store::shared::retention_store_complaints_of_address!(&self.pool, address)
     }
 
     async fn messages_from_address(
@@ -205,35 +198,7 @@ impl RetentionStore for SqliteStore {
     }
 
     async fn complaint_mails(&self, complaint_id: i64) -> Result<Vec<StoredMail>, StoreError> {
-        let mut out = Vec::new();
-        for r in sqlx::query(
-            "SELECT id, raw_sha256, raw_kept FROM messages WHERE complaint_id = ?
-             ORDER BY received_at, id",
-        )
-        .bind(complaint_id)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            out.push(StoredMail::Incoming {
-                message_row: r.try_get("id")?,
-                raw_sha256: r.try_get("raw_sha256")?,
-                raw_kept: r.try_get("raw_kept")?,
-            });
-        }
-        for r in sqlx::query(
-            "SELECT id, raw FROM outbox WHERE complaint_id = ? AND length(raw) > 0
-             ORDER BY created_at, id",
-        )
-        .bind(complaint_id)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            out.push(StoredMail::Outgoing {
-                outbox_id: r.try_get("id")?,
-                raw: r.try_get("raw")?,
-            });
-        }
-        Ok(out)
+        crate::store::shared::retention_store_complaint_mails!(&self.pool, complaint_id)
     }
 
     async fn blob_referenced(&self, kind: &str, sha: &str) -> Result<bool, StoreError> {
@@ -254,10 +219,7 @@ impl RetentionStore for SqliteStore {
     }
 
     async fn referenced_blobs(&self, kind: &str) -> Result<Vec<String>, StoreError> {
-        let Some(sql) = crate::store::retention::referenced_blobs_sql(kind) else {
-            return Ok(Vec::new());
-        };
-        Ok(sqlx::query_scalar(sql).fetch_all(&self.pool).await?)
+        crate::store::shared::retention_store_referenced_blobs!(&self.pool, kind)
     }
 
     async fn checkpoint_truncate(&self) -> Result<Checkpoint, StoreError> {
