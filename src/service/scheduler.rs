@@ -1524,8 +1524,7 @@ async fn persist(
                 .complaint_by_reference(&other.to_string())
                 .await?
                 .ok_or_else(|| ServiceError::Invalid(format!("there is no complaint {other}")))?;
-            tx.set_field(id, "related_id", Some(&other_id.to_string()))
-                .await?;
+            tx.link_complaint(id, other_id).await?;
             let reference = tx.complaint_reference(id).await?;
             tx.history(
                 Some(other_id),

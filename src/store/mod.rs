@@ -814,6 +814,10 @@ pub trait ComplaintTx: Send {
         value: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// Record that complaint `id` is related to complaint `related_id` (an id, not text: on
+    /// PostgreSQL the column is a BIGINT, and a text value is refused).
+    async fn link_complaint(&mut self, id: i64, related_id: i64) -> Result<(), StoreError>;
+
     async fn set_progress(
         &mut self,
         id: i64,
@@ -1090,7 +1094,6 @@ pub const SETTABLE_FIELDS: &[&str] = &[
     "routed_roles",
     "routing_rule",
     "severity",
-    "related_id",
     "channel",
     "received_by",
     "reopen_reason",

@@ -834,21 +834,405 @@ macro_rules! retention_store_referenced_blobs {
     }};
 }
 
+/// [`super::RegisterReads::list_outbox_page`].
+macro_rules! register_reads_list_outbox_page {
+    ($db:expr, $status:expr, $after_id:expr, $limit:expr) => {{
+        let db = $db;
+        let status = $status;
+        let after_id = $after_id;
+        let limit = $limit;
+
+        let rows = sqlx::query(
+            "SELECT o.id, c.reference, o.template, o.message_id, o.recipients, o.subject,
+                    o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
+                    o.sent_at, o.bounced_at
+             FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id
+             WHERE ($1 IS NULL OR o.status = $1) AND o.id > $2 ORDER BY o.id LIMIT $3",
+        )
+        .bind(status)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+        rows.iter().map(rows::from_row).collect()
+    }};
+}
+
+/// [`super::OutboxQueue::outbox_free_leases_of`].
+macro_rules! outbox_queue_outbox_free_leases_of {
+    ($db:expr, $owner:expr, $now:expr) => {{
+        let db = $db;
+        let owner = $owner;
+        let now = $now;
+
+        let r = sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_owner = NULL
+             WHERE status = 'sending' AND next_attempt_at > $1 AND lease_owner = $2",
+        )
+        .bind(ts(now))
+        .bind(owner)
+        .execute(db)
+        .await?;
+        Ok(r.rows_affected())
+    }};
+}
+
+/// [`super::OutboxQueue::outbox_retry`].
+macro_rules! outbox_queue_outbox_retry {
+    ($db:expr, $claim:expr, $next:expr, $error:expr) => {{
+        let db = $db;
+        let claim = $claim;
+        let next = $next;
+        let error = $error;
+
+        let r = sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, last_error = $2,
+                    lease_owner = NULL
+             WHERE id = $3 AND status = 'sending' AND attempts = $4",
+        )
+        .bind(ts(next))
+        .bind(nul_free(error))
+        .bind(claim.id)
+        .bind(claim.attempt)
+        .execute(db)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }};
+}
+
+/// [`super::OutboxQueue::outbox_backlog`].
+macro_rules! outbox_queue_outbox_backlog {
+    ($db:expr, $now:expr) => {{
+        let db = $db;
+        let now = $now;
+
+        let (depth, oldest): (i64, Option<String>) = sqlx::query_as(
+            "SELECT COUNT(*),
+                    MIN(CASE WHEN attempts > 0 OR next_attempt_at <= $1 THEN created_at END)
+             FROM outbox WHERE status IN ('queued', 'sending')",
+        )
+        .bind(ts(now))
+        .fetch_one(db)
+        .await?;
+        Ok(OutboxBacklog {
+            depth: u64::try_from(depth).unwrap_or(0),
+            oldest_waiting_since: oldest.map(|s| parse_ts(&s)).transpose()?,
+        })
+    }};
+}
+
+/// [`super::IntakeTx::complaint_by_message_ids`].
+macro_rules! intake_tx_complaint_by_message_ids {
+    ($db:expr, $ids:expr) => {{
+        let db = $db;
+        let ids = $ids;
+
+        for id in ids {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT complaint_id FROM messages WHERE message_id = $1 AND complaint_id IS NOT NULL
+                 UNION ALL
+                 SELECT complaint_id FROM outbox WHERE message_id = $1 AND complaint_id IS NOT NULL
+                 LIMIT 1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *db)
+            .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }};
+}
+
+/// [`super::IntakeTx::insert_message`].
+macro_rules! intake_tx_insert_message {
+    ($db:expr, $m:expr) => {{
+        let db = $db;
+        let m = $m;
+
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (complaint_id, dedupe_key, message_id, source, source_key,
+                received_at, sent_date, from_address, from_name, reply_to, to_addresses, subject,
+                in_reply_to, references_ids, body_text, raw_sha256, raw_size, raw_kept,
+                classification, automatic, unfiled_reason, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id",
+        )
+        .bind(m.complaint_id)
+        .bind(&m.dedupe_key)
+        .bind(nul_free_opt(&m.message_id))
+        .bind(&m.source)
+        .bind(nul_free(&m.source_key))
+        .bind(ts(m.received_at))
+        .bind(m.sent_date.map(ts))
+        .bind(nul_free(&m.from_address))
+        .bind(nul_free_opt(&m.from_name))
+        .bind(nul_free_opt(&m.reply_to))
+        .bind(nul_free(&m.to_addresses))
+        .bind(nul_free(&m.subject))
+        .bind(nul_free_opt(&m.in_reply_to))
+        .bind(nul_free_opt(&m.references_ids))
+        .bind(nul_free(&m.body_text))
+        .bind(&m.raw_sha256)
+        .bind(m.raw_size)
+        .bind(&m.raw_kept)
+        .bind(&m.classification)
+        .bind(nul_free_opt(&m.automatic))
+        .bind(nul_free_opt(&m.unfiled_reason))
+        .bind(ts(m.created_at))
+        .fetch_one(&mut *db)
+        .await?;
+        Ok(id)
+    }};
+}
+
+/// [`super::IntakeTx::insert_attachment`].
+macro_rules! intake_tx_insert_attachment {
+    ($db:expr, $message_row:expr, $a:expr) => {{
+        let db = $db;
+        let message_row = $message_row;
+        let a = $a;
+
+        sqlx::query(
+            "INSERT INTO attachments (message_row, name, content_type, size, sha256, refused_reason)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(message_row)
+        .bind(nul_free(&a.name))
+        .bind(nul_free(&a.content_type))
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(nul_free_opt(&a.refused_reason))
+        .execute(&mut *db)
+        .await?;
+        Ok(())
+    }};
+}
+
+/// [`super::IntakeTx::insert_quarantine`].
+macro_rules! intake_tx_insert_quarantine {
+    ($db:expr, $q:expr) => {{
+        let db = $db;
+        let q = $q;
+
+        Ok(sqlx::query_scalar(
+            "INSERT INTO quarantine (source, source_key, message_id, received_at, reason,
+                raw_sha256, raw_size, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(&q.source)
+        .bind(nul_free(&q.source_key))
+        .bind(nul_free_opt(&q.message_id))
+        .bind(ts(q.received_at))
+        .bind(nul_free(&q.reason))
+        .bind(&q.raw_sha256)
+        .bind(q.raw_size)
+        .bind(ts(q.created_at))
+        .fetch_one(&mut *db)
+        .await?)
+    }};
+}
+
+/// [`super::ComplaintTx::void_complaint`].
+macro_rules! complaint_tx_void_complaint {
+    ($db:expr, $id:expr, $reason:expr, $at:expr) => {{
+        let db = $db;
+        let id = $id;
+        let reason = $reason;
+        let at = $at;
+
+        sqlx::query(
+            "UPDATE complaints SET status = 'voided', void_reason = $1, voided_at = $2 WHERE id = $3",
+        )
+        .bind(reason)
+        .bind(ts(at))
+        .bind(id)
+        .execute(&mut *db)
+        .await?;
+        Ok(())
+    }};
+}
+
+/// [`super::ComplaintTx::set_field`].
+macro_rules! complaint_tx_set_field {
+    ($db:expr, $id:expr, $field:expr, $value:expr) => {{
+        let db = $db;
+        let id = $id;
+        let field = $field;
+        let value = $value;
+
+        if !SETTABLE_FIELDS.contains(&field) {
+            return Err(StoreError::Conflict(format!("field {field} cannot be set")));
+        }
+        // The column name comes from the fixed list above, never from input.
+        let sql = format!("UPDATE complaints SET {field} = $1 WHERE id = $2");
+        sqlx::query(&sql)
+            .bind(value.map(nul_free))
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+        Ok(())
+    }};
+}
+
+/// [`super::ComplaintTx::link_complaint`].
+macro_rules! complaint_tx_link_complaint {
+    ($db:expr, $id:expr, $related_id:expr) => {{
+        let db = $db;
+        let id = $id;
+        let related_id = $related_id;
+        sqlx::query("UPDATE complaints SET related_id = $1 WHERE id = $2")
+            .bind(related_id)
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+        Ok(())
+    }};
+}
+
+/// [`super::ComplaintTx::set_progress`].
+macro_rules! complaint_tx_set_progress {
+    ($db:expr, $id:expr, $round:expr, $extended_weeks:expr) => {{
+        let db = $db;
+        let id = $id;
+        let round = $round;
+        let extended_weeks = $extended_weeks;
+
+        sqlx::query("UPDATE complaints SET round = $1, extended_weeks = $2 WHERE id = $3")
+            .bind(i64::from(round))
+            .bind(i64::from(extended_weeks))
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+        Ok(())
+    }};
+}
+
+/// [`super::ComplaintTx::reset_milestone`].
+macro_rules! complaint_tx_reset_milestone {
+    ($db:expr, $id:expr, $milestone:expr, $at:expr, $actor:expr) => {{
+        let db = $db;
+        let id = $id;
+        let milestone = $milestone;
+        let at = $at;
+        let actor = $actor;
+
+        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone = $2")
+            .bind(id)
+            .bind(milestone)
+            .execute(&mut *db)
+            .await?;
+        if let Some(at) = at {
+            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(milestone)
+                .bind(ts(at))
+                .bind(actor)
+                .execute(&mut *db)
+                .await?;
+        }
+        Ok(())
+    }};
+}
+
+/// [`super::ComplaintTx::complete_milestone`].
+macro_rules! complaint_tx_complete_milestone {
+    ($db:expr, $complaint_id:expr, $milestone:expr, $at:expr, $actor:expr) => {{
+        let db = $db;
+        let complaint_id = $complaint_id;
+        let milestone = $milestone;
+        let at = $at;
+        let actor = $actor;
+
+        let r = sqlx::query(
+            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (complaint_id, milestone) DO NOTHING",
+        )
+        .bind(complaint_id)
+        .bind(milestone)
+        .bind(ts(at))
+        .bind(actor)
+        .execute(&mut *db)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }};
+}
+
+/// [`super::OutboxTx::mark_bounced`].
+macro_rules! outbox_tx_mark_bounced {
+    ($db:expr, $outbox_id:expr, $at:expr, $reason:expr) => {{
+        let db = $db;
+        let outbox_id = $outbox_id;
+        let at = $at;
+        let reason = $reason;
+
+        let r = sqlx::query(
+            "UPDATE outbox SET bounced_at = $1, bounce_reason = $2 WHERE id = $3 AND bounced_at IS NULL",
+        )
+        .bind(ts(at))
+        .bind(nul_free(reason))
+        .bind(outbox_id)
+        .execute(&mut *db)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }};
+}
+
+/// [`super::OutboxTx::mark_outbox_failed`].
+macro_rules! outbox_tx_mark_outbox_failed {
+    ($db:expr, $outbox_id:expr, $error:expr) => {{
+        let db = $db;
+        let outbox_id = $outbox_id;
+        let error = $error;
+
+        sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1 WHERE id = $2")
+            .bind(nul_free(error))
+            .bind(outbox_id)
+            .execute(&mut *db)
+            .await?;
+        Ok(())
+    }};
+}
+
+/// [`super::OutboxTx::nth_latest_acknowledgement_release`].
+macro_rules! outbox_tx_nth_latest_acknowledgement_release {
+    ($db:expr, $after:expr, $n:expr) => {{
+        let db = $db;
+        let after = $after;
+        let n = $n;
+
+        let t: Option<String> = sqlx::query_scalar(
+            "SELECT release_at FROM ack_releases
+             WHERE seq = (SELECT MAX(seq) FROM ack_releases) - $1 + 1 AND release_at > $2",
+        )
+        .bind(n.max(1))
+        .bind(ts(after))
+        .fetch_optional(&mut *db)
+        .await?;
+        t.as_deref().map(parse_ts).transpose()
+    }};
+}
+
 pub(crate) use {
     complaint_tx_complaint_complainant, complaint_tx_complaint_id_by_reference,
-    complaint_tx_complaint_state, complaint_tx_milestones, intake_tx_complaint_by_reference,
-    intake_tx_dedupe_key_exists, intake_tx_file_message, intake_tx_held_quarantine_by_sha,
-    intake_tx_messages_with_message_id, intake_tx_quarantine_entry,
+    complaint_tx_complaint_state, complaint_tx_complete_milestone, complaint_tx_link_complaint,
+    complaint_tx_milestones, complaint_tx_reset_milestone, complaint_tx_set_field,
+    complaint_tx_set_progress, complaint_tx_void_complaint, intake_tx_complaint_by_message_ids,
+    intake_tx_complaint_by_reference, intake_tx_dedupe_key_exists, intake_tx_file_message,
+    intake_tx_held_quarantine_by_sha, intake_tx_insert_attachment, intake_tx_insert_message,
+    intake_tx_insert_quarantine, intake_tx_messages_with_message_id, intake_tx_quarantine_entry,
     intake_tx_set_quarantine_status, intake_tx_unfiled_message, outbox_queue_next_outbox_due,
-    outbox_tx_complaint_mail_recipients, outbox_tx_count_sent_to_since, outbox_tx_sent_by_id,
-    outbox_tx_sent_by_message_ids, register_reads_complaint, register_reads_complaint_count,
-    register_reads_history, register_reads_list_quarantine_page, register_reads_list_unfiled_page,
-    register_reads_messages, retention_store_complaint_mails,
-    retention_store_complaints_of_address, retention_store_referenced_blobs,
-    scheduler_reads_complaints_due, scheduler_reads_earliest_next_due,
-    scheduler_reads_forget_next_due, scheduler_reads_job_done, scheduler_reads_open_complaint_ids,
-    scheduler_tx_actions_done, scheduler_tx_mark_action_done, scheduler_tx_mark_job_done,
-    scheduler_tx_set_next_due, settings_store_get_setting, settings_store_put_setting,
-    settings_store_setting_or_insert, source_keys_last_source_key,
+    outbox_queue_outbox_backlog, outbox_queue_outbox_free_leases_of, outbox_queue_outbox_retry,
+    outbox_tx_complaint_mail_recipients, outbox_tx_count_sent_to_since, outbox_tx_mark_bounced,
+    outbox_tx_mark_outbox_failed, outbox_tx_nth_latest_acknowledgement_release,
+    outbox_tx_sent_by_id, outbox_tx_sent_by_message_ids, register_reads_complaint,
+    register_reads_complaint_count, register_reads_history, register_reads_list_outbox_page,
+    register_reads_list_quarantine_page, register_reads_list_unfiled_page, register_reads_messages,
+    retention_store_complaint_mails, retention_store_complaints_of_address,
+    retention_store_referenced_blobs, scheduler_reads_complaints_due,
+    scheduler_reads_earliest_next_due, scheduler_reads_forget_next_due, scheduler_reads_job_done,
+    scheduler_reads_open_complaint_ids, scheduler_tx_actions_done, scheduler_tx_mark_action_done,
+    scheduler_tx_mark_job_done, scheduler_tx_set_next_due, settings_store_get_setting,
+    settings_store_put_setting, settings_store_setting_or_insert, source_keys_last_source_key,
     source_keys_unmarked_source_keys,
 };

@@ -587,19 +587,7 @@ impl RegisterReads for PgStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT o.id, c.reference, o.template, o.message_id, o.recipients, o.subject,
-                    o.status, o.attempts, o.next_attempt_at, o.last_error, o.created_at,
-                    o.sent_at, o.bounced_at
-             FROM outbox o LEFT JOIN complaints c ON c.id = o.complaint_id
-             WHERE ($1 IS NULL OR o.status = $1) AND o.id > $2 ORDER BY o.id LIMIT $3",
-        )
-        .bind(status)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::from_row).collect()
+        shared::register_reads_list_outbox_page!(&self.pool, status, after_id, limit)
     }
 
     async fn complaint_count(&self) -> Result<u64, StoreError> {
@@ -672,15 +660,7 @@ impl OutboxQueue for PgStore {
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, lease_owner = NULL
-             WHERE status = 'sending' AND next_attempt_at > $1 AND lease_owner = $2",
-        )
-        .bind(ts(now))
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
+        shared::outbox_queue_outbox_free_leases_of!(&self.pool, owner, now)
     }
 
     async fn outbox_sent(&self, claims: &[Claim], at: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -704,18 +684,7 @@ impl OutboxQueue for PgStore {
         next: DateTime<Utc>,
         error: &str,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, last_error = $2,
-                    lease_owner = NULL
-             WHERE id = $3 AND status = 'sending' AND attempts = $4",
-        )
-        .bind(ts(next))
-        .bind(nul_free(error))
-        .bind(claim.id)
-        .bind(claim.attempt)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        shared::outbox_queue_outbox_retry!(&self.pool, claim, next, error)
     }
 
     async fn next_outbox_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -723,18 +692,7 @@ impl OutboxQueue for PgStore {
     }
 
     async fn outbox_backlog(&self, now: DateTime<Utc>) -> Result<OutboxBacklog, StoreError> {
-        let (depth, oldest): (i64, Option<String>) = sqlx::query_as(
-            "SELECT COUNT(*),
-                    MIN(CASE WHEN attempts > 0 OR next_attempt_at <= $1 THEN created_at END)
-             FROM outbox WHERE status IN ('queued', 'sending')",
-        )
-        .bind(ts(now))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(OutboxBacklog {
-            depth: u64::try_from(depth).unwrap_or(0),
-            oldest_waiting_since: oldest.map(|s| parse_ts(&s)).transpose()?,
-        })
+        shared::outbox_queue_outbox_backlog!(&self.pool, now)
     }
 }
 
@@ -869,21 +827,7 @@ impl IntakeTx for PgTx {
         &mut self,
         ids: &[String],
     ) -> Result<Option<i64>, StoreError> {
-        for id in ids {
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT complaint_id FROM messages WHERE message_id = $1 AND complaint_id IS NOT NULL
-                 UNION ALL
-                 SELECT complaint_id FROM outbox WHERE message_id = $1 AND complaint_id IS NOT NULL
-                 LIMIT 1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        shared::intake_tx_complaint_by_message_ids!(&mut *self.tx, ids)
     }
 
     async fn complaint_by_reference(
@@ -894,38 +838,7 @@ impl IntakeTx for PgTx {
     }
 
     async fn insert_message(&mut self, m: &NewMessage) -> Result<i64, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (complaint_id, dedupe_key, message_id, source, source_key,
-                received_at, sent_date, from_address, from_name, reply_to, to_addresses, subject,
-                in_reply_to, references_ids, body_text, raw_sha256, raw_size, raw_kept,
-                classification, automatic, unfiled_reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id",
-        )
-        .bind(m.complaint_id)
-        .bind(&m.dedupe_key)
-        .bind(nul_free_opt(&m.message_id))
-        .bind(&m.source)
-        .bind(nul_free(&m.source_key))
-        .bind(ts(m.received_at))
-        .bind(m.sent_date.map(ts))
-        .bind(nul_free(&m.from_address))
-        .bind(nul_free_opt(&m.from_name))
-        .bind(nul_free_opt(&m.reply_to))
-        .bind(nul_free(&m.to_addresses))
-        .bind(nul_free(&m.subject))
-        .bind(nul_free_opt(&m.in_reply_to))
-        .bind(nul_free_opt(&m.references_ids))
-        .bind(nul_free(&m.body_text))
-        .bind(&m.raw_sha256)
-        .bind(m.raw_size)
-        .bind(&m.raw_kept)
-        .bind(&m.classification)
-        .bind(nul_free_opt(&m.automatic))
-        .bind(nul_free_opt(&m.unfiled_reason))
-        .bind(ts(m.created_at))
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(id)
+        shared::intake_tx_insert_message!(&mut *self.tx, m)
     }
 
     async fn insert_attachment(
@@ -933,37 +846,11 @@ impl IntakeTx for PgTx {
         message_row: i64,
         a: &NewAttachment,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO attachments (message_row, name, content_type, size, sha256, refused_reason)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(message_row)
-        .bind(nul_free(&a.name))
-        .bind(nul_free(&a.content_type))
-        .bind(a.size)
-        .bind(&a.sha256)
-        .bind(nul_free_opt(&a.refused_reason))
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        shared::intake_tx_insert_attachment!(&mut *self.tx, message_row, a)
     }
 
     async fn insert_quarantine(&mut self, q: &NewQuarantine) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO quarantine (source, source_key, message_id, received_at, reason,
-                raw_sha256, raw_size, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(&q.source)
-        .bind(nul_free(&q.source_key))
-        .bind(nul_free_opt(&q.message_id))
-        .bind(ts(q.received_at))
-        .bind(nul_free(&q.reason))
-        .bind(&q.raw_sha256)
-        .bind(q.raw_size)
-        .bind(ts(q.created_at))
-        .fetch_one(&mut *self.tx)
-        .await?)
+        shared::intake_tx_insert_quarantine!(&mut *self.tx, q)
     }
 
     async fn quarantine_entry(
@@ -1104,15 +991,7 @@ impl ComplaintTx for PgTx {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.notify_scheduler = true;
-        sqlx::query(
-            "UPDATE complaints SET status = 'voided', void_reason = $1, voided_at = $2 WHERE id = $3",
-        )
-        .bind(reason)
-        .bind(ts(at))
-        .bind(id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(())
+        shared::complaint_tx_void_complaint!(&mut *self.tx, id, reason, at)
     }
 
     async fn set_field(
@@ -1122,17 +1001,12 @@ impl ComplaintTx for PgTx {
         value: Option<&str>,
     ) -> Result<(), StoreError> {
         self.notify_scheduler = true;
-        if !SETTABLE_FIELDS.contains(&field) {
-            return Err(StoreError::Conflict(format!("field {field} cannot be set")));
-        }
-        // The column name comes from the fixed list above, never from input.
-        let sql = format!("UPDATE complaints SET {field} = $1 WHERE id = $2");
-        sqlx::query(&sql)
-            .bind(value.map(nul_free))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        shared::complaint_tx_set_field!(&mut *self.tx, id, field, value)
+    }
+
+    async fn link_complaint(&mut self, id: i64, related_id: i64) -> Result<(), StoreError> {
+        self.notify_scheduler = true;
+        shared::complaint_tx_link_complaint!(&mut *self.tx, id, related_id)
     }
 
     async fn set_progress(
@@ -1142,13 +1016,7 @@ impl ComplaintTx for PgTx {
         extended_weeks: u32,
     ) -> Result<(), StoreError> {
         self.notify_scheduler = true;
-        sqlx::query("UPDATE complaints SET round = $1, extended_weeks = $2 WHERE id = $3")
-            .bind(i64::from(round))
-            .bind(i64::from(extended_weeks))
-            .bind(id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        shared::complaint_tx_set_progress!(&mut *self.tx, id, round, extended_weeks)
     }
 
     async fn milestones(
@@ -1166,21 +1034,7 @@ impl ComplaintTx for PgTx {
         actor: &str,
     ) -> Result<(), StoreError> {
         self.notify_scheduler = true;
-        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone = $2")
-            .bind(id)
-            .bind(milestone)
-            .execute(&mut *self.tx)
-            .await?;
-        if let Some(at) = at {
-            sqlx::query("INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(milestone)
-                .bind(ts(at))
-                .bind(actor)
-                .execute(&mut *self.tx)
-                .await?;
-        }
-        Ok(())
+        shared::complaint_tx_reset_milestone!(&mut *self.tx, id, milestone, at, actor)
     }
 
     async fn complete_milestone(
@@ -1191,17 +1045,7 @@ impl ComplaintTx for PgTx {
         actor: &str,
     ) -> Result<bool, StoreError> {
         self.notify_scheduler = true;
-        let r = sqlx::query(
-            "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (complaint_id, milestone) DO NOTHING",
-        )
-        .bind(complaint_id)
-        .bind(milestone)
-        .bind(ts(at))
-        .bind(actor)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        shared::complaint_tx_complete_milestone!(&mut *self.tx, complaint_id, milestone, at, actor)
     }
 
     async fn history(
@@ -1329,24 +1173,11 @@ impl OutboxTx for PgTx {
         at: DateTime<Utc>,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE outbox SET bounced_at = $1, bounce_reason = $2 WHERE id = $3 AND bounced_at IS NULL",
-        )
-        .bind(ts(at))
-        .bind(nul_free(reason))
-        .bind(outbox_id)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        shared::outbox_tx_mark_bounced!(&mut *self.tx, outbox_id, at, reason)
     }
 
     async fn mark_outbox_failed(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1 WHERE id = $2")
-            .bind(nul_free(error))
-            .bind(outbox_id)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        shared::outbox_tx_mark_outbox_failed!(&mut *self.tx, outbox_id, error)
     }
 
     async fn complaint_mail_recipients(
@@ -1380,15 +1211,7 @@ impl OutboxTx for PgTx {
         after: DateTime<Utc>,
         n: i64,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<String> = sqlx::query_scalar(
-            "SELECT release_at FROM ack_releases
-             WHERE seq = (SELECT MAX(seq) FROM ack_releases) - $1 + 1 AND release_at > $2",
-        )
-        .bind(n.max(1))
-        .bind(ts(after))
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        t.as_deref().map(parse_ts).transpose()
+        shared::outbox_tx_nth_latest_acknowledgement_release!(&mut *self.tx, after, n)
     }
 
     async fn record_acknowledgement_release(
