@@ -146,6 +146,16 @@ impl TestApp {
         self.pg.is_some()
     }
 
+    /// On PostgreSQL, every live row of this installation's database (`pg_dump`); `None` on
+    /// SQLite, whose database is a file under `data_dir`.
+    #[allow(dead_code)] // Not every test binary reads it.
+    pub fn database_dump(&self) -> Option<Vec<u8>> {
+        self.pg.as_ref().map(|db| {
+            db.dump()
+                .unwrap_or_else(|e| panic!("dump the test database: {e}"))
+        })
+    }
+
     /// The config the harness writes: absolute paths everywhere, templates and procedures
     /// from the repository, a fixed secret, log level `warn`.
     pub fn config_toml(data_dir: &Path, maildir: &Path, outbox: &Path) -> String {

@@ -141,6 +141,34 @@ impl PgDatabase {
     pub fn password(&self) -> Option<&str> {
         self.server.password.as_deref()
     }
+
+    /// Every row of this database as `pg_dump --data-only` writes it: what a query of any
+    /// table could still return (live rows; not the dead versions VACUUM has yet to reuse).
+    #[allow(dead_code)] // Not every test binary that includes this file reads it.
+    pub fn dump(&self) -> Result<Vec<u8>, String> {
+        let binary = psql_binary().replace("psql", "pg_dump");
+        let mut c = Command::new(&binary);
+        c.args(["--data-only", "--no-owner", "-w", "-d"])
+            .arg(&self.url)
+            .env("PGCONNECT_TIMEOUT", "10");
+        match self.password() {
+            Some(p) => c.env("PGPASSWORD", p),
+            None => c.env_remove("PGPASSWORD"),
+        };
+        let out = c
+            .output()
+            .map_err(|e| format!("cannot run {binary} ({e})"))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "pg_dump of {} failed ({}): {}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
 }
 
 impl Drop for PgDatabase {
