@@ -146,6 +146,46 @@ impl TestApp {
         self.pg.is_some()
     }
 
+    /// One number from this installation's own database, SQLite file or PostgreSQL (a test's
+    /// look behind the CLI; write the SQL for both, `CAST(.. AS BIGINT)` for a count or a
+    /// length). Panics when the database cannot be opened or the query fails, so a check
+    /// built on it cannot pass by reading nothing.
+    #[allow(dead_code)] // Not every test binary reads it.
+    pub fn query_i64(&self, sql: &str) -> Option<i64> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            match &self.pg {
+                Some(db) => {
+                    let mut options: sqlx::postgres::PgConnectOptions =
+                        db.url.parse().expect("test database url");
+                    if let Some(p) = db.password() {
+                        options = options.password(p);
+                    }
+                    let pool = sqlx::PgPool::connect_with(options)
+                        .await
+                        .unwrap_or_else(|e| panic!("open {}: {e}", db.url));
+                    sqlx::query_scalar::<_, Option<i64>>(sql)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                }
+                None => {
+                    let url = format!("sqlite://{}", self.data_dir.join("klachtd.db").display());
+                    let pool = sqlx::SqlitePool::connect(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+                    sqlx::query_scalar::<_, Option<i64>>(sql)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                }
+            }
+        })
+    }
+
     /// On PostgreSQL, every live row of this installation's database (`pg_dump`); `None` on
     /// SQLite, whose database is a file under `data_dir`.
     #[allow(dead_code)] // Not every test binary reads it.
