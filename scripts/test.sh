@@ -34,7 +34,8 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
 # The intake, procedure and outbox tests again on PostgreSQL (each harness gets a database of
 # its own on a throwaway cluster, reused when one runs), with the store's own tests on both,
-# and the staff commands, replies, routing, register, health, hostile mail, golden outputs and
+# and the staff commands, replies, routing, register, health, hostile mail, golden outputs, the
+# reports (the analysis checked against an independent count) and
 # retention (personal data checked gone from the database's live rows with pg_dump).
 # staff_mail on PostgreSQL found `#koppel` refused there (a text bound to a BIGINT column).
 # The exports are taken from what `start` prints: a failed start stops the script here.
@@ -45,7 +46,8 @@ eval "$pg_env"
 export KLACHTD_REQUIRE_PG=1
 cargo test --locked --test intake --test procedures --test outbox --test store_backends --test instances \
     --test migrate_store --test migrate_blobs --test pg_tls --test staff_mail --test replies \
-    --test routing --test register --test health --test retention --test hostile --test golden
+    --test routing --test register --test health --test retention --test hostile --test golden \
+    --test reports
 # The same three instances through the real Dovecot (IMAP IDLE) and Postfix (SMTP), the leader
 # killed during a backlog of 2,000 complaints (tests/mail_stack/instances.rs; the mail stack
 # must start: KLACHTD_REQUIRE_STACK=1 above). --nocapture: its summary line (kills, failover

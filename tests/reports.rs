@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Amsterdam;
-use common::{Mail, TestApp};
+use common::{Database, Mail, TestApp};
 use mail_parser::MimeHeaders;
 use serde_json::Value;
 
@@ -147,30 +147,24 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Open the test's database (the same SQLite file the binary uses).
-async fn pool(app: &TestApp) -> sqlx::SqlitePool {
-    let url = format!("sqlite://{}", app.data_dir.join("klachtd.db").display());
-    sqlx::SqlitePool::connect(&url)
-        .await
-        .expect("open the database")
-}
-
-/// The fixture generator: the register as two years of staff work would have left it.
-async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
-    let db = pool(app).await;
-    let mut tx = db.begin().await.unwrap();
+/// The fixture generator's statements, on a pool of either backend (`$N` placeholders,
+/// which SQLite reads by number too): the register as two years of staff work would have
+/// left it.
+macro_rules! give_facts_in {
+    ($db:expr, $rng:expr, $made:expr) => {{
+    let mut tx = $db.begin().await.unwrap();
     let mut outbox_seq = 0u64;
-    for m in made.iter_mut() {
-        let id: i64 = sqlx::query_scalar("SELECT id FROM complaints WHERE reference = ?")
+    for m in $made.iter_mut() {
+        let id: i64 = sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
             .bind(&m.reference)
             .fetch_one(&mut *tx)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", m.reference));
         sqlx::query(
-            "UPDATE complaints SET kind = ?, category = ?, severity = ?, channel = ?,
-                    incident_kind = ?, cause = ?, agreement = ?, satisfaction = ?,
-                    handler = ?, measure = ?
-             WHERE id = ?",
+            "UPDATE complaints SET kind = $1, category = $2, severity = $3, channel = $4,
+                    incident_kind = $5, cause = $6, agreement = $7, satisfaction = $8,
+                    handler = $9, measure = $10
+             WHERE id = $11",
         )
         .bind(&m.kind)
         .bind(&m.category)
@@ -179,8 +173,9 @@ async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
         .bind(&m.nature)
         .bind(&m.cause)
         .bind(m.agreement.map(|a| if a { "yes" } else { "no" }))
-        .bind(m.satisfaction.map(i64::from))
-        .bind(format!("behandelaar{}@example.org", rng.below(4)))
+        // A text column on both backends.
+        .bind(m.satisfaction.map(|s| s.to_string()))
+        .bind(format!("behandelaar{}@example.org", $rng.below(4)))
         .bind(m.measure.as_ref().map(|(t, _)| t.clone()))
         .bind(id)
         .execute(&mut *tx)
@@ -188,7 +183,7 @@ async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
         .unwrap();
         if let Some((text, at)) = &m.measure {
             sqlx::query(
-                "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES (?, ?, 'staff:behandelaar0@example.org', 'set', ?)",
+                "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES ($1, $2, 'staff:behandelaar0@example.org', 'set', $3)",
             )
             .bind(id)
             .bind(ts(*at))
@@ -199,7 +194,7 @@ async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
         }
         // The intake runs' scheduler already escalated some; the generator decides instead.
         sqlx::query(
-            "DELETE FROM outbox WHERE complaint_id = ? AND template IN ('escalation', 'appeal_info')",
+            "DELETE FROM outbox WHERE complaint_id = $1 AND template IN ('escalation', 'appeal_info')",
         )
         .bind(id)
         .execute(&mut *tx)
@@ -214,11 +209,12 @@ async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
             sqlx::query(
                 "INSERT INTO outbox (complaint_id, template, message_id, envelope_from, recipients,
                                      subject, raw, status, next_attempt_at, created_at, sent_at)
-                 VALUES (?, ?, ?, 'klachten@example.org', 'directeur@example.org', 'escalatie', x'', 'sent', ?, ?, ?)",
+                 VALUES ($1, $2, $3, 'klachten@example.org', 'directeur@example.org', 'escalatie', $4, 'sent', $5, $6, $7)",
             )
             .bind(id)
             .bind(template)
             .bind(format!("gen-outbox-{outbox_seq}@example.org"))
+            .bind(Vec::<u8>::new())
             .bind(ts(m.received))
             .bind(ts(m.received))
             .bind(ts(m.received))
@@ -227,26 +223,26 @@ async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
             .unwrap();
         }
         // Milestone times: a few hours to several weeks after receipt; some never (open).
-        sqlx::query("DELETE FROM milestones WHERE complaint_id = ? AND milestone IN ('acknowledged', 'first_reaction', 'solution_proposed', 'handled')")
+        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone IN ('acknowledged', 'first_reaction', 'solution_proposed', 'handled')")
             .bind(id)
             .execute(&mut *tx)
             .await
             .unwrap();
         let mut at = m.received;
         for (step, milestone) in MILESTONES.iter().enumerate() {
-            if step > 0 && rng.chance(12) {
+            if step > 0 && $rng.chance(12) {
                 break;
             }
-            let long = rng.chance(if step == 0 { 10 } else { 20 });
+            let long = $rng.chance(if step == 0 { 10 } else { 20 });
             let hours = match (step, long) {
-                (0, true) => 1 + rng.below(200),
-                (0, false) => 1 + rng.below(30),
-                (_, true) => 4 + rng.below(700),
-                (_, false) => 4 + rng.below(200),
+                (0, true) => 1 + $rng.below(200),
+                (0, false) => 1 + $rng.below(30),
+                (_, true) => 4 + $rng.below(700),
+                (_, false) => 4 + $rng.below(200),
             };
             at += Duration::hours(hours as i64);
             sqlx::query(
-                "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES (?, ?, ?, 'staff:behandelaar0@example.org')",
+                "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, 'staff:behandelaar0@example.org')",
             )
             .bind(id)
             .bind(milestone)
@@ -256,8 +252,22 @@ async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
             .unwrap();
         }
     }
-    tx.commit().await.unwrap();
-    db.close().await;
+        tx.commit().await.unwrap();
+    }};
+}
+
+/// The fixture generator, on the installation's own database (SQLite or PostgreSQL).
+async fn give_facts(app: &TestApp, rng: &mut Rng, made: &mut [Made]) {
+    match app.open_database().await {
+        Database::Sqlite(db) => {
+            give_facts_in!(db, rng, made);
+            db.close().await;
+        }
+        Database::Postgres(db) => {
+            give_facts_in!(db, rng, made);
+            db.close().await;
+        }
+    }
 }
 
 /// Makes the register: 1,000 complaints a year, then a group of three alike that a public

@@ -88,6 +88,13 @@ pub struct TestApp {
     pub pg: Option<pg::PgDatabase>,
 }
 
+/// An installation's database, opened by a test ([`TestApp::open_database`]).
+#[allow(dead_code)] // Not every test binary reads it.
+pub enum Database {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
 impl TestApp {
     /// A fresh installation with the default config (see [`TestApp::config_toml`]).
     pub fn spawn() -> Self {
@@ -146,9 +153,37 @@ impl TestApp {
         self.pg.is_some()
     }
 
-    /// One number from this installation's own database, SQLite file or PostgreSQL (a test's
-    /// look behind the CLI; write the SQL for both, `CAST(.. AS BIGINT)` for a count or a
-    /// length). Panics when the database cannot be opened or the query fails, so a check
+    /// A pool on this installation's own database, SQLite file or PostgreSQL: a test's look
+    /// behind the CLI (write the SQL for both: `$N` placeholders, which SQLite reads by
+    /// number too). Panics when it cannot be opened.
+    #[allow(dead_code)] // Not every test binary reads it.
+    pub async fn open_database(&self) -> Database {
+        match &self.pg {
+            Some(db) => {
+                let mut options: sqlx::postgres::PgConnectOptions =
+                    db.url.parse().expect("test database url");
+                if let Some(p) = db.password() {
+                    options = options.password(p);
+                }
+                Database::Postgres(
+                    sqlx::PgPool::connect_with(options)
+                        .await
+                        .unwrap_or_else(|e| panic!("open {}: {e}", db.url)),
+                )
+            }
+            None => {
+                let url = format!("sqlite://{}", self.data_dir.join("klachtd.db").display());
+                Database::Sqlite(
+                    sqlx::SqlitePool::connect(&url)
+                        .await
+                        .unwrap_or_else(|e| panic!("open {url}: {e}")),
+                )
+            }
+        }
+    }
+
+    /// One number from this installation's own database ([`TestApp::open_database`];
+    /// `CAST(.. AS BIGINT)` for a count or a length). Panics when the query fails, so a check
     /// built on it cannot pass by reading nothing.
     #[allow(dead_code)] // Not every test binary reads it.
     pub fn query_i64(&self, sql: &str) -> Option<i64> {
@@ -157,32 +192,19 @@ impl TestApp {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            match &self.pg {
-                Some(db) => {
-                    let mut options: sqlx::postgres::PgConnectOptions =
-                        db.url.parse().expect("test database url");
-                    if let Some(p) = db.password() {
-                        options = options.password(p);
-                    }
-                    let pool = sqlx::PgPool::connect_with(options)
-                        .await
-                        .unwrap_or_else(|e| panic!("open {}: {e}", db.url));
+            let value = match self.open_database().await {
+                Database::Postgres(pool) => {
                     sqlx::query_scalar::<_, Option<i64>>(sql)
                         .fetch_one(&pool)
                         .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
                 }
-                None => {
-                    let url = format!("sqlite://{}", self.data_dir.join("klachtd.db").display());
-                    let pool = sqlx::SqlitePool::connect(&url)
-                        .await
-                        .unwrap_or_else(|e| panic!("open {url}: {e}"));
+                Database::Sqlite(pool) => {
                     sqlx::query_scalar::<_, Option<i64>>(sql)
                         .fetch_one(&pool)
                         .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
                 }
-            }
+            };
+            value.unwrap_or_else(|e| panic!("{sql}: {e}"))
         })
     }
 
