@@ -46,7 +46,9 @@
 #       BENCH_PG_EXPLAIN=MS logs the plans of statements slower than MS ms (auto_explain) and
 #       groups them per (a_pg) run by statement and the scans their plans chose.
 #       BENCH_PERF=1 samples each ingest run of klachtd with `perf record -g` into that run's
-#       work directory (a diagnosis: sampling costs the run time).
+#       work directory (a diagnosis: sampling costs the run time). BENCH_PG_PIN=CPU pins the
+#       bench's PostgreSQL cluster (every process; the backends it forks inherit it) to CPU and
+#       starts klachtd there: what `CPUAffinity=` in both units does on one VM.
 #
 # Usage: scripts/bench.sh            (release build in $CARGO_TARGET_DIR, default target/)
 # Environment: BENCH_NS ("1000 10000"), BENCH_DELIVERY_N (1000), BENCH_LATENCY_N (200),
@@ -231,6 +233,9 @@ ingest_once() {
     # A diagnosis, not a figure: BENCH_PERF=1 samples klachtd's CPU (perf record) into
     # $d/perf.data; read it with `perf report -i $d/perf.data --no-children`.
     [ "${BENCH_PERF:-}" = 1 ] && perf=(perf record -q -F 999 -g -o "$d/perf.data" --)
+    # BENCH_PG_PIN=CPU (part p): klachtd started on that CPU (single_cpu keeps it there), as the
+    # PostgreSQL cluster is pinned to it below.
+    [ -n "${BENCH_PG_PIN:-}" ] && perf=(taskset -c "$BENCH_PG_PIN" "${perf[@]}")
     /usr/bin/time -v -o "$d/time.txt" env -u RUST_LOG NO_COLOR=1 "${perf[@]}" "$BIN" --config "$cfg" run --once \
         >"$d/stdout" 2>"$d/stderr" || die "run --once failed: $(tail -5 "$d/stderr")"
     t1=$(now)
@@ -662,6 +667,14 @@ KLACHTD_PGCLUSTER_DIR=$PG_STATE PGCLUSTER_DURABLE=1 PGCLUSTER_PORT=$(free_port) 
 # shellcheck disable=SC1091
 . "$PG_STATE/cluster"   # CLUSTER_DIR, PORT
 PG_CLUSTER_DIR=$CLUSTER_DIR PG_PORT=$PORT
+if [ -n "${BENCH_PG_PIN:-}" ]; then
+    # Every process of the cluster on one CPU (the backends it forks later inherit it), the
+    # one klachtd is started on: a statement's hand-over to the backend and back is then a
+    # wake-up on the same CPU instead of one across CPUs.
+    pg_master=$(head -1 "$PG_CLUSTER_DIR/data/postmaster.pid")
+    for pid in $pg_master $(pgrep -P "$pg_master"); do taskset -a -p -c "$BENCH_PG_PIN" "$pid" >/dev/null; done
+    say "(p) PostgreSQL's processes and klachtd pinned to CPU $BENCH_PG_PIN"
+fi
 export KLACHTD__DATABASE__PASSWORD=$KLACHTD_TEST_PG_PASSWORD
 PG_VERSION=$(pgq postgres "SHOW server_version")
 PG_SETTINGS=$(pgq postgres "SELECT string_agg(name || ' = ' || setting, ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers')")
