@@ -3,7 +3,9 @@
 //! transaction's connection (`&mut *self.tx`) and the method's arguments. The SQL uses
 //! `$N` placeholders, which SQLite reads by number too (`?NNN`/`$NNN`, bound by sqlx by
 //! that number). Names in the bodies (`ts`, `parse_ts`, row types) are the backend
-//! module's, where the macro is called.
+//! module's, where the macro is called (`nul_free`, for one, is the identity on SQLite).
+//! Macros rather than functions generic over the database: the same body compiles against
+//! each backend's concrete types, without a where-clause per bound type and statement.
 
 /// [`super::SourceKeys::last_source_key`].
 macro_rules! source_keys_last_source_key {
