@@ -229,14 +229,14 @@ fill_mailbox() {
 ingest_once() {
     local n=$1 cfg=$2 d=$3 t0 t1 drained
     t0=$(now)
-    local perf=()
+    local wrap=()
     # A diagnosis, not a figure: BENCH_PERF=1 samples klachtd's CPU (perf record) into
     # $d/perf.data; read it with `perf report -i $d/perf.data --no-children`.
-    [ "${BENCH_PERF:-}" = 1 ] && perf=(perf record -q -F 999 -g -o "$d/perf.data" --)
+    [ "${BENCH_PERF:-}" = 1 ] && wrap=(perf record -q -F 999 -g -o "$d/perf.data" --)
     # BENCH_PG_PIN=CPU (part p): klachtd started on that CPU (single_cpu keeps it there), as the
     # PostgreSQL cluster is pinned to it below.
-    [ -n "${BENCH_PG_PIN:-}" ] && perf=(taskset -c "$BENCH_PG_PIN" "${perf[@]}")
-    /usr/bin/time -v -o "$d/time.txt" env -u RUST_LOG NO_COLOR=1 "${perf[@]}" "$BIN" --config "$cfg" run --once \
+    [ -n "${BENCH_PG_PIN:-}" ] && wrap=(taskset -c "$BENCH_PG_PIN" "${wrap[@]}")
+    /usr/bin/time -v -o "$d/time.txt" env -u RUST_LOG NO_COLOR=1 "${wrap[@]}" "$BIN" --config "$cfg" run --once \
         >"$d/stdout" 2>"$d/stderr" || die "run --once failed: $(tail -5 "$d/stderr")"
     t1=$(now)
     grep -q "processed $n mail(s): $n registered" "$d/stdout" ||

@@ -152,106 +152,106 @@ fn ts(t: DateTime<Utc>) -> String {
 /// left it.
 macro_rules! give_facts_in {
     ($db:expr, $rng:expr, $made:expr) => {{
-    let mut tx = $db.begin().await.unwrap();
-    let mut outbox_seq = 0u64;
-    for m in $made.iter_mut() {
-        let id: i64 = sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
-            .bind(&m.reference)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", m.reference));
-        sqlx::query(
-            "UPDATE complaints SET kind = $1, category = $2, severity = $3, channel = $4,
-                    incident_kind = $5, cause = $6, agreement = $7, satisfaction = $8,
-                    handler = $9, measure = $10
-             WHERE id = $11",
-        )
-        .bind(&m.kind)
-        .bind(&m.category)
-        .bind(&m.severity)
-        .bind(m.channel.as_deref().unwrap_or("email"))
-        .bind(&m.nature)
-        .bind(&m.cause)
-        .bind(m.agreement.map(|a| if a { "yes" } else { "no" }))
-        // A text column on both backends.
-        .bind(m.satisfaction.map(|s| s.to_string()))
-        .bind(format!("behandelaar{}@example.org", $rng.below(4)))
-        .bind(m.measure.as_ref().map(|(t, _)| t.clone()))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        if let Some((text, at)) = &m.measure {
+        let mut tx = $db.begin().await.unwrap();
+        let mut outbox_seq = 0u64;
+        for m in $made.iter_mut() {
+            let id: i64 = sqlx::query_scalar("SELECT id FROM complaints WHERE reference = $1")
+                .bind(&m.reference)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", m.reference));
             sqlx::query(
-                "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES ($1, $2, 'staff:behandelaar0@example.org', 'set', $3)",
+                "UPDATE complaints SET kind = $1, category = $2, severity = $3, channel = $4,
+                        incident_kind = $5, cause = $6, agreement = $7, satisfaction = $8,
+                        handler = $9, measure = $10
+                 WHERE id = $11",
             )
-            .bind(id)
-            .bind(ts(*at))
-            .bind(format!("measure recorded: {text}"))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        // The intake runs' scheduler already escalated some; the generator decides instead.
-        sqlx::query(
-            "DELETE FROM outbox WHERE complaint_id = $1 AND template IN ('escalation', 'appeal_info')",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        let mut mails: Vec<&str> = vec!["escalation"; m.escalations as usize];
-        if m.appeal {
-            mails.push("appeal_info");
-        }
-        for template in mails {
-            outbox_seq += 1;
-            sqlx::query(
-                "INSERT INTO outbox (complaint_id, template, message_id, envelope_from, recipients,
-                                     subject, raw, status, next_attempt_at, created_at, sent_at)
-                 VALUES ($1, $2, $3, 'klachten@example.org', 'directeur@example.org', 'escalatie', $4, 'sent', $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(template)
-            .bind(format!("gen-outbox-{outbox_seq}@example.org"))
-            .bind(Vec::<u8>::new())
-            .bind(ts(m.received))
-            .bind(ts(m.received))
-            .bind(ts(m.received))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        }
-        // Milestone times: a few hours to several weeks after receipt; some never (open).
-        sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone IN ('acknowledged', 'first_reaction', 'solution_proposed', 'handled')")
+            .bind(&m.kind)
+            .bind(&m.category)
+            .bind(&m.severity)
+            .bind(m.channel.as_deref().unwrap_or("email"))
+            .bind(&m.nature)
+            .bind(&m.cause)
+            .bind(m.agreement.map(|a| if a { "yes" } else { "no" }))
+            // A text column on both backends.
+            .bind(m.satisfaction.map(|s| s.to_string()))
+            .bind(format!("behandelaar{}@example.org", $rng.below(4)))
+            .bind(m.measure.as_ref().map(|(t, _)| t.clone()))
             .bind(id)
             .execute(&mut *tx)
             .await
             .unwrap();
-        let mut at = m.received;
-        for (step, milestone) in MILESTONES.iter().enumerate() {
-            if step > 0 && $rng.chance(12) {
-                break;
+            if let Some((text, at)) = &m.measure {
+                sqlx::query(
+                    "INSERT INTO history (complaint_id, at, actor, event, detail) VALUES ($1, $2, 'staff:behandelaar0@example.org', 'set', $3)",
+                )
+                .bind(id)
+                .bind(ts(*at))
+                .bind(format!("measure recorded: {text}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             }
-            let long = $rng.chance(if step == 0 { 10 } else { 20 });
-            let hours = match (step, long) {
-                (0, true) => 1 + $rng.below(200),
-                (0, false) => 1 + $rng.below(30),
-                (_, true) => 4 + $rng.below(700),
-                (_, false) => 4 + $rng.below(200),
-            };
-            at += Duration::hours(hours as i64);
+            // The intake runs' scheduler already escalated some; the generator decides instead.
             sqlx::query(
-                "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, 'staff:behandelaar0@example.org')",
+                "DELETE FROM outbox WHERE complaint_id = $1 AND template IN ('escalation', 'appeal_info')",
             )
             .bind(id)
-            .bind(milestone)
-            .bind(ts(at))
             .execute(&mut *tx)
             .await
             .unwrap();
+            let mut mails: Vec<&str> = vec!["escalation"; m.escalations as usize];
+            if m.appeal {
+                mails.push("appeal_info");
+            }
+            for template in mails {
+                outbox_seq += 1;
+                sqlx::query(
+                    "INSERT INTO outbox (complaint_id, template, message_id, envelope_from, recipients,
+                                         subject, raw, status, next_attempt_at, created_at, sent_at)
+                     VALUES ($1, $2, $3, 'klachten@example.org', 'directeur@example.org', 'escalatie', $4, 'sent', $5, $6, $7)",
+                )
+                .bind(id)
+                .bind(template)
+                .bind(format!("gen-outbox-{outbox_seq}@example.org"))
+                .bind(Vec::<u8>::new())
+                .bind(ts(m.received))
+                .bind(ts(m.received))
+                .bind(ts(m.received))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
+            // Milestone times: a few hours to several weeks after receipt; some never (open).
+            sqlx::query("DELETE FROM milestones WHERE complaint_id = $1 AND milestone IN ('acknowledged', 'first_reaction', 'solution_proposed', 'handled')")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let mut at = m.received;
+            for (step, milestone) in MILESTONES.iter().enumerate() {
+                if step > 0 && $rng.chance(12) {
+                    break;
+                }
+                let long = $rng.chance(if step == 0 { 10 } else { 20 });
+                let hours = match (step, long) {
+                    (0, true) => 1 + $rng.below(200),
+                    (0, false) => 1 + $rng.below(30),
+                    (_, true) => 4 + $rng.below(700),
+                    (_, false) => 4 + $rng.below(200),
+                };
+                at += Duration::hours(hours as i64);
+                sqlx::query(
+                    "INSERT INTO milestones (complaint_id, milestone, completed_at, actor) VALUES ($1, $2, $3, 'staff:behandelaar0@example.org')",
+                )
+                .bind(id)
+                .bind(milestone)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            }
         }
-    }
         tx.commit().await.unwrap();
     }};
 }

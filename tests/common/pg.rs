@@ -60,35 +60,40 @@ pub fn server_or_skip(test: &str) -> Option<PgServer> {
     None
 }
 
-/// The client binary: the Debian server package's, else whichever `psql` is on PATH.
-fn psql_binary() -> &'static str {
-    const DEBIAN: &str = "/usr/lib/postgresql/15/bin/psql";
-    if std::path::Path::new(DEBIAN).exists() {
-        DEBIAN
+/// A client program (`psql`, `pg_dump`): the Debian server package's, else whichever is on PATH.
+fn client_binary(name: &str) -> String {
+    let debian = format!("/usr/lib/postgresql/15/bin/{name}");
+    if std::path::Path::new(&debian).exists() {
+        debian
     } else {
-        "psql"
+        name.to_string()
     }
+}
+
+/// `binary` set up to log in as the test role: its password from the server's, never a
+/// prompt, and a bounded wait for the connection.
+fn client_command(binary: &str, password: Option<&str>) -> Command {
+    let mut c = Command::new(binary);
+    c.env("PGCONNECT_TIMEOUT", "10");
+    match password {
+        Some(p) => c.env("PGPASSWORD", p),
+        None => c.env_remove("PGPASSWORD"),
+    };
+    c
 }
 
 impl PgServer {
     /// Run one SQL statement in the `postgres` database; the error text when it fails.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
-        let mut c = Command::new(psql_binary());
+        let binary = client_binary("psql");
+        let mut c = client_command(&binary, self.password.as_deref());
         // -X: no ~/.psqlrc; -w: never wait for a password prompt.
         c.args(["-X", "-w", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d"])
             .arg(format!("{}/postgres", self.url))
             .arg("-c")
-            .arg(sql)
-            .env("PGCONNECT_TIMEOUT", "10");
-        match &self.password {
-            Some(p) => c.env("PGPASSWORD", p),
-            None => c.env_remove("PGPASSWORD"),
-        };
+            .arg(sql);
         let out = c.output().map_err(|e| {
-            format!(
-                "cannot run {} ({e}): install postgresql-client or unset KLACHTD_TEST_PG",
-                psql_binary()
-            )
+            format!("cannot run {binary} ({e}): install postgresql-client or unset KLACHTD_TEST_PG")
         })?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -146,15 +151,10 @@ impl PgDatabase {
     /// table could still return (live rows; not the dead versions VACUUM has yet to reuse).
     #[allow(dead_code)] // Not every test binary that includes this file reads it.
     pub fn dump(&self) -> Result<Vec<u8>, String> {
-        let binary = psql_binary().replace("psql", "pg_dump");
-        let mut c = Command::new(&binary);
+        let binary = client_binary("pg_dump");
+        let mut c = client_command(&binary, self.password());
         c.args(["--data-only", "--no-owner", "-w", "-d"])
-            .arg(&self.url)
-            .env("PGCONNECT_TIMEOUT", "10");
-        match self.password() {
-            Some(p) => c.env("PGPASSWORD", p),
-            None => c.env_remove("PGPASSWORD"),
-        };
+            .arg(&self.url);
         let out = c
             .output()
             .map_err(|e| format!("cannot run {binary} ({e})"))?;
